@@ -1,0 +1,6 @@
+"""taskflow-ng: a fast, drop-in compatible reimplementation of OpenStack TaskFlow.
+
+The public API lives at the same import paths as the original's
+(``taskflow.task``, ``taskflow.patterns.linear_flow``, ``taskflow.engines``...);
+implementation details live in modules whose names start with ``_``.
+"""

@@ -1,0 +1,209 @@
+"""Atoms: the smallest units a flow is made of (tasks and retries).
+
+An atom declares what it needs (``requires``/``rebind``/``optional``) and what
+it publishes (``provides``/``save_as``).  Both are worked out once, here, from
+the signatures of ``execute`` and ``revert``; engines only read the results.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from taskflow.types import sets
+
+# What ``save_as`` maps a provided name to: None = the whole result, an int =
+# an index into a sequence result, a str = a key of a mapping result.
+SaveAsIndex = int | str | None
+
+
+def _save_as_to_mapping(provides: Any) -> collections.OrderedDict:
+    """Translate a ``provides`` value into the ordered ``save_as`` mapping."""
+    if provides is None:
+        return collections.OrderedDict()
+    if isinstance(provides, str):
+        return collections.OrderedDict([(provides, None)])
+    if isinstance(provides, (tuple, list)):
+        return collections.OrderedDict((name, i) for i, name in enumerate(provides))
+    if isinstance(provides, (set, frozenset)):
+        return collections.OrderedDict((name, name) for name in provides)
+    raise TypeError('Atom provides parameter should be str, set or tuple/list, not %r'
+                    % (provides,))
+
+
+class _Signature:
+    """The parts of a callable's signature that argument inference needs."""
+
+    __slots__ = ('required', 'all_args', 'has_var_kwargs')
+
+    def __init__(self, required: list[str], all_args: list[str], has_var_kwargs: bool):
+        self.required = required
+        self.all_args = all_args
+        self.has_var_kwargs = has_var_kwargs
+
+
+@functools.lru_cache(maxsize=4096)
+def _inspect_function(function: Callable) -> _Signature:
+    # Cached per function object: every instance of a task class shares the
+    # same ``execute``, so flows of thousands of atoms inspect it once.
+    params = list(inspect.signature(function).parameters.values())
+    if params and params[0].name in ('self', 'cls') and not isinstance(function, functools.partial):
+        params = params[1:]
+    required, all_args, var_kwargs = [], [], False
+    for p in params:
+        if p.kind is p.VAR_KEYWORD:
+            var_kwargs = True
+        elif p.kind is not p.VAR_POSITIONAL:
+            all_args.append(p.name)
+            if p.default is p.empty:
+                required.append(p.name)
+    return _Signature(required, all_args, var_kwargs)
+
+
+def _signature_of(function: Callable) -> _Signature:
+    target = getattr(function, '__func__', function)  # bound method -> function
+    try:
+        return _inspect_function(target)
+    except TypeError:  # unhashable callable objects cannot be cached
+        return _inspect_function.__wrapped__(target)
+
+
+def build_arg_mapping(atom_name: str | None, function: Callable, requires: Any,
+                      rebind: Any, auto_extract: bool,
+                      ignore_list: Iterable[str] = ()) -> tuple[collections.OrderedDict,
+                                                                 collections.OrderedDict]:
+    """Infer how ``function``'s arguments map onto storage names.
+
+    Returns ``(required, optional)``: ordered mappings of argument name to the
+    storage name its value is read from.
+    """
+    sig = _signature_of(function)
+    ignore = set(ignore_list)
+    req_args = [a for a in sig.required if a not in ignore]
+    required: collections.OrderedDict[str, str] = collections.OrderedDict()
+    if auto_extract:
+        required.update((a, a) for a in req_args)
+    if requires is not None:
+        if isinstance(requires, str):
+            required[requires] = requires
+        else:
+            required.update((name, name) for name in requires)
+    if rebind is not None:
+        if isinstance(rebind, Mapping):
+            required.update(rebind)
+        elif isinstance(rebind, (list, tuple)):
+            for i, storage_name in enumerate(rebind):
+                arg = req_args[i] if i < len(req_args) else storage_name
+                required[arg] = storage_name
+        else:
+            raise TypeError("Invalid rebind value '%s' (%s)" % (rebind, type(rebind)))
+    optional: collections.OrderedDict[str, str] = collections.OrderedDict()
+    if auto_extract:
+        optional.update((a, a) for a in sig.all_args
+                        if a not in required and a not in ignore)
+    if not sig.has_var_kwargs:
+        known = set(sig.all_args)
+        extra = [a for a in required if a not in known]
+        if extra:
+            raise ValueError('Extra arguments given to atom %s: %s' % (atom_name, extra))
+    missing = [a for a in req_args if a not in required]
+    if missing:
+        raise ValueError('Missing arguments for atom %s: %s' % (atom_name, missing))
+    return required, optional
+
+
+class Atom(metaclass=abc.ABCMeta):
+    """An abstract unit of work with an ``execute`` and an optional ``revert``.
+
+    :param name: unique name inside one engine's flow.
+    :param provides: names under which the result is published (str, tuple/list
+        of names for a sequence result, set of names for a mapping result).
+    :param requires: extra storage names ``execute`` needs (beyond its arguments).
+    :param auto_extract: infer requirements from ``execute``'s signature.
+    :param rebind: map arguments to other storage names (dict, or a list zipped
+        with the required arguments).
+    :param inject: values given to this atom only, overriding storage.
+    :param ignore_list: argument names to leave out of inference.
+    :param revert_rebind: like ``rebind``, for ``revert``.
+    :param revert_requires: like ``requires``, for ``revert``.
+    """
+
+    priority = 0
+    default_provides: Any = None
+
+    def __init__(self, name: str | None = None, provides: Any = None, requires: Any = None,
+                 auto_extract: bool = True, rebind: Any = None,
+                 inject: Mapping[str, Any] | None = None, ignore_list: Iterable[str] | None = None,
+                 revert_rebind: Any = None, revert_requires: Any = None) -> None:
+        if provides is None:
+            provides = self.default_provides
+        self.name = name
+        self.version: tuple | str = (1, 0)
+        self.inject = inject
+        self.save_as = _save_as_to_mapping(provides)
+        self.provides = sets.OrderedSet(self.save_as)
+        ignore_list = list(ignore_list or ())
+        execute_fn, revert_fn, revert_ignore = self._argument_sources()
+        required, optional = build_arg_mapping(self.name, execute_fn, requires, rebind,
+                                               auto_extract, ignore_list)
+        revert_required, revert_optional = build_arg_mapping(
+            self.name, revert_fn, revert_requires or requires, revert_rebind or rebind,
+            auto_extract, ignore_list + list(revert_ignore))
+        self._set_mappings(required, optional, revert_required, revert_optional)
+
+    def _argument_sources(self) -> tuple[Callable, Callable, tuple[str, ...]]:
+        """The callables whose signatures drive inference, and the revert-only ignores."""
+        return self.execute, self.revert, ('result', 'flow_failures')
+
+    def _set_mappings(self, required, optional, revert_required, revert_optional) -> None:
+        injected = set(self.inject or ())
+        self.rebind = collections.OrderedDict(required)
+        for arg, name in optional.items():
+            self.rebind.setdefault(arg, name)
+        self.revert_rebind = collections.OrderedDict(revert_required)
+        for arg, name in revert_optional.items():
+            self.revert_rebind.setdefault(arg, name)
+        self.optional = sets.OrderedSet(n for n in optional.values() if n not in injected)
+        self.revert_optional = sets.OrderedSet(
+            n for n in revert_optional.values() if n not in injected)
+        execute_requires = sets.OrderedSet(
+            n for n in required.values() if n not in injected)
+        revert_requires = sets.OrderedSet(
+            n for n in revert_required.values() if n not in injected)
+        self.requires = execute_requires | revert_requires
+        # Argument names the engine may leave out when nothing provides them.
+        self._optional_args = frozenset(optional)
+        self._revert_optional_args = frozenset(revert_optional)
+
+    def pre_execute(self) -> None:
+        """Hook called right before ``execute``."""
+
+    @abc.abstractmethod
+    def execute(self, *args, **kwargs) -> Any:
+        """Do the atom's work; the return value is its result."""
+
+    def post_execute(self) -> None:
+        """Hook called right after ``execute`` (even when it raised)."""
+
+    def pre_revert(self) -> None:
+        """Hook called right before ``revert``."""
+
+    def revert(self, *args, **kwargs) -> Any:
+        """Undo what ``execute`` did; receives ``result=`` and ``flow_failures=``."""
+
+    def post_revert(self) -> None:
+        """Hook called right after ``revert`` (even when it raised)."""
+
+    def __str__(self) -> str:
+        version = self.version
+        if isinstance(version, tuple):
+            version = '.'.join(str(part) for part in version)
+        return '"%s==%s"' % (self.name, version)
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        return '<%s.%s %s>' % (cls.__module__, cls.__name__, self)

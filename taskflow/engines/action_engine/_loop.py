@@ -1,0 +1,474 @@
+"""The run loop: the only code that moves atoms through their states.
+
+``RunLoop.iterate()`` is the engine's event loop.  It yields the engine
+states of ``run_iter()`` and, between yields, does that state's work:
+
+``RESUMING``
+    re-resolve failures a previous (crashed) run recorded but did not resolve;
+``SCHEDULING``
+    take every ready step from the plan and start it (the serial runner runs
+    it right away);
+``WAITING``
+    wait for started atoms to finish;
+``ANALYZING``
+    record what finished (storage first, then notifications, then the plan),
+    resolve failures, and pick the next state.
+
+It owns the storage writes and the notifications of a run; user code is
+called only through ``_call``; what is ready is decided only by ``_plan``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from taskflow import deciders as deciders_module
+from taskflow import exceptions as exc
+from taskflow import retry as retry_module
+from taskflow import states as st
+from taskflow.engines.action_engine import _call
+from taskflow.engines.action_engine import _compile
+from taskflow.engines.action_engine import _plan
+from taskflow.types import failure as failure_module
+
+FINAL_STATES = frozenset((st.SUCCESS, st.REVERTED, st.FAILURE, st.SUSPENDED))
+_TASK_EVENT_KEYS = ('task_name', 'task_uuid')
+_RETRY_EVENT_KEYS = ('retry_name', 'retry_uuid')
+_NO_RESULT = object()
+_PROGRESS = object()  # token of progress messages posted by worker threads
+
+
+class RunLoop:
+    """One run of an engine over its compiled flow."""
+
+    def __init__(self, engine: Any, runner: Any, timeout: float | None,
+                 never_resolve: bool = False, defer_reverts: bool = False) -> None:
+        self._engine = engine
+        self._compilation: _compile.Compilation = engine.compilation
+        self._storage = engine.storage
+        self._atom_notifier = engine.atom_notifier
+        self._runner = runner
+        self._timeout = timeout
+        self._never_resolve = never_resolve
+        self._defer_reverts = defer_reverts
+        self.failures: list[failure_module.Failure] = []   # what run() must re-raise
+        self._finished: list = []
+        self._arguments: dict[tuple[int, bool], list] = {}
+        self._sinks: dict[int, Any] = {}
+        self.plan: _plan.Plan
+        self.seconds_per_state = {'resuming': 0.0, 'scheduling': 0.0, 'waiting': 0.0,
+                                  'analyzing': 0.0}
+        self.completed = 0
+
+    # -- the loop -------------------------------------------------------------
+
+    def iterate(self) -> Iterator[str]:
+        """Yield engine states until the run ends (the last one yielded is final)."""
+        work = {st.RESUMING: self._resume, st.SCHEDULING: self._schedule,
+                st.WAITING: self._wait, st.ANALYZING: self._analyze}
+        stats = self.seconds_per_state
+        clock = time.monotonic
+        state = st.RESUMING
+        while state not in FINAL_STATES:
+            try:
+                sent = yield state
+            except GeneratorExit:
+                # Closing the iterator early: suspend and finish quietly.
+                self._engine.suspend()
+                while state not in FINAL_STATES:
+                    state = work[state]()
+                raise
+            if sent:
+                self._engine.suspend()
+            started = clock()
+            next_state = work[state]()
+            stats[state.lower()] += clock() - started
+            state = next_state
+        yield state
+
+    def _resume(self) -> str:
+        compilation = self._compilation
+        storage = self._storage
+        states, intentions = {}, {}
+        for node in compilation.atoms:
+            ad = storage._atoms[node.name]
+            states[node.name] = ad.state
+            intentions[node.name] = ad.intention
+        self.plan = _plan.Plan(compilation, states, intentions)
+        # A crash between recording a failure and resolving it leaves atoms in
+        # FAILURE with an EXECUTE intention: resolve them now.
+        for node in compilation.atoms:
+            if states[node.name] == st.FAILURE and intentions[node.name] == st.EXECUTE:
+                self._resolve(node, storage._atoms[node.name].failure)
+        return st.SCHEDULING
+
+    def _schedule(self) -> str:
+        if not self._stopping():
+            plan = self.plan
+            steps = plan.take_ready()
+            while steps:
+                for kind, node in steps:
+                    if kind == _plan.EXECUTE:
+                        self._start_execute(node)
+                    elif kind == _plan.REVERT:
+                        self._start_revert(node)
+                    elif kind == _plan.RETRY:
+                        self._retry_subflow(node)
+                    else:
+                        self._decide(node)
+                    if self._stopping():
+                        break
+                steps = [] if self._stopping() else plan.take_ready()
+        return st.WAITING
+
+    def _wait(self) -> str:
+        if self._runner.pending:
+            self._finished = self._runner.wait(self._timeout)
+        return st.ANALYZING
+
+    def _analyze(self) -> str:
+        finished, self._finished = self._finished, []
+        for token, outcome in finished:
+            if token is _PROGRESS:
+                self._storage.set_task_progress(*outcome)
+                continue
+            kind, node = token
+            ok, value = outcome
+            if kind == _plan.EXECUTE:
+                self._executed(node, ok, value)
+            else:
+                self._reverted(node, ok, value)
+        if not self._stopping() and self.plan._ready:
+            return st.SCHEDULING
+        if self._runner.pending:
+            return st.WAITING
+        return self._finish()
+
+    def _stopping(self) -> bool:
+        return self.plan.halted or self._engine._suspend_requested
+
+    def _finish(self) -> str:
+        final = self._final_state()
+        self._engine._change_flow_state(final)
+        return final
+
+    def _final_state(self) -> str:
+        if self.failures:
+            return st.FAILURE
+        suspending = self._engine._suspend_requested
+        if suspending and self.plan.has_ready():
+            return st.SUSPENDED
+        if self._storage.get_execute_failures():
+            return st.REVERTED
+        done = (st.SUCCESS, st.IGNORE)
+        unfinished = [n.name for n in self._compilation.atoms
+                      if self.plan.state[n.index] not in done]
+        if not unfinished:
+            return st.SUCCESS
+        if suspending:
+            return st.SUSPENDED
+        self.failures.append(failure_module.Failure.from_exception(exc.ExecutionFailure(
+            'Engine stopped with atoms that can never run: %s' % sorted(unfinished))))
+        return st.FAILURE
+
+    # -- starting atoms -------------------------------------------------------
+
+    def _start_execute(self, node: _compile.Node) -> None:
+        try:
+            arguments = self._storage.fetch_arguments(node.name, self._argument_plan(node, False))
+        except exc.NotFound:
+            self._halt(failure_module.Failure())
+            return
+        old_state = self._storage._atoms[node.name].state
+        self._set_state(node, st.RUNNING, old_state)
+        atom = node.atom
+        if node.kind == _compile.TASK:
+            atom._progress_sink = self._sink(node)
+            self._progress(node, 0.0)
+            self._runner.submit((_plan.EXECUTE, node), _call.execute_task, atom, arguments)
+        else:
+            history = self._storage.get_retry_history(node.name)
+            self._runner.run_local((_plan.EXECUTE, node), _call.execute_retry, atom,
+                                   arguments, history)
+
+    def _start_revert(self, node: _compile.Node) -> None:
+        try:
+            arguments = self._storage.fetch_arguments(node.name, self._argument_plan(node, True))
+        except exc.NotFound:
+            self._halt(failure_module.Failure())
+            return
+        ad = self._storage._atoms[node.name]
+        flow_failures = self._storage.get_execute_failures()
+        old_state = ad.state
+        if old_state != st.REVERTING:
+            self._set_state(node, st.REVERTING, old_state)
+        else:
+            self.plan.set_state(node, st.REVERTING)
+        atom = node.atom
+        if node.kind == _compile.TASK:
+            result = ad.failure if ad.failure is not None else ad.results
+            atom._progress_sink = self._sink(node)
+            self._progress(node, 0.0)
+            self._runner.submit((_plan.REVERT, node), _call.revert_task, atom, arguments,
+                                result, flow_failures)
+        else:
+            history = self._storage.get_retry_history(node.name)
+            self._runner.run_local((_plan.REVERT, node), _call.revert_retry, atom, arguments,
+                                   history, flow_failures)
+
+    def _argument_plan(self, node: _compile.Node, revert: bool) -> list:
+        """``(argument, storage name, optional, providers)`` per argument, cached."""
+        key = (node.index, revert)
+        plan = self._arguments.get(key)
+        if plan is None:
+            atom = node.atom
+            if revert:
+                mapping, optional = atom.revert_rebind, getattr(atom, '_revert_optional_args', ())
+            else:
+                mapping, optional = atom.rebind, getattr(atom, '_optional_args', ())
+            compilation = self._compilation
+            plan = [(arg, name, arg in optional,
+                     [p.name for p in compilation.providers_for(node, name)])
+                    for arg, name in mapping.items()]
+            self._arguments[key] = plan
+        return plan
+
+    # -- recording outcomes ---------------------------------------------------
+
+    def _executed(self, node: _compile.Node, ok: bool, value: Any) -> None:
+        name = node.name
+        if ok:
+            try:
+                self._storage.save(name, value, st.SUCCESS)
+            except exc.StorageFailure:
+                ok, value = False, failure_module.Failure()
+        self.completed += 1
+        if ok:
+            self.plan.set_state(node, st.SUCCESS)
+            self._notify(node, st.SUCCESS, st.RUNNING, value)
+            self._progress(node, 1.0)
+            return
+        self._storage.save(name, value, st.FAILURE)
+        self.plan.set_state(node, st.FAILURE)
+        self._notify(node, st.FAILURE, st.RUNNING, value)
+        self._resolve(node, value)
+
+    def _reverted(self, node: _compile.Node, ok: bool, value: Any) -> None:
+        name = node.name
+        self.completed += 1
+        if ok:
+            self._storage.save(name, value, st.REVERTED)
+            if node.kind == _compile.RETRY:
+                self._storage.cleanup_retry_history(name, st.REVERTED)
+            self.plan.set_state(node, st.REVERTED)
+            self._notify(node, st.REVERTED, st.REVERTING, value)
+            self._progress(node, 1.0)
+            return
+        self._storage.save(name, value, st.REVERT_FAILURE)
+        self.plan.set_state(node, st.REVERT_FAILURE)
+        self._notify(node, st.REVERT_FAILURE, st.REVERTING, value)
+        self._halt(value)
+
+    def _halt(self, failure: failure_module.Failure) -> None:
+        """Stop scheduling: the run will end in FAILURE and re-raise ``failure``."""
+        self.failures.append(failure)
+        self.plan.halted = True
+
+    # -- failure resolution ---------------------------------------------------
+
+    def _resolve(self, node: _compile.Node, failure: failure_module.Failure) -> None:
+        """Decide, with the retries in charge, what to revert (and retry)."""
+        if self._never_resolve:
+            self._halt(failure)
+            return
+        try:
+            action, retry = self._resolution(node.name, node.retry, failure)
+        except _Abort as abort:
+            self._halt(abort.failure)
+            return
+        compilation = self._compilation
+        if action == retry_module.RETRY:
+            self._set_intentions(compilation.subflow(retry), st.REVERT)
+            self._set_intentions([retry], st.RETRY)
+        elif action == retry_module.REVERT:
+            self._set_intentions(_downstream(retry), st.REVERT)
+        else:
+            self._set_intentions(compilation.atoms, st.REVERT)
+
+    def _resolution(self, failed_name: str, retry: _compile.Node | None,
+                    failure: failure_module.Failure) -> tuple[str, Any]:
+        if retry is None:
+            return retry_module.REVERT_ALL, None
+        decision = self._ask(retry, failed_name, failure)
+        if decision == retry_module.RETRY:
+            return retry_module.RETRY, retry
+        if decision == retry_module.REVERT_ALL:
+            return retry_module.REVERT_ALL, None
+        if decision != retry_module.REVERT:
+            raise _Abort(failure_module.Failure.from_exception(ValueError(
+                "Unknown atom failure resolution action/strategy '%s'" % (decision,))))
+        parent = retry.retry
+        if self._defer_reverts:
+            return self._resolution(retry.name, parent, failure)
+        if parent is not None:
+            action, target = self._resolution(retry.name, parent, failure)
+            if action != retry_module.REVERT:
+                return action, target
+        return retry_module.REVERT, retry
+
+    def _ask(self, retry: _compile.Node, failed_name: str,
+             failure: failure_module.Failure) -> Any:
+        storage = self._storage
+        storage.save_retry_failure(retry.name, failed_name, failure)
+        try:
+            arguments = storage.fetch_arguments(retry.name, self._argument_plan(retry, False))
+        except exc.NotFound:
+            raise _Abort(failure_module.Failure()) from None
+        ok, decision = _call.ask_retry(retry.atom, arguments,
+                                       storage.get_retry_history(retry.name))
+        if not ok:
+            raise _Abort(decision)
+        return decision
+
+    def _set_intentions(self, nodes: Any, intention: str) -> None:
+        plan = self.plan
+        changed = [n for n in nodes if n.kind != _compile.JOIN
+                   and plan.intention[n.index] != intention
+                   and plan.state[n.index] != st.IGNORE]
+        if not changed:
+            return
+        self._storage.set_atoms_intention([n.name for n in changed], intention)
+        for n in changed:
+            plan.set_intention(n, intention)
+
+    def _retry_subflow(self, retry: _compile.Node) -> None:
+        """Reset a retry's reverted subflow so the retry can run it again."""
+        storage, plan = self._storage, self.plan
+        if plan.state[retry.index] != st.RETRYING:
+            self._set_state(retry, st.RETRYING, plan.state[retry.index])
+        for node in self._compilation.subflow(retry):
+            if node.kind == _compile.JOIN:
+                plan.reset(node)
+                continue
+            old_state = plan.state[node.index]
+            storage.reset(node.name)
+            plan.reset(node)
+            if old_state != st.PENDING:
+                self._notify(node, st.PENDING, old_state)
+                self._progress(node, 0.0)
+        storage.set_atom_intention(retry.name, st.EXECUTE)
+        plan.set_intention(retry, st.EXECUTE)
+
+    # -- deciders -------------------------------------------------------------
+
+    def _decide(self, node: _compile.Node) -> None:
+        plan = self.plan
+        firsts = plan._entry_atoms(node)
+        if any(plan.state[f.index] != st.PENDING for f in firsts):
+            plan.set_decided(node)  # decided by an earlier (interrupted) run
+            return
+        history = {}
+        for source, _decider, _depth in node.deciders:
+            if source.kind != _compile.JOIN and plan.state[source.index] != st.IGNORE:
+                history[source.name] = self._storage.get(source.name)
+        refusals = []
+        for _source, decider, depth in node.deciders:
+            ok, answer = _call.ask_decider(decider, history)
+            if not ok:
+                self._halt(answer)
+                return
+            if not answer:
+                refusals.append(depth)
+        if refusals:
+            depth = deciders_module.pick_widest(refusals)
+            for target in plan.ignore_targets(node, depth):
+                if plan.state[target.index] == st.PENDING:
+                    self._ignore(target)
+        plan.set_decided(node)
+
+    def _ignore(self, node: _compile.Node) -> None:
+        storage, plan = self._storage, self.plan
+        storage.set_atom_intention(node.name, st.IGNORE)
+        storage.set_atom_state(node.name, st.IGNORE)
+        plan.set_intention(node, st.IGNORE)
+        plan.set_state(node, st.IGNORE)
+        self._notify(node, st.IGNORE, st.PENDING)
+        self._progress(node, 0.0)
+
+    # -- state changes and notifications -------------------------------------
+
+    def _set_state(self, node: _compile.Node, state: str, old_state: str) -> None:
+        self._storage.set_atom_state(node.name, state)
+        self.plan.set_state(node, state)
+        if state != old_state:
+            self._notify(node, state, old_state)
+
+    def _notify(self, node: _compile.Node, state: str, old_state: str,
+                result: Any = _NO_RESULT) -> None:
+        notifier = self._atom_notifier
+        if not notifier.has_listeners(state):
+            return
+        name_key, uuid_key = (_TASK_EVENT_KEYS if node.kind == _compile.TASK
+                              else _RETRY_EVENT_KEYS)
+        details = {name_key: node.name,
+                   uuid_key: self._storage._atoms[node.name].uuid,
+                   'old_state': old_state}
+        if result is not _NO_RESULT:
+            details['result'] = result
+        notifier.notify(state, details)
+
+    def _progress(self, node: _compile.Node, progress: float) -> None:
+        """Engine-driven progress (0.0 when starting, 1.0 when done) of a task."""
+        if node.kind == _compile.TASK:
+            task = node.atom
+            task._progress_sink = self._sink(node)
+            task._report_progress(progress, None)
+
+    def _sink(self, node: _compile.Node) -> Any:
+        sink = self._sinks.get(node.index)
+        if sink is None:
+            name = node.name
+            owner = self._engine._loop_thread
+            storage, runner = self._storage, self._runner
+            get_ident = threading.get_ident
+
+            def sink(progress: float, details: dict) -> None:
+                if get_ident() == owner:
+                    storage.set_task_progress(name, progress, details)
+                else:  # a worker thread: let the loop do the write
+                    runner.post((_PROGRESS, (name, progress, details)))
+            self._sinks[node.index] = sink
+        return sink
+
+    def detach(self) -> None:
+        """Forget the progress sinks installed on tasks (the run is over)."""
+        for node in self._compilation.atoms:
+            if node.kind == _compile.TASK:
+                node.atom._progress_sink = None
+
+
+class _Abort(Exception):
+    """Internal: resolving a failure itself failed (the retry raised...)."""
+
+    def __init__(self, failure: failure_module.Failure) -> None:
+        super().__init__(failure)
+        self.failure = failure
+
+
+def _downstream(node: _compile.Node) -> list[_compile.Node]:
+    """``node`` and every node after it in the execution graph."""
+    seen = {node.index}
+    found = [node]
+    stack = [node]
+    while stack:
+        for succ in stack.pop().succs:
+            if succ.index not in seen:
+                seen.add(succ.index)
+                found.append(succ)
+                stack.append(succ)
+    found.sort(key=lambda n: n.index)
+    return found
+

@@ -1,0 +1,314 @@
+"""Action engines: run a flow in this process, serially or on an executor.
+
+The engine is wiring: it compiles the flow (``_compile``), prepares storage,
+validates requirements, then hands the run to the loop (``_loop``), which
+consults the plan (``_plan``) and executes atoms through a runner
+(``_executors``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from taskflow import exceptions as exc
+from taskflow import states as st
+from taskflow import storage as storage_module
+from taskflow.engines import base
+from taskflow.engines.action_engine import _compile
+from taskflow.engines.action_engine import _executors
+from taskflow.engines.action_engine import _loop
+from taskflow.types import failure as failure_module
+
+_BOOLEAN_OPTIONS = ('defer_reverts', 'never_resolve', 'inject_transient', 'gather_statistics')
+_TRUE_STRINGS = ('1', 't', 'true', 'on', 'y', 'yes')
+_FALSE_STRINGS = ('0', 'f', 'false', 'off', 'n', 'no', '')
+DEFAULT_WAIT_TIMEOUT = 60.0
+
+
+def _boolean_option(options: dict, name: str, default: bool) -> bool:
+    value = options.get(name, default)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE_STRINGS:
+            return True
+        if lowered in _FALSE_STRINGS:
+            return False
+        raise ValueError("Engine option '%s' must be a boolean (or one of %s), not %r"
+                         % (name, list(_TRUE_STRINGS + _FALSE_STRINGS[:-1]), value))
+    return bool(value)
+
+
+def _check_options(options: dict) -> None:
+    for name in _BOOLEAN_OPTIONS:
+        if name in options:
+            _boolean_option(options, name, False)
+
+
+class ActionEngine(base.Engine):
+    """An engine that runs atoms in this process.
+
+    Options (all engines): ``defer_reverts``, ``never_resolve``,
+    ``inject_transient``, ``gather_statistics`` (booleans, strings such as
+    ``'true'`` accepted).
+    """
+
+    NO_RERAISING_STATES = frozenset([st.SUSPENDED, st.SUCCESS])
+    IGNORABLE_STATES = frozenset([st.SCHEDULING, st.WAITING, st.RESUMING, st.ANALYZING,
+                                  st.GAME_OVER, st.UNDEFINED])
+    MAX_MACHINE_STATES_RETAINED = 10
+
+    def __init__(self, flow: Any, flow_detail: Any, backend: Any,
+                 options: dict[str, Any] | None) -> None:
+        super().__init__(flow, flow_detail, backend, options)
+        _check_options(self._options)
+        self._compilation: _compile.Compilation | None = None
+        self._storage = storage_module.Storage(flow_detail, backend=backend,
+                                               scope_fetcher=self._scope_fetcher)
+        self._storage_ensured = False
+        self._validated = False
+        self._engine_lock = threading.Lock()
+        self._suspend_requested = False
+        self._loop_thread: int | None = None
+        self._statistics: dict[str, Any] = {}
+
+    # -- properties -----------------------------------------------------------
+
+    @property
+    def storage(self) -> storage_module.Storage:
+        return self._storage
+
+    @property
+    def compilation(self) -> _compile.Compilation | None:
+        """The compiled execution graph (``None`` until :meth:`compile`)."""
+        return self._compilation
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        return self._statistics
+
+    def _scope_fetcher(self, atom_name: str, name: str) -> list[str]:
+        compilation = self._compilation
+        if compilation is None or atom_name not in compilation.by_name:
+            return []
+        node = compilation.by_name[atom_name]
+        return [p.name for p in compilation.providers_for(node, name)]
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def _require(self, method: str, prepared: bool = False) -> None:
+        if self._compilation is None:
+            raise exc.InvalidState('Can not %s an engine which has not been compiled' % method)
+        if prepared and not self._storage_ensured:
+            raise exc.InvalidState('Can not %s an engine which has not had its storage'
+                                   ' populated' % method)
+
+    def compile(self) -> None:
+        if self._compilation is None:
+            self._compilation = _compile.Compilation(self._flow)
+
+    def prepare(self) -> None:
+        self._require('prepare')
+        if not self._storage_ensured:
+            # Resuming a flow stored as RUNNING (a crash) is announced; for a
+            # fresh flow these transitions are ignored and nothing is notified.
+            self._change_flow_state(st.RESUMING)
+            for node in self._compilation.atoms:
+                if node.kind == _compile.RETRY and not node.name:
+                    raise ValueError('Retry name must be non-empty')
+            self._storage.ensure_atoms(self._compilation.iter_atoms())
+            self._inject_atom_values()
+            self._change_flow_state(st.SUSPENDED)
+            self._storage_ensured = True
+        if self._storage.get_flow_state() == st.REVERTED:
+            self.reset()
+
+    def _inject_atom_values(self) -> None:
+        transient = _boolean_option(self._options, 'inject_transient', True)
+        for atom in self._compilation.iter_atoms():
+            if atom.inject:
+                self._storage.inject_atom_args(atom.name, atom.inject, transient=transient)
+
+    def validate(self) -> None:
+        self._require('validate', prepared=True)
+        compilation = self._compilation
+        storage = self._storage
+        last_cause: exc.MissingDependencies | None = None
+        missing_all: set[str] = set()
+        for node in compilation.atoms:
+            atom = node.atom
+            for method, mapping, optional in (
+                    ('execute', atom.rebind, getattr(atom, '_optional_args', ())),
+                    ('revert', atom.revert_rebind, getattr(atom, '_revert_optional_args', ()))):
+                required = {arg: name for arg, name in mapping.items() if arg not in optional}
+                missing = storage.fetch_unsatisfied_args(atom.name, required)
+                if missing:
+                    names = sorted(required[arg] for arg in missing)
+                    missing_all.update(names)
+                    last_cause = exc.MissingDependencies(atom, names, cause=last_cause,
+                                                         method=method)
+        if last_cause is not None:
+            if compilation.root_scope.flow is None:
+                raise last_cause
+            raise exc.MissingDependencies(self._flow, sorted(missing_all), cause=last_cause)
+        self._validated = True
+
+    def reset(self) -> None:
+        self._require('reset', prepared=True)
+        # Check the flow transition first so a refused reset changes nothing.
+        st.check_flow_transition(self._storage.get_flow_state(), st.PENDING)
+        notifier = self._atom_notifier
+        for node in self._compilation.atoms:
+            old_state = self._storage.get_atom_state(node.name)
+            self._storage.reset(node.name)
+            if old_state != st.PENDING and notifier.has_listeners(st.PENDING):
+                keys = ('task_name', 'task_uuid') if node.kind == _compile.TASK \
+                    else ('retry_name', 'retry_uuid')
+                notifier.notify(st.PENDING, {keys[0]: node.name,
+                                             keys[1]: self._storage.get_atom_uuid(node.name),
+                                             'old_state': old_state})
+        self._change_flow_state(st.PENDING)
+
+    def suspend(self) -> None:
+        """Ask the engine to stop scheduling; running atoms finish first.
+
+        Thread safe; may be called from a task.  A no-op when not running.
+        """
+        self._require('suspend')
+        self._suspend_requested = True
+        self._change_flow_state(st.SUSPENDING)
+
+    def _change_flow_state(self, state: str) -> bool:
+        moved, old_state = self._storage.change_flow_state(state)
+        if moved and self._notifier.has_listeners(state):
+            self._notifier.notify(state, {'engine': self,
+                                          'flow_name': self._storage.flow_name,
+                                          'flow_uuid': self._storage.flow_uuid,
+                                          'old_state': old_state})
+        return moved
+
+    # -- running --------------------------------------------------------------
+
+    def run(self, timeout: float | None = None) -> None:
+        """Run the flow until it succeeds, is reverted, fails or is suspended.
+
+        Re-raises the failure that ended the run: the original exception for
+        one failure, :class:`~taskflow.exceptions.WrappedFailure` for several.
+        """
+        if not self._engine_lock.acquire(blocking=False):
+            raise exc.ExecutionFailure('Engine currently locked, please try again later')
+        try:
+            for _state in self.run_iter(timeout=timeout):
+                pass
+        finally:
+            self._engine_lock.release()
+
+    def run_iter(self, timeout: float | None = None) -> Iterator[str]:
+        """Run step by step, yielding engine states (``RESUMING``, ``SCHEDULING``...).
+
+        Sending a truthy value into the iterator (or closing it) suspends the run.
+        """
+        self.compile()
+        self.prepare()
+        self.validate()
+        if timeout is None:
+            timeout = DEFAULT_WAIT_TIMEOUT
+        runner = self._make_runner()
+        loop = _loop.RunLoop(self, runner, timeout,
+                             never_resolve=_boolean_option(self._options, 'never_resolve', False),
+                             defer_reverts=_boolean_option(self._options, 'defer_reverts', False))
+        self._suspend_requested = False
+        self._loop_thread = threading.get_ident()
+        started = time.monotonic()
+        final = None
+        try:
+            self._change_flow_state(st.RUNNING)
+            try:
+                for state in loop.iterate():
+                    final = state
+                    sent = yield state
+                    if sent:
+                        self.suspend()
+            except GeneratorExit:
+                raise
+            except BaseException:
+                self._fail_after_error()
+                raise
+        finally:
+            runner.stop()
+            loop.detach()
+            self._record_statistics(loop, started)
+        if final not in self.NO_RERAISING_STATES:
+            if loop.failures:
+                failure_module.Failure.reraise_if_any(loop.failures)
+            elif final == st.REVERTED:
+                failure_module.Failure.reraise_if_any(
+                    list(self._storage.get_execute_failures().values()))
+
+    def _fail_after_error(self) -> None:
+        """The loop itself broke (e.g. storage is down): end the flow in FAILURE if we can."""
+        try:
+            self._change_flow_state(st.FAILURE)
+        except Exception:  # the original error matters more
+            pass
+
+    def _make_runner(self) -> Any:
+        return _executors.SerialRunner()
+
+    def _record_statistics(self, loop: _loop.RunLoop, started: float) -> None:
+        if not _boolean_option(self._options, 'gather_statistics', True):
+            return
+        plan = getattr(loop, 'plan', None)
+        incomplete = awaiting = 0
+        if plan is not None:
+            done = (st.SUCCESS, st.IGNORE)
+            incomplete = sum(1 for n in self._compilation.atoms
+                             if plan.state[n.index] not in done)
+            awaiting = len(plan._ready)
+        self._statistics = {
+            'active_for': time.monotonic() - started,
+            'seconds_per_state': dict(loop.seconds_per_state),
+            'discarded_failures': max(len(loop.failures) - 1, 0),
+            'awaiting': awaiting,
+            'completed': loop.completed,
+            'incomplete': incomplete,
+        }
+
+
+class SerialActionEngine(ActionEngine):
+    """Runs one atom at a time, in the thread that calls :meth:`run`."""
+
+
+class ParallelActionEngine(ActionEngine):
+    """Runs independent atoms concurrently on an executor.
+
+    Options: ``executor`` (a ``concurrent.futures.Executor`` instance, used
+    as is and never shut down by the engine, or ``'threads'``/
+    ``'greenthreads'``), ``max_workers`` (size of the pool the engine creates
+    for each run when no executor instance is given).
+    """
+
+    def __init__(self, flow: Any, flow_detail: Any, backend: Any,
+                 options: dict[str, Any] | None) -> None:
+        super().__init__(flow, flow_detail, backend, options)
+        _executors.validate_executor_option(self._options.get('executor'))
+        self._max_workers = self._max_workers_option()
+
+    def _max_workers_option(self) -> int | None:
+        value = self._options.get('max_workers')
+        if value is None:
+            return None
+        try:
+            workers = int(value)
+        except (TypeError, ValueError):
+            raise ValueError("Engine option 'max_workers' must be a positive integer, not %r"
+                             % (value,)) from None
+        if workers <= 0:
+            raise ValueError("Engine option 'max_workers' must be a positive integer, not %r"
+                             % (value,))
+        return workers
+
+    def _make_runner(self) -> Any:
+        return _executors.make_pool_runner(self._options.get('executor'), self._max_workers)

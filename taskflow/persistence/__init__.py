@@ -1,0 +1,2 @@
+"""Persistence: models, backends and the connection API (see
+``taskflow.persistence.models`` and ``taskflow.persistence.backends``)."""

@@ -1,0 +1,107 @@
+"""Finding and building persistence backends from a configuration.
+
+``fetch(conf)`` accepts ``'memory'``, ``'memory://'``, an SQLAlchemy URL such
+as ``'sqlite:///tf.db'``, or a dict with a ``'connection'`` key (plus backend
+options). Built-in backends are looked up in a table; unknown names fall back
+to ``importlib.metadata`` entry points in the ``namespace`` group, so third
+party backends register the same way they do for the original.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import urllib.parse
+from collections.abc import Iterator
+from importlib import metadata
+from typing import Any
+
+from taskflow import exceptions as exc
+from taskflow.persistence import base
+
+__all__ = ['BACKEND_NAMESPACE', 'backend', 'fetch']
+
+LOG = logging.getLogger(__name__)
+
+BACKEND_NAMESPACE = 'taskflow.persistence'
+
+# name -> 'module:Class' (imported lazily: the SQL backend needs SQLAlchemy).
+_BUILTIN = {
+    'memory': 'taskflow.persistence.backends.impl_memory:MemoryBackend',
+    'dir': 'taskflow.persistence.backends.impl_dir:DirBackend',
+    'file': 'taskflow.persistence.backends.impl_dir:DirBackend',
+    'sqlite': 'taskflow.persistence.backends.impl_sqlalchemy:SQLAlchemyBackend',
+    'mysql': 'taskflow.persistence.backends.impl_sqlalchemy:SQLAlchemyBackend',
+    'postgresql':
+        'taskflow.persistence.backends.impl_sqlalchemy:SQLAlchemyBackend',
+    'zookeeper': 'taskflow.persistence.backends.impl_zookeeper:ZkBackend',
+}
+
+
+def _parse_conf(conf: str | dict) -> tuple[str, dict]:
+    """Return ``(backend name, conf dict)`` (URI parts merged into conf)."""
+    if isinstance(conf, str):
+        conf = {'connection': conf}
+    connection = conf['connection']
+    if '://' in connection:
+        parsed = urllib.parse.urlsplit(connection)
+        name = parsed.scheme
+        extra: dict[str, Any] = {}
+        if parsed.username is not None:
+            extra['username'] = parsed.username
+        if parsed.password is not None:
+            extra['password'] = parsed.password
+        if parsed.port is not None:
+            extra['port'] = parsed.port
+        if parsed.hostname:
+            # The original keeps the port in 'hostname' ('host:port').
+            host = parsed.netloc.rpartition('@')[2]
+            extra['hostname'] = host
+        for key, value in urllib.parse.parse_qsl(parsed.query):
+            extra[key] = value  # the last value of a repeated key wins
+        conf = dict(conf)
+        for key, value in extra.items():
+            conf.setdefault(key, value)
+    else:
+        name = connection
+    # 'mysql+pymysql' selects 'mysql'; the dialect stays in the URL.
+    name = name.split('+', 1)[0]
+    return name, conf
+
+
+def _load_class(name: str, namespace: str) -> type:
+    if namespace == BACKEND_NAMESPACE and name in _BUILTIN:
+        module_name, _, attr = _BUILTIN[name].partition(':')
+        return getattr(importlib.import_module(module_name), attr)
+    for entry_point in metadata.entry_points(group=namespace):
+        if entry_point.name == name:
+            return entry_point.load()
+    raise exc.NotFound("Could not find backend %s: No '%s' driver found,"
+                       " looking for '%s'" % (name, namespace, name))
+
+
+def fetch(conf: str | dict, namespace: str = BACKEND_NAMESPACE,
+          **kwargs: Any) -> base.Backend:
+    """Build the backend that ``conf`` names (see the module docstring).
+
+    ``kwargs`` go to the backend constructor. Unknown backends raise
+    ``exceptions.NotFound``.
+    """
+    name, conf = _parse_conf(conf)
+    LOG.debug('Looking for %r backend driver in %r', name, namespace)
+    cls = _load_class(name, namespace)
+    return cls(conf, **kwargs)
+
+
+@contextlib.contextmanager
+def backend(conf: str | dict, namespace: str = BACKEND_NAMESPACE,
+            **kwargs: Any) -> Iterator[base.Backend]:
+    """Fetch a backend, upgrade its schema, yield it and close it on exit."""
+    be = fetch(conf, namespace=namespace, **kwargs)
+    try:
+        with contextlib.closing(be.get_connection()) as conn:
+            conn.upgrade()
+        yield be
+    finally:
+        be.close()

@@ -1,0 +1,681 @@
+"""Persistence in an SQL database through SQLAlchemy 2 Core.
+
+Backends: ``sqlite`` (embedded default), ``postgresql``, ``mysql``; the
+schema (see ``sqlalchemy/tables.py``) is the original TaskFlow's, so either
+implementation can use a database the other created.
+
+Write path (the engine writes through on every atom state change):
+
+* one SQLAlchemy engine (connection pool) per backend; statements are built
+  once per backend and SQLAlchemy caches their compiled form;
+* ``update_atom_details(ad)`` is one ``UPDATE`` in its own short transaction;
+  values are encoded to JSON text before the transaction starts, so a value
+  that cannot be serialised raises ``StorageFailure`` naming the atom detail
+  and the type, and leaves the stored row as it was;
+* ``update_flow_details`` / ``save_logbook`` read only the uuids of the rows
+  that already exist, then ``UPDATE`` those and ``INSERT`` the rest
+  (``executemany``), all in one transaction. Nothing is read back to merge:
+  merging into the stored copy, as the original does, gives the same row
+  because a merge takes every field from the given object.
+
+SQLite durability: a file database runs in WAL mode with
+``synchronous=NORMAL`` (option ``sqlite_synchronous``). Every committed
+change survives the process being killed at any point; after an operating
+system crash or power loss the last few commits may be rolled back, but the
+file is never corrupt. Use ``sqlite_synchronous='FULL'`` to make each commit
+durable against power loss too (an fsync per atom state change). Write
+transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue on
+the lock (up to ``sqlite_busy_timeout`` seconds, default 30) instead of
+failing.
+
+Errors from the database become ``exceptions.StorageFailure`` (the original
+exception is chained and kept as ``cause``); passwords in connection URLs are
+masked in every message, log line and repr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from taskflow import exceptions as exc
+from taskflow.persistence import _serialize
+from taskflow.persistence import base
+from taskflow.persistence import models
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy import event
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import pool as sa_pool
+except ImportError as _import_error:  # pragma: no cover - depends on extras
+    raise ImportError(
+        "The SQL persistence backends need SQLAlchemy and alembic: pip install"
+        " 'taskflow-ng[sqlalchemy]' (plus '[postgresql]' or '[mysql]' for"
+        " those servers)") from _import_error
+
+from taskflow.persistence.backends.sqlalchemy import migration
+from taskflow.persistence.backends.sqlalchemy import tables as _tables
+
+__all__ = ['Connection', 'SQLAlchemyBackend']
+
+LOG = logging.getLogger(__name__)
+
+T = TypeVar('T')
+
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_IDLE_TIMEOUT = 3600
+DEFAULT_SQLITE_SYNCHRONOUS = 'NORMAL'
+DEFAULT_SQLITE_BUSY_TIMEOUT = 30.0
+DEFAULT_MYSQL_SQL_MODE = 'TRADITIONAL'
+# SQLite limits bound parameters per statement (999 on old builds).
+_IN_CHUNK = 500
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ('1', 'true', 'yes', 'on')
+    return bool(value)
+
+
+def _chunks(items: Sequence[T], size: int = _IN_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class _Statements:
+    """Every statement the connection runs, built once per backend."""
+
+    def __init__(self, t: _tables.Tables) -> None:
+        b = sa.bindparam
+        lb, fd, ad = t.logbooks, t.flowdetails, t.atomdetails
+        self.tables = t
+        self.select_book = sa.select(lb).where(lb.c.uuid == b('b_uuid'))
+        self.select_books = sa.select(lb)
+        self.insert_book = lb.insert()
+        self.update_book = lb.update().where(lb.c.uuid == b('b_uuid')).values(
+            meta=b('b_meta'), created_at=b('b_created_at'),
+            updated_at=b('b_updated_at'))
+        self.delete_book = lb.delete().where(lb.c.uuid == b('b_uuid'))
+
+        self.select_flow = sa.select(fd).where(fd.c.uuid == b('b_uuid'))
+        self.select_flows_of_book = sa.select(fd).where(
+            fd.c.parent_uuid == b('b_parent'))
+        self.select_flows = sa.select(fd)
+        self.existing_flows = sa.select(fd.c.uuid).where(
+            fd.c.uuid.in_(b('b_uuids', expanding=True)))
+        self.insert_flow = fd.insert()
+        self.update_flow = fd.update().where(fd.c.uuid == b('b_uuid')).values(
+            meta=b('b_meta'), state=b('b_state'),
+            updated_at=b('b_updated_at'))
+        self.delete_flows_of_book = fd.delete().where(
+            fd.c.parent_uuid == b('b_parent'))
+
+        self.select_atom = sa.select(ad).where(ad.c.uuid == b('b_uuid'))
+        self.select_atoms_of_flow = sa.select(ad).where(
+            ad.c.parent_uuid == b('b_parent'))
+        self.select_atoms_of_flows = sa.select(ad).where(
+            ad.c.parent_uuid.in_(b('b_parents', expanding=True)))
+        self.select_atoms = sa.select(ad)
+        self.existing_atoms = sa.select(ad.c.uuid).where(
+            ad.c.uuid.in_(b('b_uuids', expanding=True)))
+        self.insert_atom = ad.insert()
+        self.update_atom = ad.update().where(ad.c.uuid == b('b_uuid')).values(
+            **{name: b('b_' + name) for name in _ATOM_UPDATE_COLUMNS})
+        self.delete_atoms_of_book = ad.delete().where(
+            ad.c.parent_uuid.in_(
+                sa.select(fd.c.uuid).where(fd.c.parent_uuid == b('b_parent'))
+                .scalar_subquery()))
+        self.clear = [ad.delete(), fd.delete(), lb.delete()]
+
+
+# Columns an update writes (merge semantics: everything but name and type).
+_ATOM_UPDATE_COLUMNS = ('updated_at', 'meta', 'version', 'state', 'intention',
+                        'failure', 'results', 'revert_results',
+                        'revert_failure')
+
+
+class SQLAlchemyBackend(base.Backend):
+    """Persistence in a database reached through SQLAlchemy.
+
+    ``conf['connection']`` is an SQLAlchemy URL (``'sqlite:///tf.db'``,
+    ``'sqlite://'`` for in-memory, ``'postgresql://user:pw@host/db'``,
+    ``'mysql+pymysql://...'``). Options: ``echo``, ``idle_timeout``,
+    ``max_pool_size``, ``max_overflow``, ``pool_timeout``, ``isolation_level``,
+    ``engine_args`` (dict passed to ``create_engine``), ``max_retries``
+    (reconnect attempts after a lost connection), ``checkout_ping``,
+    ``mysql_sql_mode``, ``sqlite_synchronous``, ``sqlite_busy_timeout``.
+    An existing ``engine`` may be passed instead (it is not disposed on
+    ``close()``).
+    """
+
+    def __init__(self, conf: dict | None, engine: sa.Engine | None = None
+                 ) -> None:
+        super().__init__(conf)
+        self._conf = dict(self._conf)
+        if engine is not None:
+            self._engine = engine
+            self._owns_engine = False
+        else:
+            self._engine = self._create_engine(self._conf)
+            self._owns_engine = True
+        self._secrets = _secrets(self._conf, self._engine)
+        self._max_retries = int(self._conf.get('max_retries',
+                                               DEFAULT_MAX_RETRIES))
+        dialect = self._engine.dialect.name
+        self._statements = _Statements(_tables.make_tables(dialect))
+        # In-memory SQLite shares one DBAPI connection between all users:
+        # serialise access to it.
+        self._lock: contextlib.AbstractContextManager = (
+            threading.RLock() if _is_memory_sqlite(self._engine.url)
+            else contextlib.nullcontext())
+        self._write_engine = self._engine.execution_options(
+            taskflow_write=True)
+        LOG.debug('Created %r', self)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (connection pool) of this backend."""
+        return self._engine
+
+    def __repr__(self) -> str:
+        return '<%s url=%s>' % (type(self).__name__, self.masked_url)
+
+    @property
+    def masked_url(self) -> str:
+        """The connection URL with its password replaced by ``***``."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def get_connection(self) -> Connection:
+        return Connection(self)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self._engine.dispose()
+
+    # -- engine creation ----------------------------------------------------
+
+    @classmethod
+    def _create_engine(cls, conf: dict) -> sa.Engine:
+        try:
+            url = sa.engine.make_url(conf['connection'])
+        except sa_exc.ArgumentError:
+            raise
+        args: dict[str, Any] = {
+            'echo': _as_bool(conf.get('echo', False)),
+        }
+        if conf.get('isolation_level'):
+            args['isolation_level'] = conf['isolation_level']
+        if _as_bool(conf.get('checkout_ping', False)):
+            args['pool_pre_ping'] = True
+        backend = url.get_backend_name()
+        if backend == 'sqlite':
+            args['connect_args'] = {'check_same_thread': False}
+            if _is_memory_sqlite(url):
+                args['poolclass'] = sa_pool.StaticPool
+        else:
+            args['pool_recycle'] = int(conf.get('idle_timeout',
+                                                DEFAULT_IDLE_TIMEOUT))
+            for option, arg in (('max_pool_size', 'pool_size'),
+                                ('max_overflow', 'max_overflow'),
+                                ('pool_timeout', 'pool_timeout')):
+                if conf.get(option) is not None:
+                    args[arg] = int(conf[option])
+        args.update(conf.get('engine_args') or {})
+        engine = sa.create_engine(url, **args)
+        if backend == 'sqlite':
+            _setup_sqlite(engine, conf)
+        elif backend == 'mysql':
+            _setup_mysql(engine, conf)
+        return engine
+
+
+def _is_memory_sqlite(url: sa.URL) -> bool:
+    return (url.get_backend_name() == 'sqlite'
+            and url.database in (None, '', ':memory:'))
+
+
+def _setup_sqlite(engine: sa.Engine, conf: dict) -> None:
+    memory = _is_memory_sqlite(engine.url)
+    synchronous = str(conf.get('sqlite_synchronous',
+                               DEFAULT_SQLITE_SYNCHRONOUS)).upper()
+    if synchronous not in ('OFF', 'NORMAL', 'FULL', 'EXTRA'):
+        raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or"
+                         " EXTRA, not %r" % (conf['sqlite_synchronous'],))
+    busy_ms = int(float(conf.get('sqlite_busy_timeout',
+                                 DEFAULT_SQLITE_BUSY_TIMEOUT)) * 1000)
+
+    @event.listens_for(engine, 'connect')
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's implicit transactions
+        # would start writers as deferred and fail with 'database is locked'
+        # instead of waiting).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute('PRAGMA busy_timeout = %d' % busy_ms)
+            if not memory:
+                cursor.execute('PRAGMA journal_mode = WAL')
+                cursor.execute('PRAGMA synchronous = %s' % synchronous)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, 'begin')
+    def _on_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get('taskflow_write'):
+            conn.exec_driver_sql('BEGIN IMMEDIATE')
+        else:
+            conn.exec_driver_sql('BEGIN')
+
+
+def _setup_mysql(engine: sa.Engine, conf: dict) -> None:
+    sql_mode = conf.get('mysql_sql_mode', DEFAULT_MYSQL_SQL_MODE)
+    if not sql_mode:
+        return
+
+    @event.listens_for(engine, 'connect')
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute('SET SESSION sql_mode = %s', (sql_mode,))
+        finally:
+            cursor.close()
+
+
+def _secrets(conf: dict, engine: sa.Engine) -> list[str]:
+    secrets = []
+    for value in (engine.url.password, conf.get('password')):
+        if value and str(value) not in secrets:
+            secrets.append(str(value))
+    return secrets
+
+
+def _retry_on_disconnect(func: Callable[..., T]) -> Callable[..., T]:
+    """Run ``func`` again (up to ``max_retries`` times) when the database
+    connection was lost; each call is one transaction, so this is safe."""
+
+    @functools.wraps(func)
+    def wrapper(self: Connection, *args: Any, **kwargs: Any) -> T:
+        attempts = 0
+        while True:
+            try:
+                return func(self, *args, **kwargs)
+            except exc.StorageFailure as e:
+                cause = e.cause
+                lost = (isinstance(cause, sa_exc.DBAPIError)
+                        and cause.connection_invalidated)
+                if not lost or attempts >= self._backend._max_retries:
+                    raise
+                attempts += 1
+                LOG.warning('Lost the database connection, retrying %s'
+                            ' (attempt %d of %d)', func.__name__, attempts,
+                            self._backend._max_retries)
+
+    return wrapper
+
+
+class Connection(base.Connection):
+    """A connection to a :class:`SQLAlchemyBackend` (cheap: it borrows a
+    pooled database connection per call)."""
+
+    def __init__(self, backend: SQLAlchemyBackend) -> None:
+        self._backend = backend
+        self._st = backend._statements
+
+    @property
+    def backend(self) -> SQLAlchemyBackend:
+        return self._backend
+
+    def close(self) -> None:
+        pass
+
+    # -- plumbing -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, message: str) -> Iterator[None]:
+        """Turn database errors into StorageFailure, passwords masked."""
+        try:
+            yield
+        except exc.TaskFlowException:
+            raise
+        except (sa_exc.SQLAlchemyError, OSError, ValueError) as e:
+            text = '%s: %s' % (message, e)
+            for secret in self._backend._secrets:
+                text = text.replace(secret, '***')
+            raise exc.StorageFailure(text, e) from e
+
+    @contextlib.contextmanager
+    def _writing(self, message: str) -> Iterator[sa.Connection]:
+        with self._errors(message), self._backend._lock:
+            with self._backend._write_engine.begin() as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def _reading(self, message: str) -> Iterator[sa.Connection]:
+        with self._errors(message), self._backend._lock:
+            with self._backend._engine.connect() as conn:
+                yield conn
+
+    # -- schema -------------------------------------------------------------
+
+    @_retry_on_disconnect
+    def upgrade(self) -> None:
+        with self._errors('Failed upgrading database version'), \
+                self._backend._lock:
+            with self._backend._write_engine.connect() as conn:
+                migration.upgrade(conn)
+
+    @_retry_on_disconnect
+    def validate(self) -> None:
+        with self._reading('Failed to validate the database connection'
+                           ) as conn:
+            conn.exec_driver_sql('SELECT 1').scalar()
+
+    @_retry_on_disconnect
+    def clear_all(self) -> None:
+        with self._writing('Failed clearing all entries') as conn:
+            for statement in self._st.clear:
+                conn.execute(statement)
+
+    # -- encoding -----------------------------------------------------------
+
+    @staticmethod
+    def _atom_params(ad: models.AtomDetail, now: datetime.datetime
+                     ) -> dict[str, Any]:
+        dump = functools.partial(_serialize.dump_field, 'atom detail', ad)
+        data = ad.to_dict()
+        return {
+            'b_uuid': ad.uuid,
+            'b_updated_at': now,
+            'b_meta': dump('meta', data['meta']),
+            'b_version': ad.version,
+            'b_state': ad.state,
+            'b_intention': ad.intention,
+            'b_failure': dump('failure', data['failure']),
+            'b_results': dump('results', data['results']),
+            'b_revert_results': dump('revert_results', data['revert_results']),
+            'b_revert_failure': dump('revert_failure', data['revert_failure']),
+        }
+
+    @staticmethod
+    def _atom_insert_row(params: dict[str, Any], ad: models.AtomDetail,
+                         parent_uuid: str) -> dict[str, Any]:
+        row = {name: params['b_' + name] for name in _ATOM_UPDATE_COLUMNS}
+        row.update(uuid=ad.uuid, name=ad.name, parent_uuid=parent_uuid,
+                   atom_type=models.atom_detail_type(ad),
+                   created_at=params['b_updated_at'], updated_at=None)
+        return row
+
+    @staticmethod
+    def _flow_params(fd: models.FlowDetail, now: datetime.datetime
+                     ) -> dict[str, Any]:
+        return {'b_uuid': fd.uuid, 'b_state': fd.state, 'b_updated_at': now,
+                'b_meta': _serialize.dump_field('flow detail', fd, 'meta',
+                                                fd.meta)}
+
+    def _encode_flow(self, fd: models.FlowDetail, now: datetime.datetime
+                     ) -> tuple[dict, list[tuple[models.AtomDetail, dict]]]:
+        atoms = [(ad, self._atom_params(ad, now)) for ad in fd]
+        return self._flow_params(fd, now), atoms
+
+    # -- writing ------------------------------------------------------------
+
+    def _existing(self, conn: sa.Connection, statement: Any,
+                  uuids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(uuids)):
+            found.update(conn.execute(statement, {'b_uuids': list(chunk)})
+                         .scalars())
+        return found
+
+    def _save_atoms(self, conn: sa.Connection, parent_uuid: str,
+                    atoms: list[tuple[models.AtomDetail, dict]]) -> None:
+        if not atoms:
+            return
+        existing = self._existing(conn, self._st.existing_atoms,
+                                  [ad.uuid for ad, _ in atoms])
+        updates = [params for ad, params in atoms if ad.uuid in existing]
+        inserts = [self._atom_insert_row(params, ad, parent_uuid)
+                   for ad, params in atoms if ad.uuid not in existing]
+        if updates:
+            conn.execute(self._st.update_atom, updates)
+        if inserts:
+            conn.execute(self._st.insert_atom, inserts)
+
+    @_retry_on_disconnect
+    def update_atom_details(self, atom_detail: models.AtomDetail
+                            ) -> models.AtomDetail:
+        """Save an existing atom detail: one UPDATE, one short transaction.
+
+        Returns ``atom_detail`` itself.
+        """
+        params = self._atom_params(atom_detail, _now())
+        message = ('Failed updating atom details with uuid %r'
+                   % (atom_detail.uuid,))
+        with self._writing(message) as conn:
+            if conn.execute(self._st.update_atom, params).rowcount == 0:
+                raise exc.NotFound('No atom details found with uuid %r'
+                                   % (atom_detail.uuid,))
+        return atom_detail
+
+    @_retry_on_disconnect
+    def update_flow_details(self, flow_detail: models.FlowDetail
+                            ) -> models.FlowDetail:
+        """Save an existing flow detail and its atom details (new atom
+        details are inserted). Returns ``flow_detail`` itself."""
+        flow_params, atoms = self._encode_flow(flow_detail, _now())
+        message = ('Failed updating flow details with uuid %r'
+                   % (flow_detail.uuid,))
+        with self._writing(message) as conn:
+            if conn.execute(self._st.update_flow, flow_params).rowcount == 0:
+                raise exc.NotFound('No flow details found with uuid %r'
+                                   % (flow_detail.uuid,))
+            self._save_atoms(conn, flow_detail.uuid, atoms)
+        return flow_detail
+
+    @_retry_on_disconnect
+    def save_logbook(self, book: models.LogBook) -> models.LogBook:
+        """Insert or update ``book`` with all its flow and atom details.
+        Returns ``book`` itself."""
+        now = _now()
+        book_params = {
+            'b_uuid': book.uuid, 'b_created_at': book.created_at,
+            'b_updated_at': book.updated_at,
+            'b_meta': _serialize.dump_field('logbook', book, 'meta',
+                                            book.meta),
+        }
+        flows = [(fd,) + self._encode_flow(fd, now) for fd in book]
+        message = 'Failed saving logbook %r' % (book.uuid,)
+        with self._writing(message) as conn:
+            if conn.execute(self._st.update_book, book_params).rowcount == 0:
+                conn.execute(self._st.insert_book, {
+                    'uuid': book.uuid, 'name': book.name,
+                    'meta': book_params['b_meta'],
+                    'created_at': book.created_at,
+                    'updated_at': book.updated_at})
+            existing = self._existing(conn, self._st.existing_flows,
+                                      [fd.uuid for fd, _, _ in flows])
+            updates = [params for fd, params, _ in flows
+                       if fd.uuid in existing]
+            inserts = [{'uuid': fd.uuid, 'name': fd.name,
+                        'parent_uuid': book.uuid, 'state': params['b_state'],
+                        'meta': params['b_meta'], 'created_at': now,
+                        'updated_at': None}
+                       for fd, params, _ in flows if fd.uuid not in existing]
+            if updates:
+                conn.execute(self._st.update_flow, updates)
+            if inserts:
+                conn.execute(self._st.insert_flow, inserts)
+            for fd, _, atoms in flows:
+                self._save_atoms(conn, fd.uuid, atoms)
+        return book
+
+    @_retry_on_disconnect
+    def destroy_logbook(self, book_uuid: str) -> None:
+        message = 'Failed destroying logbook %r' % (book_uuid,)
+        with self._writing(message) as conn:
+            params = {'b_parent': book_uuid}
+            conn.execute(self._st.delete_atoms_of_book, params)
+            conn.execute(self._st.delete_flows_of_book, params)
+            deleted = conn.execute(self._st.delete_book,
+                                   {'b_uuid': book_uuid}).rowcount
+            if not deleted:
+                raise exc.NotFound('No logbook found with uuid %r'
+                                   % (book_uuid,))
+
+    # -- reading ------------------------------------------------------------
+
+    @_retry_on_disconnect
+    def get_logbook(self, book_uuid: str, lazy: bool = False
+                    ) -> models.LogBook:
+        message = 'Failed getting logbook %r' % (book_uuid,)
+        with self._reading(message) as conn:
+            row = conn.execute(self._st.select_book,
+                               {'b_uuid': book_uuid}).first()
+            if row is None:
+                raise exc.NotFound('No logbook found with uuid %r'
+                                   % (book_uuid,))
+            book = _book_from_row(row)
+            if not lazy:
+                flows = conn.execute(self._st.select_flows_of_book,
+                                     {'b_parent': book_uuid}).all()
+                for fd in self._flows_with_atoms(conn, flows):
+                    book.add(fd)
+                book.updated_at = row.updated_at  # add() touched it
+        return book
+
+    @_retry_on_disconnect
+    def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
+        with self._reading('Failed getting logbooks') as conn:
+            books = {row.uuid: _book_from_row(row)
+                     for row in conn.execute(self._st.select_books)}
+            if not lazy and books:
+                by_flow = _group(conn.execute(self._st.select_atoms))
+                updated = {uuid: book.updated_at
+                           for uuid, book in books.items()}
+                for row in conn.execute(self._st.select_flows):
+                    book = books.get(row.parent_uuid)
+                    if book is not None:
+                        book.add(_flow_from_row(row, by_flow.get(row.uuid,
+                                                                 ())))
+                for uuid, book in books.items():
+                    book.updated_at = updated[uuid]  # add() touched it
+        return iter(list(books.values()))
+
+    def _flows_with_atoms(self, conn: sa.Connection,
+                          flow_rows: Sequence[Any]) -> list[models.FlowDetail]:
+        by_flow: dict[str, list] = {}
+        uuids = [row.uuid for row in flow_rows]
+        for chunk in _chunks(uuids):
+            rows = conn.execute(self._st.select_atoms_of_flows,
+                                {'b_parents': list(chunk)})
+            for parent, atoms in _group(rows).items():
+                by_flow.setdefault(parent, []).extend(atoms)
+        return [_flow_from_row(row, by_flow.get(row.uuid, ()))
+                for row in flow_rows]
+
+    @_retry_on_disconnect
+    def get_flows_for_book(self, book_uuid: str, lazy: bool = False
+                           ) -> Iterator[models.FlowDetail]:
+        message = 'Failed getting flow details of logbook %r' % (book_uuid,)
+        with self._reading(message) as conn:
+            rows = conn.execute(self._st.select_flows_of_book,
+                                {'b_parent': book_uuid}).all()
+            if lazy:
+                flows = [_flow_from_row(row, ()) for row in rows]
+            else:
+                flows = self._flows_with_atoms(conn, rows)
+        return iter(flows)
+
+    @_retry_on_disconnect
+    def get_flow_details(self, fd_uuid: str, lazy: bool = False
+                         ) -> models.FlowDetail:
+        message = 'Failed getting flow details with uuid %r' % (fd_uuid,)
+        with self._reading(message) as conn:
+            row = conn.execute(self._st.select_flow,
+                               {'b_uuid': fd_uuid}).first()
+            if row is None:
+                raise exc.NotFound('No flow details found with uuid %r'
+                                   % (fd_uuid,))
+            atoms: Iterable[Any] = ()
+            if not lazy:
+                atoms = conn.execute(self._st.select_atoms_of_flow,
+                                     {'b_parent': fd_uuid}).all()
+            return _flow_from_row(row, atoms)
+
+    @_retry_on_disconnect
+    def get_atom_details(self, ad_uuid: str) -> models.AtomDetail:
+        message = 'Failed getting atom details with uuid %r' % (ad_uuid,)
+        with self._reading(message) as conn:
+            row = conn.execute(self._st.select_atom,
+                               {'b_uuid': ad_uuid}).first()
+            if row is None:
+                raise exc.NotFound('No atom details found with uuid %r'
+                                   % (ad_uuid,))
+            return _atom_from_row(row)
+
+    @_retry_on_disconnect
+    def get_atoms_for_flow(self, fd_uuid: str
+                           ) -> Iterator[models.AtomDetail]:
+        message = 'Failed getting atom details of flow %r' % (fd_uuid,)
+        with self._reading(message) as conn:
+            rows = conn.execute(self._st.select_atoms_of_flow,
+                                {'b_parent': fd_uuid}).all()
+            atoms = [_atom_from_row(row) for row in rows]
+        return iter(atoms)
+
+
+# -- rows -> models -----------------------------------------------------------
+
+def _group(rows: Iterable[Any]) -> dict[str, list]:
+    grouped: dict[str, list] = {}
+    for row in rows:
+        grouped.setdefault(row.parent_uuid, []).append(row)
+    return grouped
+
+
+def _loads(value: Any) -> Any:
+    # Text from our columns; already-decoded values are tolerated in case
+    # an engine passed in by the caller decodes JSON itself.
+    if isinstance(value, (str, bytes)):
+        return _serialize.loads(value)
+    return value
+
+
+def _book_from_row(row: Any) -> models.LogBook:
+    book = models.LogBook(row.name, uuid=row.uuid)
+    book.created_at = row.created_at
+    book.updated_at = row.updated_at
+    book.meta = _loads(row.meta) or {}
+    return book
+
+
+def _flow_from_row(row: Any, atom_rows: Iterable[Any]) -> models.FlowDetail:
+    fd = models.FlowDetail(row.name, row.uuid)
+    fd.state = row.state
+    fd.meta = _loads(row.meta) or {}
+    for atom_row in atom_rows:
+        fd.add(_atom_from_row(atom_row))
+    return fd
+
+
+def _atom_from_row(row: Any) -> models.AtomDetail:
+    cls = models.atom_detail_class(row.atom_type)
+    return cls.from_dict({
+        'name': row.name, 'uuid': row.uuid, 'state': row.state,
+        'intention': row.intention, 'version': row.version,
+        'meta': _loads(row.meta),
+        'results': _loads(row.results),
+        'failure': _loads(row.failure),
+        'revert_results': _loads(row.revert_results),
+        'revert_failure': _loads(row.revert_failure),
+    })

@@ -1,0 +1,2 @@
+"""SQL schema (``tables``) and Alembic migrations (``migration``) of the
+SQLAlchemy persistence backend."""

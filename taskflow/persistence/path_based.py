@@ -1,0 +1,279 @@
+"""Connection logic shared by backends that store objects at paths.
+
+The layout (memory file system, directory tree, zookeeper znodes)::
+
+    <root>/books/<book uuid>            book dict; children link to flow details
+    <root>/flow_details/<fd uuid>       flow dict; children link to atom details
+    <root>/atom_details/<ad uuid>       {'atom': atom dict, 'type': 'TASK_DETAIL'}
+
+A subclass provides the primitive operations (read/write an item, list
+children, make a link, delete a tree, a transaction); this module turns them
+into the ``Connection`` API with the original's merge semantics: saving an
+object that already exists merges the given object into the stored one.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from taskflow import exceptions as exc
+from taskflow.persistence import base
+from taskflow.persistence import models
+
+__all__ = ['PathBasedBackend', 'PathBasedConnection']
+
+
+class PathBasedBackend(base.Backend, abc.ABC):
+    """A backend whose objects live under ``path`` (``DEFAULT_PATH`` when the
+    configuration has none)."""
+
+    DEFAULT_PATH: str | None = None
+
+    def __init__(self, conf: dict | None) -> None:
+        super().__init__(conf)
+        self._path = self._conf.get('path') or self.DEFAULT_PATH
+        if not self._path:
+            raise ValueError('Empty path is disallowed')
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+
+class PathBasedConnection(base.Connection, abc.ABC):
+    """The ``Connection`` API on top of path primitives."""
+
+    def __init__(self, backend: PathBasedBackend) -> None:
+        self._backend = backend
+        self._book_path = self._join_path(backend.path, 'books')
+        self._flow_path = self._join_path(backend.path, 'flow_details')
+        self._atom_path = self._join_path(backend.path, 'atom_details')
+
+    @property
+    def backend(self) -> PathBasedBackend:
+        return self._backend
+
+    @property
+    def book_path(self) -> str:
+        return self._book_path
+
+    @property
+    def flow_path(self) -> str:
+        return self._flow_path
+
+    @property
+    def atom_path(self) -> str:
+        return self._atom_path
+
+    # -- primitives ---------------------------------------------------------
+
+    @staticmethod
+    @abc.abstractmethod
+    def _join_path(*parts: str) -> str:
+        """Join path pieces."""
+
+    @abc.abstractmethod
+    def _get_item(self, path: str) -> Any:
+        """The object stored at ``path`` (``NotFound`` if missing)."""
+
+    @abc.abstractmethod
+    def _set_item(self, path: str, value: Any, transaction: Any) -> None:
+        """Store ``value`` (a dict) at ``path``."""
+
+    @abc.abstractmethod
+    def _del_tree(self, path: str, transaction: Any) -> None:
+        """Delete ``path`` and everything under it."""
+
+    @abc.abstractmethod
+    def _get_children(self, path: str) -> list[str]:
+        """Names of the links under ``path`` (``NotFound`` if missing)."""
+
+    @abc.abstractmethod
+    def _ensure_path(self, path: str) -> None:
+        """Create ``path`` (and its parents) when missing."""
+
+    @abc.abstractmethod
+    def _create_link(self, src_path: str, dest_path: str,
+                     transaction: Any) -> None:
+        """Make ``dest_path`` a link to ``src_path`` (no-op if it exists)."""
+
+    @abc.abstractmethod
+    def _exists(self, path: str) -> bool:
+        """Whether an object is stored at ``path``."""
+
+    @abc.abstractmethod
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A context in which a multi-object change happens as one."""
+
+    # -- hooks to convert dicts; backends storing JSON override these -------
+
+    def _dump_atom(self, ad: models.AtomDetail) -> Any:
+        return base._format_atom(ad)
+
+    def _dump_flow(self, fd: models.FlowDetail) -> Any:
+        return fd.to_dict()
+
+    def _dump_book(self, book: models.LogBook) -> Any:
+        return book.to_dict(marshal_time=True)
+
+    # -- Connection API -------------------------------------------------------
+
+    def upgrade(self) -> None:
+        for path in (self.book_path, self.flow_path, self.atom_path):
+            self._ensure_path(path)
+
+    def validate(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def clear_all(self) -> None:
+        with self._transaction() as transaction:
+            for path in (self.book_path, self.flow_path, self.atom_path):
+                if self._exists_dir(path):
+                    self._del_tree(path, transaction)
+
+    def _exists_dir(self, path: str) -> bool:
+        try:
+            self._get_children(path)
+        except exc.NotFound:
+            return False
+        return True
+
+    def _read_atom(self, ad_uuid: str) -> models.AtomDetail:
+        data = self._get_item(self._join_path(self.atom_path, ad_uuid))
+        cls = models.atom_detail_class(data['type'])
+        return cls.from_dict(data['atom'])
+
+    def _read_flow(self, fd_uuid: str, lazy: bool) -> models.FlowDetail:
+        path = self._join_path(self.flow_path, fd_uuid)
+        fd = models.FlowDetail.from_dict(self._get_item(path))
+        if not lazy:
+            for ad_uuid in self._get_children(path):
+                fd.add(self._read_atom(ad_uuid))
+        return fd
+
+    def _read_book(self, book_uuid: str, lazy: bool) -> models.LogBook:
+        path = self._join_path(self.book_path, book_uuid)
+        book = models.LogBook.from_dict(self._get_item(path),
+                                        unmarshal_time=True)
+        if not lazy:
+            updated_at = book.updated_at  # add() would touch it
+            for fd_uuid in self._get_children(path):
+                book.add(self._read_flow(fd_uuid, lazy=False))
+            book.updated_at = updated_at
+        return book
+
+    def _write_atom(self, ad: models.AtomDetail, transaction: Any) -> None:
+        path = self._join_path(self.atom_path, ad.uuid)
+        if self._exists(path):
+            stored = self._read_atom(ad.uuid)
+            ad = stored.merge(ad)
+        self._set_item(path, self._dump_atom(ad), transaction)
+
+    def _write_flow(self, fd: models.FlowDetail, transaction: Any,
+                    ignore_missing: bool) -> None:
+        path = self._join_path(self.flow_path, fd.uuid)
+        if self._exists(path):
+            stored = models.FlowDetail.from_dict(self._get_item(path))
+            stored.merge(fd)
+            self._set_item(path, self._dump_flow(stored), transaction)
+        elif ignore_missing:
+            self._set_item(path, self._dump_flow(fd), transaction)
+        else:
+            self._get_item(path)  # raises the backend's NotFound
+        for ad in fd:
+            self._write_atom(ad, transaction)
+            self._create_link(self._join_path(self.atom_path, ad.uuid),
+                              self._join_path(path, ad.uuid), transaction)
+
+    def update_atom_details(self, atom_detail: models.AtomDetail
+                            ) -> models.AtomDetail:
+        path = self._join_path(self.atom_path, atom_detail.uuid)
+        with self._transaction() as transaction:
+            stored = self._read_atom(atom_detail.uuid)  # NotFound if missing
+            stored.merge(atom_detail)
+            self._set_item(path, self._dump_atom(stored), transaction)
+        return atom_detail
+
+    def update_flow_details(self, flow_detail: models.FlowDetail
+                            ) -> models.FlowDetail:
+        with self._transaction() as transaction:
+            self._write_flow(flow_detail, transaction, ignore_missing=False)
+        return flow_detail
+
+    def save_logbook(self, book: models.LogBook) -> models.LogBook:
+        path = self._join_path(self.book_path, book.uuid)
+        with self._transaction() as transaction:
+            if self._exists(path):
+                stored = models.LogBook.from_dict(self._get_item(path),
+                                                  unmarshal_time=True)
+                stored.merge(book)
+                self._set_item(path, self._dump_book(stored), transaction)
+            else:
+                self._set_item(path, self._dump_book(book), transaction)
+            for fd in book:
+                self._write_flow(fd, transaction, ignore_missing=True)
+                self._create_link(self._join_path(self.flow_path, fd.uuid),
+                                  self._join_path(path, fd.uuid), transaction)
+        return book
+
+    def get_logbook(self, book_uuid: str, lazy: bool = False
+                    ) -> models.LogBook:
+        with self._transaction():
+            return self._read_book(book_uuid, lazy)
+
+    def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
+        with self._transaction():
+            books = [self._read_book(book_uuid, lazy)
+                     for book_uuid in self._get_children(self.book_path)]
+        return iter(books)
+
+    def get_flows_for_book(self, book_uuid: str, lazy: bool = False
+                           ) -> Iterator[models.FlowDetail]:
+        path = self._join_path(self.book_path, book_uuid)
+        with self._transaction():
+            flows = [self._read_flow(fd_uuid, lazy)
+                     for fd_uuid in self._get_children(path)]
+        return iter(flows)
+
+    def get_flow_details(self, fd_uuid: str, lazy: bool = False
+                         ) -> models.FlowDetail:
+        with self._transaction():
+            return self._read_flow(fd_uuid, lazy)
+
+    def get_atom_details(self, ad_uuid: str) -> models.AtomDetail:
+        with self._transaction():
+            return self._read_atom(ad_uuid)
+
+    def get_atoms_for_flow(self, fd_uuid: str
+                           ) -> Iterator[models.AtomDetail]:
+        path = self._join_path(self.flow_path, fd_uuid)
+        with self._transaction():
+            atoms = [self._read_atom(ad_uuid)
+                     for ad_uuid in self._get_children(path)]
+        return iter(atoms)
+
+    def destroy_logbook(self, book_uuid: str) -> None:
+        path = self._join_path(self.book_path, book_uuid)
+        with self._transaction() as transaction:
+            for fd_uuid in self._get_children(path):  # NotFound if missing
+                fd_path = self._join_path(self.flow_path, fd_uuid)
+                for ad_uuid in self._get_children_if_any(fd_path):
+                    ad_path = self._join_path(self.atom_path, ad_uuid)
+                    if self._exists(ad_path):
+                        self._del_tree(ad_path, transaction)
+                if self._exists(fd_path):
+                    self._del_tree(fd_path, transaction)
+            self._del_tree(path, transaction)
+
+    def _get_children_if_any(self, path: str) -> list[str]:
+        try:
+            return self._get_children(path)
+        except exc.NotFound:
+            return []

@@ -1,0 +1,649 @@
+"""Storage: an engine's view of one flow detail, written through to a backend.
+
+Storage owns the flow detail of one engine and the atom details inside it.
+Every mutating call updates the in-memory detail and, when a persistence
+backend was given, saves it immediately (write-through), so a crash loses at
+most the atoms that were running.
+
+It also answers "what value does this atom get for this name": atom-level
+injected values first, then flow-level injected values, then the results of
+atoms in the atom's scope (nearest first).  Which atoms are in scope is not
+storage's business: the engine passes a ``scope_fetcher`` that lists them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid as uuid_module
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from taskflow import exceptions as exc
+from taskflow import retry as retry_module
+from taskflow import states
+from taskflow.persistence import models
+from taskflow.types import failure as failure_module
+
+_META_INJECTED = 'injected'
+_META_PROGRESS = 'progress'
+_META_PROGRESS_DETAILS = 'progress_details'
+
+# States in which an atom's execute result may be read.
+_READABLE_STATES = (states.SUCCESS, states.FAILURE, states.REVERTING)
+_REVERT_READABLE_STATES = (states.REVERTED, states.REVERT_FAILURE, states.REVERTING)
+
+ScopeFetcher = Callable[[str, str], list]   # (atom name, value name) -> provider names
+
+
+class _Missing(Exception):
+    """Internal: a provider could not give a value (the message says why)."""
+
+
+class Storage:
+    """Interface between an engine and the persisted state of its flow.
+
+    :param flow_detail: the :class:`~taskflow.persistence.models.FlowDetail` to use.
+    :param backend: persistence backend to write through to (optional).
+    :param scope_fetcher: ``f(atom_name, name) -> [provider atom names]``,
+        nearest first, used to look up atom arguments.
+    """
+
+    injector_name = '_TaskFlow_INJECTOR'
+
+    def __init__(self, flow_detail: models.FlowDetail, backend: Any = None,
+                 scope_fetcher: ScopeFetcher | None = None) -> None:
+        self._flowdetail = flow_detail
+        self._backend = backend
+        self._connection: Any = None
+        self._lock = threading.RLock()
+        self._scope_fetcher = scope_fetcher
+        self._atoms: dict[str, models.AtomDetail] = {}
+        # name -> [(provider atom name, save_as index)], in registration order.
+        self._providers: dict[str, list[tuple[str, Any]]] = {}
+        self._transients: dict[str, Any] = {}
+        self._transients_first = False     # registered before the persistent injector?
+        self._atom_transients: dict[str, dict[str, Any]] = {}
+        for ad in flow_detail:
+            self._atoms[ad.name] = ad
+        if self.injector_name in self._atoms:
+            self._register_injector()
+
+    # -- properties -----------------------------------------------------------
+
+    @property
+    def flow_name(self) -> str:
+        return self._flowdetail.name
+
+    @property
+    def flow_uuid(self) -> str:
+        return self._flowdetail.uuid
+
+    @property
+    def flow_meta(self) -> dict:
+        return self._flowdetail.meta
+
+    @property
+    def backend(self) -> Any:
+        return self._backend
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that serialises changes (for readers that need a consistent view)."""
+        return self._lock
+
+    # -- persistence ----------------------------------------------------------
+
+    def _conn(self) -> Any:
+        if self._connection is None:
+            self._connection = self._backend.get_connection()
+        return self._connection
+
+    def _save_atom(self, ad: models.AtomDetail) -> None:
+        if self._backend is not None:
+            self._conn().update_atom_details(ad)
+
+    def _save_flow(self) -> None:
+        if self._backend is not None:
+            self._conn().update_flow_details(self._flowdetail)
+
+    @contextlib.contextmanager
+    def _changing(self, ad: models.AtomDetail, *fields: str):
+        """Apply a change to ``ad`` and save it; on a failed save, undo the change."""
+        saved = [(f, getattr(ad, f)) for f in fields]
+        meta = dict(ad.meta) if 'meta' in fields else None
+        try:
+            yield ad
+            self._save_atom(ad)
+        except BaseException:
+            for name, value in saved:
+                setattr(ad, name, value if name != 'meta' else meta)
+            raise
+
+    def _atom(self, name: str) -> models.AtomDetail:
+        try:
+            return self._atoms[name]
+        except KeyError as e:
+            raise exc.NotFound("Unknown atom name '%s'" % name) from e
+
+    # -- atoms ----------------------------------------------------------------
+
+    def ensure_atom(self, atom: Any) -> str:
+        """Create the atom detail of ``atom`` if missing; returns its uuid."""
+        return self.ensure_atoms([atom])[0]
+
+    def ensure_atoms(self, atoms: Iterable[Any]) -> list[str]:
+        """Create missing atom details (matched by name); returns their uuids."""
+        uuids, created = [], False
+        with self._lock:
+            for atom in atoms:
+                kind = 'Retry' if isinstance(atom, retry_module.Retry) else 'Task'
+                if not atom.name:
+                    raise ValueError('%s name must be non-empty' % kind)
+                detail_cls = models.RetryDetail if kind == 'Retry' else models.TaskDetail
+                ad = self._atoms.get(atom.name)
+                if ad is None:
+                    ad = detail_cls(atom.name, str(uuid_module.uuid4()))
+                    ad.state = states.PENDING
+                    ad.version = _version_string(atom.version)
+                    self._flowdetail.add(ad)
+                    self._atoms[atom.name] = ad
+                    created = True
+                elif not isinstance(ad, detail_cls):
+                    raise exc.Duplicate("Atom detail '%s' already exists in flow detail '%s'"
+                                        " as a %s, not a %s" % (atom.name, self.flow_name,
+                                                                type(ad).__name__,
+                                                                detail_cls.__name__))
+                self._register_provides(atom.name, atom.save_as)
+                uuids.append(ad.uuid)
+            if created:
+                self._save_flow()
+        return uuids
+
+    def _register_provides(self, atom_name: str, save_as: Mapping[str, Any]) -> None:
+        for name, index in save_as.items():
+            entries = self._providers.setdefault(name, [])
+            if not any(provider == atom_name for provider, _ in entries):
+                entries.append((atom_name, index))
+
+    def get_atom_uuid(self, atom_name: str) -> str:
+        return self._atom(atom_name).uuid
+
+    def get_atom_state(self, atom_name: str) -> str:
+        return self._atom(atom_name).state
+
+    def set_atom_state(self, atom_name: str, state: str) -> None:
+        with self._lock:
+            ad = self._atom(atom_name)
+            with self._changing(ad, 'state'):
+                ad.state = state
+
+    def get_atom_intention(self, atom_name: str) -> str:
+        return self._atom(atom_name).intention
+
+    def set_atom_intention(self, atom_name: str, intention: str) -> None:
+        with self._lock:
+            ad = self._atom(atom_name)
+            if ad.intention != intention:
+                with self._changing(ad, 'intention'):
+                    ad.intention = intention
+
+    def set_atoms_intention(self, atom_names: Iterable[str], intention: str) -> None:
+        """Set one intention on many atoms (one flow-wide save when many change)."""
+        with self._lock:
+            changed = [ad for ad in map(self._atom, atom_names) if ad.intention != intention]
+            if len(changed) <= 4:
+                for ad in changed:
+                    self.set_atom_intention(ad.name, intention)
+                return
+            for ad in changed:
+                ad.intention = intention
+            self._save_flow()
+
+    def get_atoms_states(self, atom_names: Iterable[str]) -> dict[str, tuple[str, str]]:
+        return {name: (self.get_atom_state(name), self.get_atom_intention(name))
+                for name in atom_names}
+
+    def update_atom_metadata(self, atom_name: str, update_with: Mapping[str, Any]) -> None:
+        """Merge ``update_with`` into the atom detail's ``meta`` and save it."""
+        if not update_with:
+            return
+        with self._lock:
+            ad = self._atom(atom_name)
+            with self._changing(ad, 'meta'):
+                ad.meta.update(update_with)
+
+    def set_task_progress(self, task_name: str, progress: float,
+                          details: Mapping[str, Any] | None = None) -> None:
+        """Store a task's progress (and optional details at that progress)."""
+        with self._lock:
+            ad = self._atom(task_name)
+            meta = ad.meta
+            if not details and meta.get(_META_PROGRESS, 0.0) == progress:
+                return  # nothing changed: spare the backend a write
+            with self._changing(ad, 'meta'):
+                meta[_META_PROGRESS] = progress
+                if details:
+                    meta[_META_PROGRESS_DETAILS] = {'at_progress': progress,
+                                                    'details': dict(details)}
+                else:
+                    meta[_META_PROGRESS_DETAILS] = None
+
+    def get_task_progress(self, task_name: str) -> float:
+        return self._atom(task_name).meta.get(_META_PROGRESS, 0.0)
+
+    def get_task_progress_details(self, task_name: str) -> dict | None:
+        return self._atom(task_name).meta.get(_META_PROGRESS_DETAILS)
+
+    # -- results --------------------------------------------------------------
+
+    def save(self, atom_name: str, result: Any, state: str = states.SUCCESS) -> None:
+        """Store an atom's result for ``state`` (a ``Failure`` for failed states)."""
+        with self._lock:
+            ad = self._atom(atom_name)
+            with self._changing(ad, 'state', 'results', 'failure', 'revert_results',
+                                'revert_failure'):
+                if isinstance(ad, models.RetryDetail) and isinstance(ad.results, list):
+                    ad.results = list(ad.results)  # keep the undo copy intact
+                ad.put(state, result)
+
+    def get_execute_result(self, atom_name: str) -> Any:
+        """The atom's execute result, or its ``Failure`` if it failed."""
+        ad = self._atom(atom_name)
+        if ad.failure is not None:
+            return ad.failure
+        if ad.state == states.IGNORE:
+            raise exc.NotFound("Result for atom '%s' execution is not known (as it was"
+                               " ignored)" % atom_name)
+        if ad.state not in _READABLE_STATES:
+            raise exc.NotFound("Result for atom '%s' execution is not known" % atom_name) \
+                from _disallowed(atom_name, ad.state, _READABLE_STATES)
+        return ad.results
+
+    get = get_execute_result
+
+    def get_revert_result(self, atom_name: str) -> Any:
+        """The atom's revert result, or its ``Failure`` if reverting failed."""
+        ad = self._atom(atom_name)
+        if ad.revert_failure is not None:
+            return ad.revert_failure
+        if ad.state not in _REVERT_READABLE_STATES:
+            raise exc.NotFound("Result for atom '%s' revert is not known" % atom_name) \
+                from _disallowed(atom_name, ad.state, _REVERT_READABLE_STATES)
+        return ad.revert_results
+
+    def get_execute_failures(self) -> dict[str, failure_module.Failure]:
+        """``{atom name: Failure}`` of every atom whose execute failed."""
+        return {name: ad.failure for name, ad in self._atoms.items() if ad.failure is not None}
+
+    get_failures = get_execute_failures
+
+    def get_revert_failures(self) -> dict[str, failure_module.Failure]:
+        return {name: ad.revert_failure for name, ad in self._atoms.items()
+                if ad.revert_failure is not None}
+
+    def has_failures(self) -> bool:
+        return any(ad.failure is not None or ad.revert_failure is not None
+                   for ad in self._atoms.values())
+
+    def reset(self, atom_name: str, state: str = states.PENDING) -> None:
+        """Forget an atom's results and failures; intention back to ``EXECUTE``."""
+        if atom_name == self.injector_name:
+            return
+        with self._lock:
+            ad = self._atom(atom_name)
+            if ad.state == state and ad.intention == states.EXECUTE and not _has_results(ad):
+                return
+            with self._changing(ad, 'state', 'intention', 'results', 'failure',
+                                'revert_results', 'revert_failure'):
+                ad.reset(state)
+
+    # -- retries --------------------------------------------------------------
+
+    def get_retry_history(self, retry_name: str) -> retry_module.History:
+        ad = self._atom(retry_name)
+        if not isinstance(ad, models.RetryDetail):
+            raise exc.NotFound("Atom '%s' is not a retry" % retry_name)
+        return retry_module.History(ad.results, failure=ad.failure)
+
+    def get_retry_histories(self) -> list[tuple[str, retry_module.History]]:
+        return [(name, retry_module.History(ad.results, failure=ad.failure))
+                for name, ad in self._atoms.items() if isinstance(ad, models.RetryDetail)]
+
+    def save_retry_failure(self, retry_name: str, failed_atom_name: str,
+                           failure: failure_module.Failure) -> None:
+        """Record, in the retry's latest attempt, that ``failed_atom_name`` failed."""
+        with self._lock:
+            ad = self._atom(retry_name)
+            if not ad.results:
+                return
+            provided, failures = ad.results[-1]
+            if failed_atom_name in failures:
+                return
+            with self._changing(ad, 'results'):
+                ad.results = ad.results[:-1] + [(provided, dict(failures,
+                                                                **{failed_atom_name: failure}))]
+
+    def cleanup_retry_history(self, retry_name: str, state: str) -> None:
+        """Forget a retry's history (after it was reverted)."""
+        with self._lock:
+            ad = self._atom(retry_name)
+            with self._changing(ad, 'state', 'results'):
+                ad.state = state
+                ad.results = []
+
+    # -- injection ------------------------------------------------------------
+
+    def _register_injector(self) -> None:
+        injector = self._atoms[self.injector_name]
+        self._register_provides(self.injector_name,
+                                {name: name for name in (injector.results or {})})
+
+    def inject(self, pairs: Mapping[str, Any] | Iterable[tuple[str, Any]],
+               transient: bool = False) -> None:
+        """Add flow-level values every atom can read.
+
+        Persistent values are saved (so they survive resumption); transient
+        ones live in memory only.
+        """
+        pairs = dict(pairs)
+        with self._lock:
+            if transient:
+                if not self._transients and self.injector_name not in self._atoms:
+                    self._transients_first = True
+                self._transients.update(pairs)
+                return
+            ad = self._atoms.get(self.injector_name)
+            if ad is None:
+                ad = models.TaskDetail(self.injector_name, str(uuid_module.uuid4()))
+                ad.state = states.SUCCESS
+                ad.results = dict(pairs)
+                self._flowdetail.add(ad)
+                self._atoms[self.injector_name] = ad
+                try:
+                    self._save_flow()
+                except BaseException:
+                    del self._atoms[self.injector_name]
+                    raise
+            else:
+                with self._changing(ad, 'results'):
+                    ad.results = dict(ad.results or {}, **pairs)
+            self._register_injector()
+
+    def inject_atom_args(self, atom_name: str, pairs: Mapping[str, Any],
+                         transient: bool = True) -> None:
+        """Add values only ``atom_name`` can read (they win over everything else)."""
+        pairs = dict(pairs)
+        with self._lock:
+            ad = self._atom(atom_name)
+            if transient:
+                self._atom_transients.setdefault(atom_name, {}).update(pairs)
+                return
+            with self._changing(ad, 'meta'):
+                ad.meta[_META_INJECTED] = dict(ad.meta.get(_META_INJECTED) or {}, **pairs)
+
+    def _flow_injected(self) -> list[dict[str, Any]]:
+        """Flow-level injected value dicts, first registered first."""
+        persistent = self._atoms.get(self.injector_name)
+        stored = (persistent.results or {}) if persistent is not None else {}
+        if self._transients_first:
+            return [self._transients, stored]
+        return [stored, self._transients]
+
+    # -- lookups --------------------------------------------------------------
+
+    def _provided_value(self, provider: str, index: Any, name: str) -> Any:
+        """The value ``provider`` published as ``name``; raises ``_Missing``."""
+        ad = self._atoms[provider]
+        if provider == self.injector_name:
+            return ad.results[name]
+        if ad.state not in _READABLE_STATES:
+            raise _Missing(provider, _disallowed(provider, ad.state, _READABLE_STATES))
+        result = ad.last_results if isinstance(ad, models.RetryDetail) else ad.results
+        if index is None:
+            return result
+        try:
+            return result[index]
+        except (LookupError, TypeError) as e:
+            raise _Missing(provider, e) from None
+
+    def _values_of(self, name: str) -> tuple[list, Exception | None]:
+        """Every value published as ``name`` (injected first), ignoring scopes."""
+        values, problem = [], None
+        for source in self._flow_injected():
+            if name in source:
+                values.append(source[name])
+        for provider, index in self._providers.get(name, ()):
+            if provider == self.injector_name:
+                continue
+            if self._atoms[provider].state == states.IGNORE:
+                continue
+            try:
+                values.append(self._provided_value(provider, index, name))
+            except _Missing as missing:
+                problem = problem or _unreachable(name, *missing.args)
+        return values, problem
+
+    def fetch(self, name: str, many_handler: Callable[[list], Any] | None = None) -> Any:
+        """The value published under ``name``, whatever the scope.
+
+        Flow-level injected values come first, then atom results in the order
+        atoms were registered; the first is returned unless ``many_handler``
+        is given (it then gets the list of all values).
+        """
+        with self._lock:
+            if name not in self._providers and not any(
+                    name in source for source in self._flow_injected()):
+                raise exc.NotFound('Name %r is not mapped as a produced output by any'
+                                   ' providers' % name)
+            values, problem = self._values_of(name)
+        if not values:
+            if problem is not None:
+                raise problem
+            raise exc.NotFound('Unable to find result %r, expected to be able to find it'
+                               ' within %s providers' % (name, len(self._providers.get(name, ()))))
+        if many_handler is None:
+            return values[0]
+        return many_handler(values)
+
+    def fetch_all(self, many_handler: Callable[[list], Any] | None = None) -> dict[str, Any]:
+        """Every fetchable name; a name with several values maps to their list."""
+        if many_handler is None:
+            many_handler = _one_or_all
+        with self._lock:
+            names = list(self._providers)
+            for source in self._flow_injected():
+                names.extend(n for n in source if n not in self._providers)
+            result = {}
+            for name in names:
+                if name in result:
+                    continue
+                values, _problem = self._values_of(name)
+                if values:
+                    result[name] = many_handler(values)
+        return result
+
+    def fetch_mapped_args(self, args_mapping: Mapping[str, str], atom_name: str | None = None,
+                          scope_walker: Any = None,
+                          optional_args: Iterable[str] | None = None) -> dict[str, Any]:
+        """Values for ``{argument: storage name}``, as ``atom_name`` would see them.
+
+        Without ``atom_name`` only flow-level injected values are visible.
+        Optional arguments that cannot be found are left out.
+        """
+        optional = set(optional_args or ())
+        with self._lock:
+            result = {}
+            for arg, name in args_mapping.items():
+                providers = (self._scope_fetcher(atom_name, name)
+                             if atom_name is not None and self._scope_fetcher is not None
+                             else None)
+                found, value = self._lookup(atom_name, arg, name, providers,
+                                            arg in optional or name in optional)
+                if found:
+                    result[arg] = value
+            return result
+
+    def fetch_unsatisfied_args(self, atom_name: str, args_mapping: Mapping[str, str],
+                               scope_walker: Any = None,
+                               optional_args: Iterable[str] | None = None) -> set[str]:
+        """Argument names that no injected value or possible provider can satisfy."""
+        optional = set(optional_args or ())
+        missing = set()
+        with self._lock:
+            atom_values = self._atom_injected(atom_name)
+            injected = self._flow_injected()
+            for arg, name in args_mapping.items():
+                if arg in optional or name in optional:
+                    continue
+                if name in atom_values or any(name in source for source in injected):
+                    continue
+                if self._scope_fetcher is not None:
+                    if self._scope_fetcher(atom_name, name):
+                        continue
+                elif name in self._providers:
+                    continue
+                missing.add(arg)
+        return missing
+
+    def _atom_injected(self, atom_name: str | None) -> dict[str, Any]:
+        if atom_name is None:
+            return {}
+        transient = self._atom_transients.get(atom_name)
+        ad = self._atoms.get(atom_name)
+        persistent = ad.meta.get(_META_INJECTED) if ad is not None else None
+        if transient and persistent:
+            return dict(persistent, **transient)
+        return transient or persistent or {}
+
+    def _lookup(self, atom_name: str | None, arg: str, name: str,
+                providers: list[str] | None, optional: bool) -> tuple[bool, Any]:
+        """Find one argument value following the lookup order; see the module docstring."""
+        atom_values = self._atom_injected(atom_name)
+        if name in atom_values:
+            return True, atom_values[name]
+        for source in self._flow_injected():
+            if name in source:
+                return True, source[name]
+        problem = None
+        scanned = 0
+        for provider in providers or ():
+            if provider == self.injector_name:
+                continue
+            scanned += 1
+            ad = self._atoms.get(provider)
+            if ad is None or ad.state == states.IGNORE:
+                continue
+            index = _index_of(self._providers.get(name, ()), provider)
+            try:
+                return True, self._provided_value(provider, index, name)
+            except _Missing as missing:
+                problem = problem or _unreachable(name, *missing.args)
+        if optional:
+            return False, None
+        if problem is not None:
+            raise problem
+        if name not in self._providers:
+            raise exc.NotFound('Name %r is not mapped as a produced output by any providers'
+                               % name)
+        raise exc.NotFound('Mapped argument %r <= %r was not produced by any accessible'
+                           ' provider (%s possible providers were scanned)'
+                           % (arg, name, scanned))
+
+    def fetch_arguments(self, atom_name: str,
+                        plan: Iterable[tuple[str, str, bool, list[str]]]) -> dict[str, Any]:
+        """Arguments for ``atom_name`` from a precomputed plan (engine hot path).
+
+        ``plan`` holds ``(argument, storage name, optional, providers nearest
+        first)`` per argument; same lookup rules as :meth:`fetch_mapped_args`.
+        """
+        arguments = {}
+        with self._lock:
+            for arg, name, optional, providers in plan:
+                found, value = self._lookup(atom_name, arg, name, providers, optional)
+                if found:
+                    arguments[arg] = value
+        return arguments
+
+    # -- flow -----------------------------------------------------------------
+
+    def get_flow_state(self) -> str:
+        state = self._flowdetail.state
+        return states.PENDING if state is None else state
+
+    def set_flow_state(self, state: str) -> None:
+        with self._lock:
+            old = self._flowdetail.state
+            self._flowdetail.state = state
+            try:
+                self._save_flow()
+            except BaseException:
+                self._flowdetail.state = old
+                raise
+
+    def change_flow_state(self, state: str) -> tuple[bool, str]:
+        """Move the flow to ``state`` if allowed; returns ``(moved, old state)``."""
+        with self._lock:
+            old = self.get_flow_state()
+            moved = states.check_flow_transition(old, state)
+            if moved:
+                self.set_flow_state(state)
+            return moved, old
+
+    def update_flow_metadata(self, update_with: Mapping[str, Any]) -> None:
+        """Merge ``update_with`` into the flow detail's ``meta`` and save it."""
+        if not update_with:
+            return
+        with self._lock:
+            meta = self._flowdetail.meta
+            before = dict(meta)
+            meta.update(update_with)
+            try:
+                self._save_flow()
+            except BaseException:
+                meta.clear()
+                meta.update(before)
+                raise
+
+    def close(self) -> None:
+        """Release the backend connection this storage opened (if any)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+def _version_string(version: Any) -> str:
+    if isinstance(version, tuple):
+        return '.'.join(str(part) for part in version)
+    return str(version)
+
+
+def _has_results(ad: models.AtomDetail) -> bool:
+    return (bool(ad.results) or ad.failure is not None or ad.revert_results is not None
+            or ad.revert_failure is not None)
+
+
+def _one_or_all(values: list) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
+def _index_of(entries: list[tuple[str, Any]], provider: str) -> Any:
+    for name, index in entries:
+        if name == provider:
+            return index
+    return None
+
+
+def _disallowed(atom_name: str, state: str, allowed: tuple) -> exc.DisallowedAccess:
+    return exc.DisallowedAccess(
+        "Result for atom '%s' is not known/accessible due to it being in %s state when"
+        " result access is restricted to %s states" % (atom_name, state, allowed), state=state)
+
+
+def _unreachable(name: str, provider: str, cause: Exception) -> exc.NotFound:
+    error = exc.NotFound("Expected to be able to find output %r produced by <Provider %r> but"
+                         " was unable to get at that providers results" % (name, provider),
+                         cause=cause)
+    error.__cause__ = cause
+    return error

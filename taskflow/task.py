@@ -1,0 +1,215 @@
+"""Tasks: atoms that do work (``execute``) and can undo it (``revert``)."""
+
+from __future__ import annotations
+
+import copy as copy_module
+import functools
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from taskflow import atom
+from taskflow.types import notifier as notifier_module
+
+LOG = logging.getLogger(__name__)
+
+# Keyword names the engine always passes to ``revert``.
+REVERT_RESULT = 'result'
+REVERT_FLOW_FAILURES = 'flow_failures'
+
+# The event a task notifies when it reports progress.
+EVENT_UPDATE_PROGRESS = 'update_progress'
+
+
+def _default_name(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    if cls.__module__ == 'builtins':
+        return cls.__name__
+    return '%s.%s' % (cls.__module__, cls.__name__)
+
+
+def _callable_name(function: Callable) -> str:
+    """``module.qualname`` of a function or (bound) method, as the original names functors."""
+    target = getattr(function, '__func__', function)
+    module = getattr(target, '__module__', None)
+    qualname = getattr(target, '__qualname__', None)
+    if qualname is None:  # callable objects, partials...
+        return _default_name(function)
+    if getattr(function, '__self__', None) is not None and '.' not in qualname:
+        owner = function.__self__
+        owner_cls = owner if isinstance(owner, type) else type(owner)
+        qualname = '%s.%s' % (owner_cls.__qualname__, qualname)
+    if module in (None, 'builtins'):
+        return qualname
+    return '%s.%s' % (module, qualname)
+
+
+class Task(atom.Atom):
+    """An atom that executes (and reverts) one piece of work.
+
+    Subclasses implement ``execute`` (and usually ``revert``).  Arguments are
+    inferred from their signatures; see :class:`taskflow.atom.Atom`.
+    """
+
+    TASK_EVENTS = (EVENT_UPDATE_PROGRESS,)
+
+    def __init__(self, name: str | None = None, provides: Any = None, requires: Any = None,
+                 auto_extract: bool = True, rebind: Any = None,
+                 inject: Mapping[str, Any] | None = None, ignore_list: Iterable[str] | None = None,
+                 revert_rebind: Any = None, revert_requires: Any = None) -> None:
+        if name is None:
+            name = _default_name(self)
+        # ``ignore_list`` is accepted for signature compatibility and, like the
+        # original, ignored by tasks.
+        super().__init__(name=name, provides=provides, requires=requires,
+                         auto_extract=auto_extract, rebind=rebind, inject=inject,
+                         revert_rebind=revert_rebind, revert_requires=revert_requires)
+        self._notifier: notifier_module.RestrictedNotifier | None = None
+        # Set by the engine while it runs this task: receives (progress, details)
+        # so progress is stored without registering a listener per execution.
+        self._progress_sink: Callable[[float, dict], None] | None = None
+
+    @property
+    def notifier(self) -> notifier_module.RestrictedNotifier:
+        """Notifier for this task's own events (only ``update_progress``)."""
+        # Created on first use: most tasks never get a listener.
+        if self._notifier is None:
+            self._notifier = notifier_module.RestrictedNotifier(self.TASK_EVENTS)
+        return self._notifier
+
+    def copy(self, retain_listeners: bool = True) -> Task:
+        """A shallow copy with its own notifier (emptied unless ``retain_listeners``)."""
+        clone = copy_module.copy(self)
+        if self._notifier is not None:
+            clone._notifier = self._notifier.copy()
+            if not retain_listeners:
+                clone._notifier.reset()
+        return clone
+
+    def update_progress(self, progress: float) -> None:
+        """Report progress, a float clamped to ``[0.0, 1.0]``."""
+        self._report_progress(progress, None)
+
+    def _report_progress(self, progress: float, extra: dict | None) -> None:
+        if progress > 1.0:
+            LOG.warning("Progress must be <= 1.0, clamping to upper bound")
+            progress = 1.0
+        elif progress < 0.0:
+            LOG.warning("Progress must be >= 0.0, clamping to lower bound")
+            progress = 0.0
+        listeners = self._notifier
+        if listeners is not None and listeners.has_listeners(EVENT_UPDATE_PROGRESS):
+            details = {'progress': progress}
+            if extra:
+                details.update(extra)
+            listeners.notify(EVENT_UPDATE_PROGRESS, details)
+        sink = self._progress_sink
+        if sink is not None:
+            sink(progress, extra or {})
+
+    def __getstate__(self) -> dict:
+        # Listeners and the engine's sink are local to this process; drop them
+        # so tasks can be shipped to process pools.
+        state = self.__dict__.copy()
+        state['_notifier'] = None
+        state['_progress_sink'] = None
+        return state
+
+
+class FunctorTask(Task):
+    """A task made from plain functions: ``execute`` and an optional ``revert``."""
+
+    def __init__(self, execute: Callable, name: str | None = None, provides: Any = None,
+                 requires: Any = None, auto_extract: bool = True, rebind: Any = None,
+                 revert: Callable | None = None, version: tuple | str | None = None,
+                 inject: Mapping[str, Any] | None = None) -> None:
+        if not callable(execute):
+            raise ValueError('Function to use for executing must be callable')
+        if revert is not None and not callable(revert):
+            raise ValueError('Function to use for reverting must be callable')
+        if name is None:
+            name = _callable_name(execute)
+        self._execute = execute
+        self._revert = revert
+        super().__init__(name=name, provides=provides, requires=requires,
+                         auto_extract=auto_extract, rebind=rebind, inject=inject)
+        if version:
+            self.version = version
+
+    def _argument_sources(self):
+        # Inference reads the wrapped functions.  Like the original, a revert
+        # function's ``result``/``flow_failures`` parameters are not ignored.
+        return self._execute, (self._revert or self.revert), ()
+
+    def execute(self, *args, **kwargs):
+        return self._execute(*args, **kwargs)
+
+    def revert(self, *args, **kwargs):
+        if self._revert is not None:
+            return self._revert(*args, **kwargs)
+        return None
+
+
+def _named_arity(function: Callable) -> int:
+    return len(atom._signature_of(function).all_args)
+
+
+class _CollectionFunctorTask(Task):
+    """Common part of map/reduce tasks: a functor applied to ``requires`` values."""
+
+    _KIND = ''
+    _ARITY = 0
+    _ARITY_MESSAGE = ''
+
+    def __init__(self, functor: Callable, requires: Iterable[str], name: str | None = None,
+                 provides: Any = None, auto_extract: bool = True, rebind: Any = None,
+                 inject: Mapping[str, Any] | None = None) -> None:
+        if not callable(functor):
+            raise ValueError('Function to use for %s must be callable' % self._KIND)
+        arity = _named_arity(functor)
+        if arity != self._ARITY:
+            raise ValueError(self._ARITY_MESSAGE % arity)
+        if isinstance(requires, str) or not isinstance(requires, Iterable):
+            raise TypeError('%s type was provided for requires. Requires must be an iterable.'
+                            % type(requires))
+        requires = list(requires)
+        self._check_requires(requires)
+        if name is None:
+            name = _callable_name(functor)
+        self._functor = functor
+        self._arg_names = requires
+        super().__init__(name=name, provides=provides, requires=requires,
+                         auto_extract=auto_extract, rebind=rebind, inject=inject)
+
+    def _check_requires(self, requires: list) -> None:
+        """Hook for extra checks on ``requires``."""
+
+    def _values(self, kwargs: dict) -> list:
+        return [kwargs[name] for name in self._arg_names]
+
+
+class MapFunctorTask(_CollectionFunctorTask):
+    """Applies a one-argument functor to each required value; returns the list."""
+
+    _KIND = 'map'
+    _ARITY = 1
+    _ARITY_MESSAGE = '%s arguments were provided. Map functor must take exactly 1 argument.'
+
+    def execute(self, *args, **kwargs):
+        return list(map(self._functor, self._values(kwargs)))
+
+
+class ReduceFunctorTask(_CollectionFunctorTask):
+    """Folds the required values with a two-argument functor."""
+
+    _KIND = 'reduce'
+    _ARITY = 2
+    _ARITY_MESSAGE = '%s arguments were provided. Reduce functor must take exactly 2 arguments.'
+
+    def _check_requires(self, requires: list) -> None:
+        if len(requires) < 2:
+            raise ValueError('%s elements were provided. Requires must have at least 2 elements.'
+                             % len(requires))
+
+    def execute(self, *args, **kwargs):
+        return functools.reduce(self._functor, self._values(kwargs))

@@ -10,7 +10,8 @@ Hierarchy::
     │   │   └── UnclaimableJob        the job is already claimed
     │   ├── ExecutionFailure          engine problems (e.g. locked by another thread)
     │   │   ├── RequestTimeout        a worker request was not accepted in time
-    │   │   └── InvalidState          invalid transition / wrong engine phase
+    │   │   ├── InvalidState          invalid transition / wrong engine phase
+    │   │   └── AtomTimeout           (also a TimeoutError) taskflow-ng extension
     │   ├── DependencyFailure         graph cycle
     │   │   ├── AmbiguousDependency   several providers for one symbol
     │   │   └── MissingDependencies(who, requirements, cause=None, method=None)
@@ -280,3 +281,11 @@ def raise_with_cause(exc_cls: type[TaskFlowException], message: Any,
     if cause is None:
         raise exc_cls(message, *args, **kwargs)
     raise exc_cls(message, *args, **kwargs) from cause
+
+
+class AtomTimeout(ExecutionFailure, TimeoutError):
+    """A task ran longer than its ``timeout`` (a taskflow-ng extension).
+
+    The engine fails the task with this error and carries on (revert, retry);
+    the thread that ran it cannot be stopped and is abandoned.
+    """

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from taskflow import atom
+from taskflow import delays
 from taskflow import exceptions as exc
 
 # Keyword names the engine passes to retry methods.
@@ -95,10 +96,26 @@ class Retry(atom.Atom, metaclass=abc.ABCMeta):
     """
 
     def __init__(self, name: str | None = None, provides: Any = None, requires: Any = None,
-                 auto_extract: bool = True, rebind: Any = None) -> None:
+                 auto_extract: bool = True, rebind: Any = None, *,
+                 delay: delays.Delay | None = None) -> None:
         super().__init__(name=name, provides=provides, requires=requires,
                          auto_extract=auto_extract, rebind=rebind,
                          ignore_list=[EXECUTE_REVERT_HISTORY])
+        if delay is not None and not callable(delay):
+            raise TypeError('Retry %r: delay must be a delay policy (see taskflow.delays),'
+                            ' not %r' % (name, delay))
+        self.delay = delay
+
+    def delay_for(self, history: History) -> float:
+        """Seconds to wait before running the subflow again (taskflow-ng extension).
+
+        Uses the ``delay=`` policy with the number of the coming re-run
+        (``len(history)``); override for custom timing.  The engine keeps
+        running other branches while it waits.
+        """
+        if self.delay is None:
+            return 0.0
+        return self.delay(len(history))
 
     @property
     def name(self) -> str | None:
@@ -146,8 +163,8 @@ class _GivingUp(Retry):
 
     def __init__(self, name: str | None = None, provides: Any = None, requires: Any = None,
                  auto_extract: bool = True, rebind: Any = None,
-                 revert_all: bool = False) -> None:
-        super().__init__(name, provides, requires, auto_extract, rebind)
+                 revert_all: bool = False, *, delay: delays.Delay | None = None) -> None:
+        super().__init__(name, provides, requires, auto_extract, rebind, delay=delay)
         self._revert_all = revert_all
 
     def _give_up(self) -> Decision:
@@ -159,8 +176,9 @@ class Times(_GivingUp):
 
     def __init__(self, attempts: int = 1, name: str | None = None, provides: Any = None,
                  requires: Any = None, auto_extract: bool = True, rebind: Any = None,
-                 revert_all: bool = False) -> None:
-        super().__init__(name, provides, requires, auto_extract, rebind, revert_all)
+                 revert_all: bool = False, *, delay: delays.Delay | None = None) -> None:
+        super().__init__(name, provides, requires, auto_extract, rebind, revert_all,
+                         delay=delay)
         self._attempts = attempts
 
     def on_failure(self, history: History, *args, **kwargs) -> Decision:
@@ -204,8 +222,9 @@ class ForEach(ForEachBase):
 
     def __init__(self, values: Iterable, name: str | None = None, provides: Any = None,
                  requires: Any = None, auto_extract: bool = True, rebind: Any = None,
-                 revert_all: bool = False) -> None:
-        super().__init__(name, provides, requires, auto_extract, rebind, revert_all)
+                 revert_all: bool = False, *, delay: delays.Delay | None = None) -> None:
+        super().__init__(name, provides, requires, auto_extract, rebind, revert_all,
+                         delay=delay)
         self._values = values
 
     def on_failure(self, history: History, *args, **kwargs) -> Decision:

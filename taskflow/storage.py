@@ -37,7 +37,7 @@ ScopeFetcher = Callable[[str, str], list]   # (atom name, value name) -> provide
 
 
 class _Missing(Exception):
-    """Internal: a provider could not give a value (the message says why)."""
+    """Internal: a provider could not give a value (``args[0]`` is the NotFound to raise)."""
 
 
 class Storage:
@@ -124,7 +124,7 @@ class Storage:
         try:
             return self._atoms[name]
         except KeyError as e:
-            raise exc.NotFound("Unknown atom name '%s'" % name) from e
+            _raise_with(exc.NotFound("Unknown atom name '%s'" % name, cause=e))
 
     # -- atoms ----------------------------------------------------------------
 
@@ -175,8 +175,14 @@ class Storage:
     def set_atom_state(self, atom_name: str, state: str) -> None:
         with self._lock:
             ad = self._atom(atom_name)
-            with self._changing(ad, 'state'):
-                ad.state = state
+            old = ad.state
+            ad.state = state
+            if self._backend is not None:
+                try:
+                    self._save_atom(ad)
+                except BaseException:
+                    ad.state = old
+                    raise
 
     def get_atom_intention(self, atom_name: str) -> str:
         return self._atom(atom_name).intention
@@ -221,13 +227,20 @@ class Storage:
             meta = ad.meta
             if not details and meta.get(_META_PROGRESS, 0.0) == progress:
                 return  # nothing changed: spare the backend a write
-            with self._changing(ad, 'meta'):
-                meta[_META_PROGRESS] = progress
-                if details:
-                    meta[_META_PROGRESS_DETAILS] = {'at_progress': progress,
-                                                    'details': dict(details)}
-                else:
-                    meta[_META_PROGRESS_DETAILS] = None
+            before = dict(meta) if self._backend is not None else None
+            meta[_META_PROGRESS] = progress
+            if details:
+                meta[_META_PROGRESS_DETAILS] = {'at_progress': progress,
+                                                'details': dict(details)}
+            else:
+                meta[_META_PROGRESS_DETAILS] = None
+            if before is not None:
+                try:
+                    self._save_atom(ad)
+                except BaseException:
+                    meta.clear()
+                    meta.update(before)
+                    raise
 
     def get_task_progress(self, task_name: str) -> float:
         return self._atom(task_name).meta.get(_META_PROGRESS, 0.0)
@@ -241,9 +254,12 @@ class Storage:
         """Store an atom's result for ``state`` (a ``Failure`` for failed states)."""
         with self._lock:
             ad = self._atom(atom_name)
+            if self._backend is None:
+                ad.put(state, result)
+                return
             with self._changing(ad, 'state', 'results', 'failure', 'revert_results',
                                 'revert_failure'):
-                if isinstance(ad, models.RetryDetail) and isinstance(ad.results, list):
+                if isinstance(ad, models.RetryDetail):
                     ad.results = list(ad.results)  # keep the undo copy intact
                 ad.put(state, result)
 
@@ -256,8 +272,8 @@ class Storage:
             raise exc.NotFound("Result for atom '%s' execution is not known (as it was"
                                " ignored)" % atom_name)
         if ad.state not in _READABLE_STATES:
-            raise exc.NotFound("Result for atom '%s' execution is not known" % atom_name) \
-                from _disallowed(atom_name, ad.state, _READABLE_STATES)
+            _raise_with(exc.NotFound("Result for atom '%s' execution is not known" % atom_name,
+                                     cause=_disallowed(atom_name, ad.state, _READABLE_STATES)))
         return ad.results
 
     get = get_execute_result
@@ -268,8 +284,9 @@ class Storage:
         if ad.revert_failure is not None:
             return ad.revert_failure
         if ad.state not in _REVERT_READABLE_STATES:
-            raise exc.NotFound("Result for atom '%s' revert is not known" % atom_name) \
-                from _disallowed(atom_name, ad.state, _REVERT_READABLE_STATES)
+            _raise_with(exc.NotFound("Result for atom '%s' revert is not known" % atom_name,
+                                     cause=_disallowed(atom_name, ad.state,
+                                                       _REVERT_READABLE_STATES)))
         return ad.revert_results
 
     def get_execute_failures(self) -> dict[str, failure_module.Failure]:
@@ -382,13 +399,13 @@ class Storage:
             with self._changing(ad, 'meta'):
                 ad.meta[_META_INJECTED] = dict(ad.meta.get(_META_INJECTED) or {}, **pairs)
 
-    def _flow_injected(self) -> list[dict[str, Any]]:
+    def _flow_injected(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Flow-level injected value dicts, first registered first."""
         persistent = self._atoms.get(self.injector_name)
         stored = (persistent.results or {}) if persistent is not None else {}
         if self._transients_first:
-            return [self._transients, stored]
-        return [stored, self._transients]
+            return self._transients, stored
+        return stored, self._transients
 
     # -- lookups --------------------------------------------------------------
 
@@ -398,14 +415,18 @@ class Storage:
         if provider == self.injector_name:
             return ad.results[name]
         if ad.state not in _READABLE_STATES:
-            raise _Missing(provider, _disallowed(provider, ad.state, _READABLE_STATES))
+            raise _Missing(_unreachable(name, provider, index,
+                                        _disallowed(provider, ad.state, _READABLE_STATES)))
         result = ad.last_results if isinstance(ad, models.RetryDetail) else ad.results
         if index is None:
             return result
         try:
             return result[index]
         except (LookupError, TypeError) as e:
-            raise _Missing(provider, e) from None
+            raise _Missing(exc.NotFound(
+                'Unable to find result %r, expected to be able to find it created by %s but'
+                ' was unable to perform successful extraction'
+                % (name, _provider_repr(provider, index)), cause=e)) from None
 
     def _values_of(self, name: str) -> tuple[list, Exception | None]:
         """Every value published as ``name`` (injected first), ignoring scopes."""
@@ -421,7 +442,7 @@ class Storage:
             try:
                 values.append(self._provided_value(provider, index, name))
             except _Missing as missing:
-                problem = problem or _unreachable(name, *missing.args)
+                problem = problem or missing.args[0]
         return values, problem
 
     def fetch(self, name: str, many_handler: Callable[[list], Any] | None = None) -> Any:
@@ -506,6 +527,11 @@ class Storage:
                 missing.add(arg)
         return missing
 
+    def is_injected(self, name: str, atom_name: str | None = None) -> bool:
+        """Whether ``name`` is an injected value (flow-level, or for ``atom_name``)."""
+        first, second = self._flow_injected()
+        return name in first or name in second or name in self._atom_injected(atom_name)
+
     def _atom_injected(self, atom_name: str | None) -> dict[str, Any]:
         if atom_name is None:
             return {}
@@ -519,12 +545,15 @@ class Storage:
     def _lookup(self, atom_name: str | None, arg: str, name: str,
                 providers: list[str] | None, optional: bool) -> tuple[bool, Any]:
         """Find one argument value following the lookup order; see the module docstring."""
-        atom_values = self._atom_injected(atom_name)
-        if name in atom_values:
-            return True, atom_values[name]
-        for source in self._flow_injected():
-            if name in source:
-                return True, source[name]
+        if atom_name is not None:
+            atom_values = self._atom_injected(atom_name)
+            if name in atom_values:
+                return True, atom_values[name]
+        first, second = self._flow_injected()
+        if name in first:
+            return True, first[name]
+        if name in second:
+            return True, second[name]
         problem = None
         scanned = 0
         for provider in providers or ():
@@ -538,7 +567,7 @@ class Storage:
             try:
                 return True, self._provided_value(provider, index, name)
             except _Missing as missing:
-                problem = problem or _unreachable(name, *missing.args)
+                problem = problem or missing.args[0]
         if optional:
             return False, None
         if problem is not None:
@@ -613,9 +642,19 @@ class Storage:
                 self._connection = None
 
 
+_VERSION_STRINGS: dict[Any, str] = {}
+
+
 def _version_string(version: Any) -> str:
+    try:
+        return _VERSION_STRINGS[version]
+    except (KeyError, TypeError):
+        pass
     if isinstance(version, tuple):
-        return '.'.join(str(part) for part in version)
+        text = '.'.join(str(part) for part in version)
+        if len(_VERSION_STRINGS) < 1024:  # almost every atom uses (1, 0)
+            _VERSION_STRINGS[version] = text
+        return text
     return str(version)
 
 
@@ -641,9 +680,20 @@ def _disallowed(atom_name: str, state: str, allowed: tuple) -> exc.DisallowedAcc
         " result access is restricted to %s states" % (atom_name, state, allowed), state=state)
 
 
-def _unreachable(name: str, provider: str, cause: Exception) -> exc.NotFound:
-    error = exc.NotFound("Expected to be able to find output %r produced by <Provider %r> but"
-                         " was unable to get at that providers results" % (name, provider),
-                         cause=cause)
+def _provider_repr(provider: str, index: Any) -> str:
+    if index is None:
+        return '<Provider %r>' % provider
+    return '<Provider %r @ index %r>' % (provider, index)
+
+
+def _unreachable(name: str, provider: str, index: Any, cause: Exception) -> exc.NotFound:
+    error = exc.NotFound("Expected to be able to find output %r produced by %s but was unable"
+                         " to get at that providers results"
+                         % (name, _provider_repr(provider, index)), cause=cause)
     error.__cause__ = cause
     return error
+
+
+def _raise_with(error: exc.TaskFlowException) -> None:
+    """Raise ``error`` chained (``__cause__``) to its taskflow ``cause``."""
+    raise error from error.cause

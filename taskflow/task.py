@@ -21,6 +21,13 @@ REVERT_FLOW_FAILURES = 'flow_failures'
 EVENT_UPDATE_PROGRESS = 'update_progress'
 
 
+def _check_timeout(name: str, timeout: Any) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError('Task %r: timeout must be a positive number of seconds, not %r'
+                         % (name, timeout))
+    return float(timeout)
+
+
 def _default_name(obj: Any) -> str:
     cls = obj if isinstance(obj, type) else type(obj)
     if cls.__module__ == 'builtins':
@@ -53,12 +60,20 @@ class Task(atom.Atom):
 
     TASK_EVENTS = (EVENT_UPDATE_PROGRESS,)
 
+    #: Seconds ``execute`` (and ``revert``) may take before the engine fails the
+    #: task with :class:`~taskflow.exceptions.AtomTimeout` (``None``: no limit).
+    #: A taskflow-ng extension; see ``docs/timeouts.md``.
+    timeout: float | None = None
+
     def __init__(self, name: str | None = None, provides: Any = None, requires: Any = None,
                  auto_extract: bool = True, rebind: Any = None,
                  inject: Mapping[str, Any] | None = None, ignore_list: Iterable[str] | None = None,
-                 revert_rebind: Any = None, revert_requires: Any = None) -> None:
+                 revert_rebind: Any = None, revert_requires: Any = None, *,
+                 timeout: float | None = None) -> None:
         if name is None:
             name = _default_name(self)
+        if timeout is not None:
+            self.timeout = _check_timeout(name, timeout)
         # ``ignore_list`` is accepted for signature compatibility and, like the
         # original, ignored by tasks.
         super().__init__(name=name, provides=provides, requires=requires,
@@ -122,7 +137,8 @@ class FunctorTask(Task):
     def __init__(self, execute: Callable, name: str | None = None, provides: Any = None,
                  requires: Any = None, auto_extract: bool = True, rebind: Any = None,
                  revert: Callable | None = None, version: tuple | str | None = None,
-                 inject: Mapping[str, Any] | None = None) -> None:
+                 inject: Mapping[str, Any] | None = None, *,
+                 timeout: float | None = None) -> None:
         if not callable(execute):
             raise ValueError('Function to use for executing must be callable')
         if revert is not None and not callable(revert):
@@ -132,7 +148,8 @@ class FunctorTask(Task):
         self._execute = execute
         self._revert = revert
         super().__init__(name=name, provides=provides, requires=requires,
-                         auto_extract=auto_extract, rebind=rebind, inject=inject)
+                         auto_extract=auto_extract, rebind=rebind, inject=inject,
+                         timeout=timeout)
         if version:
             self.version = version
 
@@ -163,7 +180,8 @@ class _CollectionFunctorTask(Task):
 
     def __init__(self, functor: Callable, requires: Iterable[str], name: str | None = None,
                  provides: Any = None, auto_extract: bool = True, rebind: Any = None,
-                 inject: Mapping[str, Any] | None = None) -> None:
+                 inject: Mapping[str, Any] | None = None, *,
+                 timeout: float | None = None) -> None:
         if not callable(functor):
             raise ValueError('Function to use for %s must be callable' % self._KIND)
         arity = _named_arity(functor)
@@ -179,7 +197,8 @@ class _CollectionFunctorTask(Task):
         self._functor = functor
         self._arg_names = requires
         super().__init__(name=name, provides=provides, requires=requires,
-                         auto_extract=auto_extract, rebind=rebind, inject=inject)
+                         auto_extract=auto_extract, rebind=rebind, inject=inject,
+                         timeout=timeout)
 
     def _check_requires(self, requires: list) -> None:
         """Hook for extra checks on ``requires``."""

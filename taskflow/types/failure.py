@@ -6,6 +6,12 @@ formatted text is what equality, ``to_dict``, pickling and ``pformat`` see, so
 laziness is not observable), and the cause chain is only walked when the
 exception has one.
 
+Lifetime: a live failure holds the traceback (``reraise()`` needs it), and so
+the frames it references, for as long as the failure lives; nothing else is
+kept, and the helpers that capture or re-raise drop their own references so
+no extra frame <-> exception reference cycles are created.  A pickled or
+``to_dict()`` copy holds no frames at all.
+
 Two modes:
 
 * **live** (no keyword arguments): captures ``exc_info`` (default

@@ -68,9 +68,10 @@ class OrderedSet(abc.Set, abc.Hashable):
         """Whether every item of ``other`` is in this set."""
         return all(value in self for value in other)
 
-    def issubset(self, other: Any) -> bool:
+    def issubset(self, other: Iterable[Any]) -> bool:
         """Whether every item of this set is in ``other``."""
-        return all(value in other for value in self)
+        lookup = _as_lookup(other)
+        return all(value in lookup for value in self)
 
     def difference(self, *sets: Iterable[Any]) -> OrderedSet:
         """Items (in this set's order) that are in none of ``sets``."""

@@ -97,11 +97,13 @@ class StopWatch:
         self._splits: tuple[Split, ...] = ()
 
     def start(self) -> StopWatch:
-        """Start (or start again from zero); returns the watch."""
+        """Start (or start again from zero); returns the watch.
+
+        Split times taken before are kept (as the reference does).
+        """
         self._started_at = time.monotonic()
         self._stopped_at = None
         self._state = _STARTED
-        self._splits = ()
         return self
 
     @property

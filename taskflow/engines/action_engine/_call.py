@@ -78,3 +78,12 @@ def ask_decider(decider: Any, history: dict) -> Outcome:
         return True, decider(history=history)
     except Exception:
         return False, failure_module.Failure()
+
+
+def retry_delay(retry: Any, history: retry_module.History) -> Outcome:
+    """``delay_for(history)``: seconds to wait before the retry runs again."""
+    try:
+        delay_for = getattr(retry, 'delay_for', None)
+        return True, float(delay_for(history)) if delay_for is not None else 0.0
+    except Exception:
+        return False, failure_module.Failure()

@@ -106,6 +106,7 @@ class Compilation:
         self.root_scope: FlowScope
         self.hierarchy: list[FlowScope] = []   # every flow, outermost first
         self._providers: dict[str, list[Node]] = {}
+        self._visible: dict[tuple[int, str], list[Node]] = {}  # providers_for() memo
         self._seen: set[int] = set()
         if isinstance(root, flow_module.Flow):
             self.root_scope = self._compile_flow(root, None)[0]
@@ -264,16 +265,17 @@ class Compilation:
         retries of enclosing flows; never unordered siblings.  Nearer means an
         innermost common flow first, then the latest in that flow.
         """
-        candidates = self._providers.get(name)
-        if not candidates:
-            return []
-        found = []
-        for provider in candidates:
-            depth = self._visible_at(provider, node)
-            if depth is not None:
-                found.append((depth, provider.index, provider))
-        found.sort(key=lambda item: (-item[0], -item[1]))
-        return [provider for _d, _i, provider in found]
+        key = (node.index, name)
+        visible = self._visible.get(key)
+        if visible is None:
+            found = []
+            for provider in self._providers.get(name, ()):
+                depth = self._visible_at(provider, node)
+                if depth is not None:
+                    found.append((depth, provider.index, provider))
+            found.sort(key=lambda item: (-item[0], -item[1]))
+            visible = self._visible[key] = [provider for _d, _i, provider in found]
+        return visible
 
     def has_provider(self, name: str) -> bool:
         return name in self._providers

@@ -20,6 +20,7 @@ called only through ``_call``; what is ready is decided only by ``_plan``.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Iterator
@@ -29,12 +30,15 @@ from taskflow import deciders as deciders_module
 from taskflow import exceptions as exc
 from taskflow import retry as retry_module
 from taskflow import states as st
+from taskflow import task as task_module
 from taskflow.engines.action_engine import _call
 from taskflow.engines.action_engine import _compile
+from taskflow.engines.action_engine import _executors
 from taskflow.engines.action_engine import _plan
 from taskflow.types import failure as failure_module
 
 FINAL_STATES = frozenset((st.SUCCESS, st.REVERTED, st.FAILURE, st.SUSPENDED))
+_META_RETRY_AT = 'retry_at'   # wall-clock time a delayed retry may run again
 _TASK_EVENT_KEYS = ('task_name', 'task_uuid')
 _RETRY_EVENT_KEYS = ('retry_name', 'retry_uuid')
 _NO_RESULT = object()
@@ -45,7 +49,8 @@ class RunLoop:
     """One run of an engine over its compiled flow."""
 
     def __init__(self, engine: Any, runner: Any, timeout: float | None,
-                 never_resolve: bool = False, defer_reverts: bool = False) -> None:
+                 never_resolve: bool = False, defer_reverts: bool = False,
+                 task_timeout: float | None = None) -> None:
         self._engine = engine
         self._compilation: _compile.Compilation = engine.compilation
         self._storage = engine.storage
@@ -54,6 +59,9 @@ class RunLoop:
         self._timeout = timeout
         self._never_resolve = never_resolve
         self._defer_reverts = defer_reverts
+        self._task_timeout = task_timeout
+        self._timers: list = []   # heap of (due, sequence, retry node) for delayed retries
+        self._timer_sequence = 0
         self.failures: list[failure_module.Failure] = []   # what run() must re-raise
         self._finished: list = []
         self._arguments: dict[tuple[int, bool], list] = {}
@@ -70,6 +78,7 @@ class RunLoop:
         work = {st.RESUMING: self._resume, st.SCHEDULING: self._schedule,
                 st.WAITING: self._wait, st.ANALYZING: self._analyze}
         stats = self.seconds_per_state
+        stat_keys = {state: state.lower() for state in work}
         clock = time.monotonic
         state = st.RESUMING
         while state not in FINAL_STATES:
@@ -85,7 +94,7 @@ class RunLoop:
                 self._engine.suspend()
             started = clock()
             next_state = work[state]()
-            stats[state.lower()] += clock() - started
+            stats[stat_keys[state]] += clock() - started
             state = next_state
         yield state
 
@@ -98,11 +107,16 @@ class RunLoop:
             states[node.name] = ad.state
             intentions[node.name] = ad.intention
         self.plan = _plan.Plan(compilation, states, intentions)
-        # A crash between recording a failure and resolving it leaves atoms in
-        # FAILURE with an EXECUTE intention: resolve them now.
         for node in compilation.atoms:
-            if states[node.name] == st.FAILURE and intentions[node.name] == st.EXECUTE:
-                self._resolve(node, storage._atoms[node.name].failure)
+            name = node.name
+            if states[name] == st.FAILURE and intentions[name] == st.EXECUTE:
+                # A crash between recording a failure and resolving it.
+                self._resolve(node, storage._atoms[name].failure)
+            elif states[name] == st.RETRYING and intentions[name] == st.EXECUTE:
+                # A retry that was waiting out its delay: wait for what is left.
+                retry_at = storage._atoms[name].meta.get(_META_RETRY_AT)
+                if retry_at is not None:
+                    self._delay(node, retry_at - time.time())
         return st.SCHEDULING
 
     def _schedule(self) -> str:
@@ -125,8 +139,13 @@ class RunLoop:
         return st.WAITING
 
     def _wait(self) -> str:
-        if self._runner.pending:
-            self._finished = self._runner.wait(self._timeout)
+        timers = self._timers and not self._stopping()
+        if self._runner.pending or timers:
+            timeout = self._timeout
+            if timers:
+                until_due = max(self._timers[0][0] - time.monotonic(), 0.0)
+                timeout = until_due if timeout is None else min(timeout, until_due)
+            self._finished = self._runner.wait(timeout)
         return st.ANALYZING
 
     def _analyze(self) -> str:
@@ -136,14 +155,17 @@ class RunLoop:
                 self._storage.set_task_progress(*outcome)
                 continue
             kind, node = token
+            if outcome is _executors.TIMED_OUT:
+                outcome = (False, self._timeout_failure(node, kind))
             ok, value = outcome
             if kind == _plan.EXECUTE:
                 self._executed(node, ok, value)
             else:
                 self._reverted(node, ok, value)
+        self._release_due_timers()
         if not self._stopping() and self.plan._ready:
             return st.SCHEDULING
-        if self._runner.pending:
+        if self._runner.pending or (self._timers and not self._stopping()):
             return st.WAITING
         return self._finish()
 
@@ -159,7 +181,7 @@ class RunLoop:
         if self.failures:
             return st.FAILURE
         suspending = self._engine._suspend_requested
-        if suspending and self.plan.has_ready():
+        if suspending and (self.plan.has_ready() or self._timers):
             return st.SUSPENDED
         if self._storage.get_execute_failures():
             return st.REVERTED
@@ -186,9 +208,9 @@ class RunLoop:
         self._set_state(node, st.RUNNING, old_state)
         atom = node.atom
         if node.kind == _compile.TASK:
-            atom._progress_sink = self._sink(node)
+            atom._progress_sink = self._sink(node)  # for the task's own update_progress()
             self._progress(node, 0.0)
-            self._runner.submit((_plan.EXECUTE, node), _call.execute_task, atom, arguments)
+            self._submit_task((_plan.EXECUTE, node), _call.execute_task, atom, arguments)
         else:
             history = self._storage.get_retry_history(node.name)
             self._runner.run_local((_plan.EXECUTE, node), _call.execute_retry, atom,
@@ -212,12 +234,28 @@ class RunLoop:
             result = ad.failure if ad.failure is not None else ad.results
             atom._progress_sink = self._sink(node)
             self._progress(node, 0.0)
-            self._runner.submit((_plan.REVERT, node), _call.revert_task, atom, arguments,
-                                result, flow_failures)
+            self._submit_task((_plan.REVERT, node), _call.revert_task, atom, arguments,
+                              result, flow_failures)
         else:
             history = self._storage.get_retry_history(node.name)
             self._runner.run_local((_plan.REVERT, node), _call.revert_retry, atom, arguments,
                                    history, flow_failures)
+
+    def _submit_task(self, token: tuple, fn: Any, *args: Any) -> None:
+        kind, node = token
+        timeout = node.atom.timeout or self._task_timeout
+        if timeout:
+            label = "task '%s' (%s)" % (node.name, kind)
+            self._runner.submit_timed(token, timeout, label, fn, *args)
+        else:
+            self._runner.submit(token, fn, *args)
+
+    def _timeout_failure(self, node: _compile.Node, kind: str) -> failure_module.Failure:
+        timeout = node.atom.timeout or self._task_timeout
+        method = 'execute' if kind == _plan.EXECUTE else 'revert'
+        return failure_module.Failure.from_exception(exc.AtomTimeout(
+            "Task '%s' did not finish %s within %s seconds; it was abandoned (its thread"
+            " may still be running)" % (node.name, method, timeout)))
 
     def _argument_plan(self, node: _compile.Node, revert: bool) -> list:
         """``(argument, storage name, optional, providers)`` per argument, cached."""
@@ -359,8 +397,31 @@ class RunLoop:
             if old_state != st.PENDING:
                 self._notify(node, st.PENDING, old_state)
                 self._progress(node, 0.0)
+        ok, delay = _call.retry_delay(retry.atom, storage.get_retry_history(retry.name))
+        if not ok:
+            self._halt(delay)
+            return
+        if delay and delay > 0:
+            storage.update_atom_metadata(retry.name, {_META_RETRY_AT: time.time() + delay})
+            self._delay(retry, delay)
         storage.set_atom_intention(retry.name, st.EXECUTE)
         plan.set_intention(retry, st.EXECUTE)
+
+    # -- timers ---------------------------------------------------------------
+
+    def _delay(self, node: _compile.Node, seconds: float) -> None:
+        """Keep ``node`` from running for ``seconds``; other branches go on."""
+        if seconds <= 0:
+            return
+        self.plan.hold(node)
+        self._timer_sequence += 1
+        heapq.heappush(self._timers, (time.monotonic() + seconds, self._timer_sequence, node))
+
+    def _release_due_timers(self) -> None:
+        timers = self._timers
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            self.plan.release(heapq.heappop(timers)[2])
 
     # -- deciders -------------------------------------------------------------
 
@@ -422,10 +483,15 @@ class RunLoop:
 
     def _progress(self, node: _compile.Node, progress: float) -> None:
         """Engine-driven progress (0.0 when starting, 1.0 when done) of a task."""
-        if node.kind == _compile.TASK:
-            task = node.atom
+        if node.kind != _compile.TASK:
+            return
+        task = node.atom
+        listeners = task._notifier
+        if listeners is not None and listeners.has_listeners(task_module.EVENT_UPDATE_PROGRESS):
             task._progress_sink = self._sink(node)
             task._report_progress(progress, None)
+        else:  # nobody listens: only storage needs to know
+            self._storage.set_task_progress(node.name, progress)
 
     def _sink(self, node: _compile.Node) -> Any:
         sink = self._sinks.get(node.index)

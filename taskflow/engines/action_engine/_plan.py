@@ -83,6 +83,7 @@ class Plan:
             self.state[node.index] = _LOADED_AS.get(state, state)
             self.intention[node.index] = intentions.get(node.name, st.EXECUTE)
         self.decided = [node.deciders is None for node in nodes]
+        self.held = [False] * n        # waiting for a timer (a retry's delay)
         self.wait_exec = [0] * n
         self.wait_revert = [0] * n
         self._queued = [False] * n
@@ -121,6 +122,8 @@ class Plan:
             # Joins only ever need a step to ask their deciders.
             if not self.decided[i] and self.wait_exec[i] == 0:
                 return DECIDE
+            return None
+        if self.held[i]:
             return None
         state = self.state[i]
         intention = self.intention[i]
@@ -211,6 +214,14 @@ class Plan:
                         stack.append((pred, change))
                 elif wait[j] == 0:
                     self._check(j)
+
+    def hold(self, node: _compile.Node) -> None:
+        """Keep ``node`` from being handed out until :meth:`release`."""
+        self.held[node.index] = True
+
+    def release(self, node: _compile.Node) -> None:
+        self.held[node.index] = False
+        self._check(node.index)
 
     def set_decided(self, node: _compile.Node) -> None:
         """The deciders of ``node`` have been asked (and their answer applied)."""

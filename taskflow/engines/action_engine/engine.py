@@ -41,6 +41,20 @@ def _boolean_option(options: dict, name: str, default: bool) -> bool:
     return bool(value)
 
 
+def _timeout_option(options: dict) -> float | None:
+    value = options.get('task_timeout')
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if isinstance(value, bool) or not seconds > 0:
+        raise ValueError("Engine option 'task_timeout' must be a positive number of seconds,"
+                         " not %r" % (value,))
+    return seconds
+
+
 def _check_options(options: dict) -> None:
     for name in _BOOLEAN_OPTIONS:
         if name in options:
@@ -52,7 +66,8 @@ class ActionEngine(base.Engine):
 
     Options (all engines): ``defer_reverts``, ``never_resolve``,
     ``inject_transient``, ``gather_statistics`` (booleans, strings such as
-    ``'true'`` accepted).
+    ``'true'`` accepted) and ``task_timeout`` (taskflow-ng: seconds any task
+    may run before it fails with ``AtomTimeout``, unless it sets its own).
     """
 
     NO_RERAISING_STATES = frozenset([st.SUSPENDED, st.SUCCESS])
@@ -72,7 +87,9 @@ class ActionEngine(base.Engine):
         self._engine_lock = threading.Lock()
         self._suspend_requested = False
         self._loop_thread: int | None = None
+        self._runner: Any = None
         self._statistics: dict[str, Any] = {}
+        self._task_timeout = _timeout_option(self._options)
 
     # -- properties -----------------------------------------------------------
 
@@ -133,6 +150,8 @@ class ActionEngine(base.Engine):
 
     def validate(self) -> None:
         self._require('validate', prepared=True)
+        if self._validated:
+            return  # later injections can only satisfy more, never less
         compilation = self._compilation
         storage = self._storage
         last_cause: exc.MissingDependencies | None = None
@@ -142,10 +161,11 @@ class ActionEngine(base.Engine):
             for method, mapping, optional in (
                     ('execute', atom.rebind, getattr(atom, '_optional_args', ())),
                     ('revert', atom.revert_rebind, getattr(atom, '_revert_optional_args', ()))):
-                required = {arg: name for arg, name in mapping.items() if arg not in optional}
-                missing = storage.fetch_unsatisfied_args(atom.name, required)
-                if missing:
-                    names = sorted(required[arg] for arg in missing)
+                names = sorted(name for arg, name in mapping.items()
+                               if arg not in optional
+                               and not compilation.providers_for(node, name)
+                               and not storage.is_injected(name, atom.name))
+                if names:
                     missing_all.update(names)
                     last_cause = exc.MissingDependencies(atom, names, cause=last_cause,
                                                          method=method)
@@ -179,6 +199,9 @@ class ActionEngine(base.Engine):
         self._require('suspend')
         self._suspend_requested = True
         self._change_flow_state(st.SUSPENDING)
+        runner = self._runner
+        if runner is not None:
+            runner.wake()  # end a wait for a delayed retry now
 
     def _change_flow_state(self, state: str) -> bool:
         moved, old_state = self._storage.change_flow_state(state)
@@ -218,8 +241,10 @@ class ActionEngine(base.Engine):
         runner = self._make_runner()
         loop = _loop.RunLoop(self, runner, timeout,
                              never_resolve=_boolean_option(self._options, 'never_resolve', False),
-                             defer_reverts=_boolean_option(self._options, 'defer_reverts', False))
+                             defer_reverts=_boolean_option(self._options, 'defer_reverts', False),
+                             task_timeout=self._task_timeout)
         self._suspend_requested = False
+        self._runner = runner
         self._loop_thread = threading.get_ident()
         started = time.monotonic()
         final = None
@@ -237,6 +262,7 @@ class ActionEngine(base.Engine):
                 self._fail_after_error()
                 raise
         finally:
+            self._runner = None
             runner.stop()
             loop.detach()
             self._record_statistics(loop, started)

@@ -39,7 +39,9 @@ import contextlib
 import datetime
 import functools
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -68,7 +70,7 @@ LOG = logging.getLogger(__name__)
 
 T = TypeVar('T')
 
-DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_RETRIES = 5
 DEFAULT_IDLE_TIMEOUT = 3600
 DEFAULT_SQLITE_SYNCHRONOUS = 'NORMAL'
 DEFAULT_SQLITE_BUSY_TIMEOUT = 30.0
@@ -152,7 +154,8 @@ class SQLAlchemyBackend(base.Backend):
     ``'mysql+pymysql://...'``). Options: ``echo``, ``idle_timeout``,
     ``max_pool_size``, ``max_overflow``, ``pool_timeout``, ``isolation_level``,
     ``engine_args`` (dict passed to ``create_engine``), ``max_retries``
-    (reconnect attempts after a lost connection), ``checkout_ping``,
+    (default 5: attempts after a lost connection, a deadlock or a
+    serialization failure), ``checkout_ping``,
     ``mysql_sql_mode``, ``sqlite_synchronous``, ``sqlite_busy_timeout``.
     An existing ``engine`` may be passed instead (it is not disposed on
     ``close()``).
@@ -299,9 +302,32 @@ def _secrets(conf: dict, engine: sa.Engine) -> list[str]:
     return secrets
 
 
-def _retry_on_disconnect(func: Callable[..., T]) -> Callable[..., T]:
-    """Run ``func`` again (up to ``max_retries`` times) when the database
-    connection was lost; each call is one transaction, so this is safe."""
+# SQLSTATEs (PostgreSQL) and error numbers (MySQL) of failures that only
+# mean "try the transaction again": serialization failure, deadlock, lock
+# wait timeout.
+_TRANSIENT_SQLSTATES = frozenset(['40001', '40P01'])
+_TRANSIENT_MYSQL_ERRORS = frozenset([1205, 1213])
+
+
+def _is_transient(error: BaseException | None) -> bool:
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    sqlstate = getattr(orig, 'sqlstate', None) or getattr(orig, 'pgcode',
+                                                          None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return True
+    args = getattr(orig, 'args', ())
+    return bool(args) and args[0] in _TRANSIENT_MYSQL_ERRORS
+
+
+def _retry_transient(func: Callable[..., T]) -> Callable[..., T]:
+    """Run ``func`` again (up to ``max_retries`` times, with a short
+    randomised backoff) after a lost connection, a deadlock or a
+    serialization failure. Each call is one transaction that was rolled
+    back, so running it again is safe."""
 
     @functools.wraps(func)
     def wrapper(self: Connection, *args: Any, **kwargs: Any) -> T:
@@ -310,15 +336,15 @@ def _retry_on_disconnect(func: Callable[..., T]) -> Callable[..., T]:
             try:
                 return func(self, *args, **kwargs)
             except exc.StorageFailure as e:
-                cause = e.cause
-                lost = (isinstance(cause, sa_exc.DBAPIError)
-                        and cause.connection_invalidated)
-                if not lost or attempts >= self._backend._max_retries:
+                if (not _is_transient(e.cause)
+                        or attempts >= self._backend._max_retries):
                     raise
                 attempts += 1
-                LOG.warning('Lost the database connection, retrying %s'
-                            ' (attempt %d of %d)', func.__name__, attempts,
-                            self._backend._max_retries)
+                LOG.warning('Transient database error in %s, retrying'
+                            ' (attempt %d of %d): %s', func.__name__,
+                            attempts, self._backend._max_retries,
+                            type(e.cause).__name__)
+                time.sleep(random.uniform(0, 0.02 * 2 ** attempts))
 
     return wrapper
 
@@ -367,20 +393,20 @@ class Connection(base.Connection):
 
     # -- schema -------------------------------------------------------------
 
-    @_retry_on_disconnect
+    @_retry_transient
     def upgrade(self) -> None:
         with self._errors('Failed upgrading database version'), \
                 self._backend._lock:
             with self._backend._write_engine.connect() as conn:
                 migration.upgrade(conn)
 
-    @_retry_on_disconnect
+    @_retry_transient
     def validate(self) -> None:
         with self._reading('Failed to validate the database connection'
                            ) as conn:
             conn.exec_driver_sql('SELECT 1').scalar()
 
-    @_retry_on_disconnect
+    @_retry_transient
     def clear_all(self) -> None:
         with self._writing('Failed clearing all entries') as conn:
             for statement in self._st.clear:
@@ -451,7 +477,7 @@ class Connection(base.Connection):
         if inserts:
             conn.execute(self._st.insert_atom, inserts)
 
-    @_retry_on_disconnect
+    @_retry_transient
     def update_atom_details(self, atom_detail: models.AtomDetail
                             ) -> models.AtomDetail:
         """Save an existing atom detail: one UPDATE, one short transaction.
@@ -467,7 +493,7 @@ class Connection(base.Connection):
                                    % (atom_detail.uuid,))
         return atom_detail
 
-    @_retry_on_disconnect
+    @_retry_transient
     def update_flow_details(self, flow_detail: models.FlowDetail
                             ) -> models.FlowDetail:
         """Save an existing flow detail and its atom details (new atom
@@ -482,7 +508,7 @@ class Connection(base.Connection):
             self._save_atoms(conn, flow_detail.uuid, atoms)
         return flow_detail
 
-    @_retry_on_disconnect
+    @_retry_transient
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
         """Insert or update ``book`` with all its flow and atom details.
         Returns ``book`` itself."""
@@ -519,7 +545,7 @@ class Connection(base.Connection):
                 self._save_atoms(conn, fd.uuid, atoms)
         return book
 
-    @_retry_on_disconnect
+    @_retry_transient
     def destroy_logbook(self, book_uuid: str) -> None:
         message = 'Failed destroying logbook %r' % (book_uuid,)
         with self._writing(message) as conn:
@@ -534,7 +560,7 @@ class Connection(base.Connection):
 
     # -- reading ------------------------------------------------------------
 
-    @_retry_on_disconnect
+    @_retry_transient
     def get_logbook(self, book_uuid: str, lazy: bool = False
                     ) -> models.LogBook:
         message = 'Failed getting logbook %r' % (book_uuid,)
@@ -553,7 +579,7 @@ class Connection(base.Connection):
                 book.updated_at = row.updated_at  # add() touched it
         return book
 
-    @_retry_on_disconnect
+    @_retry_transient
     def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
         with self._reading('Failed getting logbooks') as conn:
             books = {row.uuid: _book_from_row(row)
@@ -583,7 +609,7 @@ class Connection(base.Connection):
         return [_flow_from_row(row, by_flow.get(row.uuid, ()))
                 for row in flow_rows]
 
-    @_retry_on_disconnect
+    @_retry_transient
     def get_flows_for_book(self, book_uuid: str, lazy: bool = False
                            ) -> Iterator[models.FlowDetail]:
         message = 'Failed getting flow details of logbook %r' % (book_uuid,)
@@ -596,7 +622,7 @@ class Connection(base.Connection):
                 flows = self._flows_with_atoms(conn, rows)
         return iter(flows)
 
-    @_retry_on_disconnect
+    @_retry_transient
     def get_flow_details(self, fd_uuid: str, lazy: bool = False
                          ) -> models.FlowDetail:
         message = 'Failed getting flow details with uuid %r' % (fd_uuid,)
@@ -612,7 +638,7 @@ class Connection(base.Connection):
                                      {'b_parent': fd_uuid}).all()
             return _flow_from_row(row, atoms)
 
-    @_retry_on_disconnect
+    @_retry_transient
     def get_atom_details(self, ad_uuid: str) -> models.AtomDetail:
         message = 'Failed getting atom details with uuid %r' % (ad_uuid,)
         with self._reading(message) as conn:
@@ -623,7 +649,7 @@ class Connection(base.Connection):
                                    % (ad_uuid,))
             return _atom_from_row(row)
 
-    @_retry_on_disconnect
+    @_retry_transient
     def get_atoms_for_flow(self, fd_uuid: str
                            ) -> Iterator[models.AtomDetail]:
         message = 'Failed getting atom details of flow %r' % (fd_uuid,)

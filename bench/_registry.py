@@ -1,0 +1,164 @@
+"""What the benchmark runs: the scenarios, their cases and their targets.
+
+Adding a scenario = one module in ``scenarios/`` (with ``measure(size,
+**params) -> {'seconds': ...}``) plus one ``Scenario`` entry in
+``SCENARIOS`` below. A ``Case`` is one (size, params) point of a scenario;
+a case whose ``(module, size, params)`` equals another one's is measured once
+and shared (``memory`` reuses ``linear``'s 1,000-task runs for RSS, and
+``scaling`` reuses them at 1,000).
+
+Targets are checked on the medians after the run and printed with the table;
+they are information (the machine is noisy), not a pass/fail of the run
+unless ``--check-targets`` is given.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import _stats
+
+SECONDS = 'seconds'
+RSS_MB = 'maxrss_mb'
+TRACEMALLOC_MB = 'tracemalloc_peak_mb'
+ORIGINAL_MEMORY_MB = 176.0   # the original's max RSS on the 1,000 chain, if not measured
+
+
+@dataclass(frozen=True)
+class Case:
+    size: int
+    params: dict = field(default_factory=dict)
+    label: str = ''
+    quick_size: int | None = None   # size under --quick (None: same; 0: not run)
+    module: str | None = None       # defaults to the scenario's module
+    metric: str = SECONDS           # which measurement the table shows
+    original: bool = True           # also run on the original?
+    floor: str | None = None        # graphlib floor shape shown beside this case
+    atoms_per_unit: int = 1         # atoms per unit of size (for µs per atom)
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str
+    value: str
+    ok: bool | None   # None: could not be checked
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    module: str
+    summary: str
+    cases: tuple
+    targets: Callable | None = None   # (Results) -> [Target]
+    note: str = ''
+    original_repeat_cap: int | None = None   # e.g. 1 for slow, steady memory traces
+    runs_taskflow: bool = True   # False: a floor scenario, run without taskflow
+
+
+# -- targets ----------------------------------------------------------------
+
+def _fmt(value, unit):
+    return '-' if value is None else '%.3g %s' % (value, unit)
+
+
+def _floor_target(label):
+    def targets(results):
+        ng = results.median(label, 'ng')
+        floor = results.median(label, 'floor')
+        ratio = _stats.ratio(ng, floor)
+        return [Target('taskflow-ng within 10x of the graphlib floor (per atom)',
+                       _fmt(ratio, 'x'), None if ratio is None else ratio <= 10)]
+    return targets
+
+
+def _compile_targets(results):
+    ng = results.median('large graph', 'ng')
+    return [Target('compile 10,000-node graph in < 1 s (taskflow-ng)',
+                   _fmt(ng, 's'), None if ng is None else ng < 1.0)]
+
+
+def _parallel_targets(results):
+    run = results.runs('sleep', 'ng')
+    ideal = run[0]['ideal_seconds'] if run else None
+    ratio = _stats.ratio(results.median('sleep', 'ng'), ideal)
+    one = results.median('one task', 'ng')
+    return [Target('parallel sleep within 1.15x of ideal N*10ms/16 (taskflow-ng)',
+                   _fmt(ratio, 'x'), None if ratio is None else ratio <= 1.15),
+            Target('1-task parallel flow returns in milliseconds (< 10 ms, taskflow-ng)',
+                   _fmt(one, 's'), None if one is None else one < 0.010)]
+
+
+def _scaling_targets(results):
+    points = [(case.size, results.median(case.label, 'ng')) for case in results.cases]
+    exponent = _stats.growth_exponent(points)
+    return [Target('linear chain growth exponent <= 1.1 (log-log fit, taskflow-ng)',
+                   '-' if exponent is None else '%.3f' % exponent,
+                   None if exponent is None else exponent <= 1.1)]
+
+
+def _memory_targets(results):
+    ng = results.median('rss', 'ng')
+    original = results.median('rss', 'original')
+    source = 'measured'
+    if original is None:
+        original, source = ORIGINAL_MEMORY_MB, 'assumed'
+    limit = original / 3
+    return [Target('max RSS of the 1,000 chain <= 1/3 of the original (%s %.0f MB)'
+                   % (source, original), _fmt(ng, 'MB'), None if ng is None else ng <= limit)]
+
+
+# -- the scenarios ------------------------------------------------------------
+
+SCENARIOS = (
+    Scenario('linear', 'linear',
+             'chain of N tasks, task i+1 requires r_i of task i; load + run',
+             (Case(1000, label='chain', quick_size=100, floor='linear'),),
+             targets=_floor_target('chain')),
+    Scenario('unordered', 'unordered', 'wide unordered flow of N no-op tasks; load + run',
+             (Case(1000, label='wide', quick_size=100),)),
+    Scenario('graph', 'graph',
+             'N/10 layers of 10 tasks, 3 inputs each from the previous layer, '
+             'edges inferred; load + run',
+             (Case(1000, label='layered', quick_size=100, floor='layered'),),
+             targets=_floor_target('layered')),
+    Scenario('revert', 'revert', 'chain of N tasks, the last raises; load + run + revert all',
+             (Case(1000, label='chain', quick_size=100),)),
+    Scenario('compile', 'compiling',
+             'layered graph flow: compile() + prepare() + validate() only',
+             (Case(1000, label='graph', quick_size=100),
+              Case(10000, label='large graph', quick_size=1000)),
+             targets=_compile_targets),
+    Scenario('parallel_sleep', 'parallel',
+             'unordered flow, parallel engine, max_workers=16: N tasks sleeping 10 ms; '
+             'and 1 no-op task (fixed cost)',
+             (Case(1000, {'sleep': 0.01}, label='sleep', quick_size=160),
+              Case(1, {'sleep': 0.0}, label='one task')),
+             targets=_parallel_targets),
+    Scenario('scaling', 'linear', 'linear chain (as `linear`) at growing N; taskflow-ng only above 1,000',
+             (Case(1000, label='chain', quick_size=1000),
+              Case(10000, label='chain x10', quick_size=3000, original=False),
+              Case(100000, label='chain x100', quick_size=10000, original=False)),
+             targets=_scaling_targets,
+             note='original: run at 1,000 only (it cannot finish 5,000 in minutes)'),
+    Scenario('memory', 'memory',
+             'peak memory of the 1,000 chain: max RSS of the process (the linear runs), '
+             'tracemalloc peak of build + load + run',
+             (Case(1000, label='rss', quick_size=100, module='linear', metric=RSS_MB),
+              Case(1000, label='tracemalloc', quick_size=100,
+                   metric=TRACEMALLOC_MB)),
+             targets=_memory_targets, original_repeat_cap=1),
+    Scenario('floor', 'floor',
+             'graphlib.TopologicalSorter loop over the same shapes (no taskflow)',
+             (Case(1000, {'shape': 'linear'}, label='linear', quick_size=100),
+              Case(1000, {'shape': 'layered'}, label='layered', quick_size=100)),
+             runs_taskflow=False),
+    Scenario('retry', 'retry',
+             'N subflows with retry.Times(3), each failing twice then succeeding; load + run',
+             (Case(1000, label='subflows', quick_size=50, atoms_per_unit=2),)),
+    Scenario('persisted', 'persisted',
+             'chain of N no-op tasks persisted to a SQL backend as it runs; load + run',
+             (Case(200, {'backend': 'sqlite'}, label='sqlite', quick_size=20),
+              Case(200, {'backend': 'postgresql'}, label='postgresql', quick_size=20))),
+)
+
+BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

@@ -1,0 +1,201 @@
+"""Listener base classes: subscribe a few receivers to an engine's notifiers.
+
+A :class:`Listener` wraps three receivers, one per kind of event:
+
+* ``_flow_receiver(state, details)`` on ``engine.notifier`` (flow states),
+* ``_task_receiver(state, details)`` on ``engine.atom_notifier``, filtered to
+  task events (details with ``task_name`` and ``task_uuid``),
+* ``_retry_receiver(state, details)`` on ``engine.atom_notifier``, filtered to
+  retry events (details with ``retry_name`` and ``retry_uuid``).
+
+Nothing is subscribed until :meth:`Listener.register` (or ``with listener:``),
+so an unregistered listener costs nothing.  Subscriptions are made per event
+named in the ``*_listen_for`` arguments (``'*'`` by default): listeners that
+only care about a few states register only for those, and the engine skips
+building notifications nobody listens to.
+
+:class:`DumpingListener` turns events into the classic
+``"<engine> has moved task 'x' (uuid) into state ..."`` messages and hands
+them to an abstract :meth:`DumpingListener._dump` (printing and logging
+listeners implement it).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from taskflow import logging
+from taskflow import states
+from taskflow.types import failure
+from taskflow.types import notifier
+
+LOG = logging.getLogger(__name__)
+
+#: Events a listener subscribes to unless told otherwise: all of them.
+DEFAULT_LISTEN_FOR = (notifier.Notifier.ANY,)
+
+#: Atom states that end an execution or a revert (their details carry a result).
+FINISH_STATES = (states.FAILURE, states.SUCCESS, states.REVERTED, states.REVERT_FAILURE)
+
+# The three kinds of receivers, in the order they are registered.
+_TASK = 'task'
+_RETRY = 'retry'
+_FLOW = 'flow'
+
+
+def _task_matcher(details: Mapping[str, Any]) -> bool:
+    """Details filter accepting only task events."""
+    return 'task_name' in details and 'task_uuid' in details
+
+
+def _retry_matcher(details: Mapping[str, Any]) -> bool:
+    """Details filter accepting only retry events."""
+    return 'retry_name' in details and 'retry_uuid' in details
+
+
+def _bulk_register(watch_states: Iterable[str], notifier: notifier.Notifier,
+                   cb: Callable, details_filter: Callable | None = None) -> list[str]:
+    """Register ``cb`` for each of ``watch_states``; return the states registered here.
+
+    States for which ``cb`` (with this filter) is already registered are
+    skipped and not returned, so deregistering later leaves them alone.  If a
+    registration fails, the ones made so far are undone before re-raising.
+    """
+    registered: list[str] = []
+    try:
+        for state in watch_states:
+            if not notifier.is_registered(state, cb, details_filter=details_filter):
+                notifier.register(state, cb, details_filter=details_filter)
+                registered.append(state)
+    except Exception:
+        _bulk_deregister(notifier, registered, cb, details_filter=details_filter)
+        raise
+    return registered
+
+
+def _bulk_deregister(notifier: notifier.Notifier, registered: Iterable[str],
+                     cb: Callable, details_filter: Callable | None = None) -> None:
+    """Undo what :func:`_bulk_register` returned."""
+    for state in registered:
+        notifier.deregister(state, cb, details_filter=details_filter)
+
+
+class Listener:
+    """Base class for objects that react to an engine's notifications.
+
+    Override ``_flow_receiver``, ``_task_receiver`` and/or
+    ``_retry_receiver`` (each called as ``(state, details)``).
+
+    :param engine: the engine to listen to.
+    :param task_listen_for: task events (new states) to receive; falsy for none.
+    :param flow_listen_for: flow events to receive; falsy for none.
+    :param retry_listen_for: retry events to receive; falsy for none.
+
+    Use it as a context manager to register for the duration of a block::
+
+        with MyListener(engine):
+            engine.run()
+    """
+
+    def __init__(self, engine: Any,
+                 task_listen_for: Iterable[str] | None = DEFAULT_LISTEN_FOR,
+                 flow_listen_for: Iterable[str] | None = DEFAULT_LISTEN_FOR,
+                 retry_listen_for: Iterable[str] | None = DEFAULT_LISTEN_FOR) -> None:
+        self._engine = engine
+        self._listen_for = {
+            _TASK: list(task_listen_for) if task_listen_for else [],
+            _RETRY: list(retry_listen_for) if retry_listen_for else [],
+            _FLOW: list(flow_listen_for) if flow_listen_for else [],
+        }
+        # Kind -> the states registered by this listener (and only those).
+        self._registered: dict[str, list[str]] = {}
+
+    def _subscriptions(self) -> list[tuple[str, notifier.Notifier, Callable, Callable | None]]:
+        engine = self._engine
+        return [
+            (_TASK, engine.atom_notifier, self._task_receiver, _task_matcher),
+            (_RETRY, engine.atom_notifier, self._retry_receiver, _retry_matcher),
+            (_FLOW, engine.notifier, self._flow_receiver, None),
+        ]
+
+    def register(self) -> None:
+        """Subscribe the receivers to the engine's notifiers (again: no-op)."""
+        made = []
+        try:
+            for kind, target, cb, details_filter in self._subscriptions():
+                made.append((kind, target, cb, details_filter,
+                             _bulk_register(self._listen_for[kind], target, cb,
+                                            details_filter=details_filter)))
+        except Exception:
+            # All or nothing: undo what this call managed to register.
+            for _kind, target, cb, details_filter, states_done in made:
+                _bulk_deregister(target, states_done, cb, details_filter=details_filter)
+            raise
+        for kind, _target, _cb, _filter, states_done in made:
+            if states_done:
+                self._registered.setdefault(kind, []).extend(states_done)
+
+    def deregister(self) -> None:
+        """Remove exactly the subscriptions :meth:`register` made."""
+        for kind, target, cb, details_filter in self._subscriptions():
+            registered = self._registered.pop(kind, None)
+            if registered:
+                _bulk_deregister(target, registered, cb, details_filter=details_filter)
+
+    def __enter__(self) -> Listener:
+        self.register()
+        return self
+
+    def __exit__(self, type: Any, value: Any, tb: Any) -> None:
+        try:
+            self.deregister()
+        except Exception:
+            # Never hide the with-block's own exception (or its success)
+            # behind a cleanup problem; log it instead.
+            LOG.warning('Failed deregistering listeners from engine %s', self._engine,
+                        exc_info=True)
+
+    def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        """Called on flow events (override)."""
+
+    def _task_receiver(self, state: str, details: dict[str, Any]) -> None:
+        """Called on task events (override)."""
+
+    def _retry_receiver(self, state: str, details: dict[str, Any]) -> None:
+        """Called on retry events (override)."""
+
+
+class DumpingListener(Listener, metaclass=abc.ABCMeta):
+    """A listener that renders flow and task events as text for :meth:`_dump`.
+
+    Retry events are not dumped.
+    """
+
+    @abc.abstractmethod
+    def _dump(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """Output ``message % args``; ``exc_info=`` may be given for failures."""
+
+    def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        self._dump("%s has moved flow '%s' (%s) into state '%s' from state '%s'",
+                   self._engine, details['flow_name'], details['flow_uuid'], state,
+                   details['old_state'])
+
+    def _task_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if state not in FINISH_STATES:
+            self._dump("%s has moved task '%s' (%s) into state '%s' from state '%s'",
+                       self._engine, details['task_name'], details['task_uuid'], state,
+                       details['old_state'])
+            return
+        result = details.get('result')
+        was_failure = isinstance(result, failure.Failure)
+        message = ("%s has moved task '%s' (%s) into state '%s' from state '%s'"
+                   " with result '%s' (failure=%s)")
+        args = (self._engine, details['task_name'], details['task_uuid'], state,
+                details['old_state'], result, was_failure)
+        exc_info = result.exc_info if was_failure else None
+        if exc_info:
+            self._dump(message, *args, exc_info=exc_info)
+        else:
+            self._dump(message, *args)

@@ -1,0 +1,76 @@
+"""A listener that records the events it receives (handy in tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from taskflow.listeners import base
+
+
+def _freeze_it(values: Iterable[str] | None) -> frozenset:
+    if not values:
+        return frozenset()
+    return frozenset(values)
+
+
+class CaptureListener(base.Listener):
+    """Appends one entry per event to :attr:`values`.
+
+    Each entry is ``_format_capture(kind, state, details)``, by default the
+    tuple ``(kind, state, details)`` with ``kind`` one of :attr:`FLOW`,
+    :attr:`TASK`, :attr:`RETRY`.  Override ``_format_capture`` to record
+    something else.
+
+    :param capture_flow: record flow events (likewise ``capture_task`` and
+        ``capture_retry``).
+    :param skip_tasks: names of tasks whose events are not recorded
+        (likewise ``skip_retries``, ``skip_flows``).
+    :param values: the list to append to (shared, not copied); a new list
+        when ``None``.
+    """
+
+    #: Kind of a flow event.
+    FLOW = 'flow'
+    #: Kind of a task event.
+    TASK = 'task'
+    #: Kind of a retry event.
+    RETRY = 'retry'
+
+    def __init__(self, engine: Any,
+                 task_listen_for: Iterable[str] | None = base.DEFAULT_LISTEN_FOR,
+                 flow_listen_for: Iterable[str] | None = base.DEFAULT_LISTEN_FOR,
+                 retry_listen_for: Iterable[str] | None = base.DEFAULT_LISTEN_FOR,
+                 capture_flow: bool = True, capture_task: bool = True,
+                 capture_retry: bool = True,
+                 skip_tasks: Iterable[str] | None = None,
+                 skip_retries: Iterable[str] | None = None,
+                 skip_flows: Iterable[str] | None = None,
+                 values: list | None = None) -> None:
+        super().__init__(engine, task_listen_for=task_listen_for,
+                         flow_listen_for=flow_listen_for,
+                         retry_listen_for=retry_listen_for)
+        self._capture_flow = capture_flow
+        self._capture_task = capture_task
+        self._capture_retry = capture_retry
+        self._skip_tasks = _freeze_it(skip_tasks)
+        self._skip_flows = _freeze_it(skip_flows)
+        self._skip_retries = _freeze_it(skip_retries)
+        self.values: list = [] if values is None else values
+
+    @staticmethod
+    def _format_capture(kind: str, state: str, details: dict[str, Any]) -> Any:
+        """What to record for one event (default: ``(kind, state, details)``)."""
+        return (kind, state, details)
+
+    def _task_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if self._capture_task and details['task_name'] not in self._skip_tasks:
+            self.values.append(self._format_capture(self.TASK, state, details))
+
+    def _retry_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if self._capture_retry and details['retry_name'] not in self._skip_retries:
+            self.values.append(self._format_capture(self.RETRY, state, details))
+
+    def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if self._capture_flow and details['flow_name'] not in self._skip_flows:
+            self.values.append(self._format_capture(self.FLOW, state, details))

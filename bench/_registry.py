@@ -153,8 +153,10 @@ SCENARIOS = (
               Case(1000, {'shape': 'layered'}, label='layered', quick_size=100)),
              runs_taskflow=False),
     Scenario('retry', 'retry',
-             'N subflows with retry.Times(3), each failing twice then succeeding; load + run',
-             (Case(1000, label='subflows', quick_size=50, atoms_per_unit=2),)),
+             'a subflow under retry.Times(3) failing twice then succeeding: N separate '
+             'load + run (runs), or one chain of N such subflows (chain)',
+             (Case(1000, {'shape': 'runs'}, label='runs', quick_size=50, atoms_per_unit=2),
+              Case(100, {'shape': 'chain'}, label='chain', quick_size=20, atoms_per_unit=2))),
     Scenario('persisted', 'persisted',
              'chain of N no-op tasks persisted to a SQL backend as it runs; load + run',
              (Case(200, {'backend': 'sqlite'}, label='sqlite', quick_size=20),

@@ -39,6 +39,7 @@ from typing import Any
 
 from taskflow import exceptions as exc
 from taskflow import states
+from taskflow.engines.action_engine import _compile
 from taskflow.types import failure as failure_module
 
 #: ``atom_matcher`` signature: gets an :class:`AtomNode`, returns truthy to pick it.
@@ -101,8 +102,6 @@ def _predecessor_tree(engine: Any, atom_matcher: AtomMatcher) -> tuple[Any, list
     never shown.  Returns ``(atom, top level nodes)``, or ``None`` when the
     engine is not compiled or no atom matches.
     """
-    from taskflow.engines.action_engine import _compile  # engines import us, not back
-
     compilation = getattr(engine, 'compilation', None)
     if compilation is None:
         return None
@@ -131,28 +130,26 @@ def _predecessor_tree(engine: Any, atom_matcher: AtomMatcher) -> tuple[Any, list
         return found
 
     entries: dict[int, _Shown] = {}
-    reached = []
-    todo = shown_below(target)
-    top = list(todo)
-    for node in todo:
-        if node.index not in entries:
+    unexpanded = []
+
+    def entry(node: Any) -> _Shown:
+        shown = entries.get(node.index)
+        if shown is None:
             is_flow = node.kind == _compile.JOIN
-            entries[node.index] = _Shown(is_flow, node.scope.flow if is_flow else node.atom)
-            reached.append(node)
-    while reached:
-        node = reached.pop()
-        below = shown_below(node)
-        for pred in below:
-            if pred.index not in entries:
-                is_flow = pred.kind == _compile.JOIN
-                entries[pred.index] = _Shown(is_flow, pred.scope.flow if is_flow else pred.atom)
-                reached.append(pred)
-        entries[node.index].children = [entries[p.index] for p in below]
+            shown = entries[node.index] = _Shown(is_flow,
+                                                 node.scope.flow if is_flow else node.atom)
+            unexpanded.append(node)
+        return shown
+
+    top = [entry(node) for node in shown_below(target)]
+    while unexpanded:
+        node = unexpanded.pop()
+        entries[node.index].children = [entry(pred) for pred in shown_below(node)]
     # Sizes bottom-up: predecessors always have smaller indices.
     for index in sorted(entries):
         item = entries[index]
         item.size = sum(1 + child.size for child in item.children)
-    return target.atom, [entries[n.index] for n in top]
+    return target.atom, top
 
 
 class FailureFormatter:

@@ -172,16 +172,23 @@ class Storage:
     def get_atom_state(self, atom_name: str) -> str:
         return self._atom(atom_name).state
 
-    def set_atom_state(self, atom_name: str, state: str) -> None:
+    def set_atom_state(self, atom_name: str, state: str, *,
+                       progress: float | None = None) -> None:
+        """Set an atom's state (and, for a task, its progress in the same write)."""
         with self._lock:
             ad = self._atom(atom_name)
             old = ad.state
+            old_progress = ad.meta.get(_META_PROGRESS, _UNSET)
             ad.state = state
+            if progress is not None:
+                ad.meta[_META_PROGRESS] = progress
             if self._backend is not None:
                 try:
                     self._save_atom(ad)
                 except BaseException:
                     ad.state = old
+                    if progress is not None:
+                        _restore(ad.meta, _META_PROGRESS, old_progress)
                     raise
 
     def get_atom_intention(self, atom_name: str) -> str:
@@ -225,15 +232,15 @@ class Storage:
         with self._lock:
             ad = self._atom(task_name)
             meta = ad.meta
-            if not details and meta.get(_META_PROGRESS, 0.0) == progress:
+            if details is None and meta.get(_META_PROGRESS) == progress:
                 return  # nothing changed: spare the backend a write
             before = dict(meta) if self._backend is not None else None
             meta[_META_PROGRESS] = progress
-            if details:
-                meta[_META_PROGRESS_DETAILS] = {'at_progress': progress,
-                                                'details': dict(details)}
-            else:
-                meta[_META_PROGRESS_DETAILS] = None
+            if details is not None:
+                # Details reported by the task replace older ones ({} clears them).
+                meta[_META_PROGRESS_DETAILS] = ({'at_progress': progress,
+                                                 'details': dict(details)}
+                                                if details else None)
             if before is not None:
                 try:
                     self._save_atom(ad)
@@ -661,6 +668,16 @@ def _version_string(version: Any) -> str:
 def _has_results(ad: models.AtomDetail) -> bool:
     return (bool(ad.results) or ad.failure is not None or ad.revert_results is not None
             or ad.revert_failure is not None)
+
+
+_UNSET = object()
+
+
+def _restore(mapping: dict, key: str, value: Any) -> None:
+    if value is _UNSET:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
 
 
 def _one_or_all(values: list) -> Any:

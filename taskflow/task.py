@@ -103,24 +103,21 @@ class Task(atom.Atom):
 
     def update_progress(self, progress: float) -> None:
         """Report progress, a float clamped to ``[0.0, 1.0]``."""
-        self._report_progress(progress, None)
-
-    def _report_progress(self, progress: float, extra: dict | None) -> None:
         if progress > 1.0:
             LOG.warning("Progress must be <= 1.0, clamping to upper bound")
             progress = 1.0
         elif progress < 0.0:
             LOG.warning("Progress must be >= 0.0, clamping to lower bound")
             progress = 0.0
-        listeners = self._notifier
-        if listeners is not None and listeners.has_listeners(EVENT_UPDATE_PROGRESS):
-            details = {'progress': progress}
-            if extra:
-                details.update(extra)
-            listeners.notify(EVENT_UPDATE_PROGRESS, details)
+        self._notify_progress(progress)
         sink = self._progress_sink
         if sink is not None:
-            sink(progress, extra or {})
+            sink(progress, {})
+
+    def _notify_progress(self, progress: float) -> None:
+        listeners = self._notifier
+        if listeners is not None and listeners.has_listeners(EVENT_UPDATE_PROGRESS):
+            listeners.notify(EVENT_UPDATE_PROGRESS, {'progress': progress})
 
     def __getstate__(self) -> dict:
         # Listeners and the engine's sink are local to this process; drop them

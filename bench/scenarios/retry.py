@@ -1,9 +1,18 @@
-"""``retry``: N subflows, each failing twice and then succeeding under ``Times``.
+"""``retry``: subflows under ``retry.Times(3)`` that fail twice, then succeed.
 
-A linear flow of N linear subflows; each subflow has a ``retry.Times(3)``
-controller and one task that raises on its first two attempts. So every
-subflow executes, reverts and retries twice before it succeeds.
-Timed: ``engines.load(flow)`` + ``engine.run()`` (serial engine).
+Each subflow is a linear flow with a ``Times(3)`` retry controller and one
+task that raises on its first two attempts, so it executes, reverts and
+retries twice before it succeeds. Two shapes (``shape=``):
+
+``runs``
+    N separate engines, each loading and running a flow made of one such
+    subflow: the whole cost of a small flow with retries, paid N times.
+``chain``
+    one linear flow of N such subflows, run once: how retrying scales with
+    the size of the flow around it.
+
+Timed: ``engines.load(flow)`` + ``engine.run()`` (serial engine), for all N
+flows in the ``runs`` shape.
 """
 
 from taskflow import engines
@@ -33,29 +42,34 @@ class Flaky(task.Task):
         pass
 
 
-def build(n):
+def build(n, tasks):
+    """A linear flow of ``n`` retried subflows; their tasks are appended to ``tasks``."""
     flow = linear_flow.Flow('retries')
-    tasks = []
     for i in range(n):
         sub = linear_flow.Flow('sub_%d' % i,
                                retry=retry.Times(FAILURES + 1, name='retry_%d' % i))
         tasks.append(Flaky('flaky_%d' % i))
         flow.add(sub.add(tasks[-1]))
-    return flow, tasks
+    return flow
 
 
-def run_once(size):
-    flow, tasks = build(size)
+def run_once(size, shape):
+    tasks = []
+    if shape == 'runs':
+        flows = [build(1, tasks) for _ in range(size)]
+    else:
+        flows = [build(size, tasks)]
 
     def load_and_run():
-        engines.load(flow).run()
+        for flow in flows:
+            engines.load(flow).run()
 
     seconds, _ = _flows.timed(load_and_run)
-    if any(t.attempts != FAILURES + 1 for t in tasks):
+    if len(tasks) != size or any(t.attempts != FAILURES + 1 for t in tasks):
         raise AssertionError('some task did not run exactly %d times' % (FAILURES + 1))
     return seconds
 
 
-def measure(size):
-    run_once(_flows.WARM_UP_SIZE)
-    return {'seconds': run_once(size)}
+def measure(size, shape='runs'):
+    run_once(_flows.WARM_UP_SIZE, shape)
+    return {'seconds': run_once(size, shape)}

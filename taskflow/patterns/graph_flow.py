@@ -92,8 +92,9 @@ class Flow(flow.Flow):
             self._pred[v][u] = meta
         meta[flow.LINK_MANUAL] = True
         if decider is not None:
+            # Like the original: a new decider replaces the old one, and an
+            # earlier depth stays unless a new one is given.
             meta[flow.LINK_DECIDER] = decider
-            meta.pop(flow.LINK_DECIDER_DEPTH, None)
             if decider_depth is not None:
                 meta[flow.LINK_DECIDER_DEPTH] = decider_depth
         self._topo_cache = None

@@ -1,0 +1,1 @@
+"""Helpers some programs written for the original import from its test package."""

@@ -238,6 +238,24 @@ def test_existing_engine_is_not_disposed(tmp_path):
                                        ).scalar() == 'b'
 
 
+def test_transient_errors_are_recognised():
+    import pymysql
+
+    def dbapi_error(orig):
+        return impl_sqlalchemy.sa_exc.OperationalError('SELECT 1', {}, orig)
+
+    deadlock = dbapi_error(pymysql.err.OperationalError(1213, 'Deadlock'))
+    assert impl_sqlalchemy._is_transient(deadlock)
+
+    class PgError(Exception):
+        sqlstate = '40P01'
+
+    assert impl_sqlalchemy._is_transient(dbapi_error(PgError()))
+    assert not impl_sqlalchemy._is_transient(
+        dbapi_error(pymysql.err.OperationalError(1146, 'no such table')))
+    assert not impl_sqlalchemy._is_transient(ValueError('x'))
+
+
 @pytest.mark.postgresql
 def test_postgresql_upgrade_records_the_original_head(make_backend):
     backend = make_backend('postgresql')

@@ -268,6 +268,8 @@ def test_engine_not_compiled_yet():
 
 
 def test_matcher_sees_atoms_only_in_compile_order():
+    # taskflow-ng: the reference also shows flows to the matcher, and its
+    # nodes have no ``name``/``kind``; ``item`` and ``metadata`` match.
     flow = lf.Flow('f', retry=retry.Times(2, 'r')).add(
         Named('a'), uf.Flow('g').add(Named('b')), Boom('boom'))
     seen = []
@@ -297,6 +299,7 @@ def test_a_flow_named_like_the_task_is_never_matched():
 
 
 def test_huge_trees_are_cut_but_counted_exactly(monkeypatch):
+    # taskflow-ng: the reference draws every line (here 3070 of them).
     # Each unordered pair doubles the paths: 2**10 paths through 10 pairs.
     monkeypatch.setattr(formatters.FailureFormatter, 'MAX_TREE_LINES', 50)
     flow = lf.Flow('f')

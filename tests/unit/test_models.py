@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime
 
 import pytest
@@ -470,11 +469,6 @@ def retry_details(draw) -> models.RetryDetail:
                                      max_size=2)), max_size=4))
     ad.failure = draw(maybe_failure)
     return ad
-
-
-def comparable(ad: models.AtomDetail) -> dict:
-    data = copy.deepcopy(ad.to_dict())
-    return data
 
 
 @given(st.one_of(task_details(), retry_details()))

@@ -30,7 +30,6 @@ from taskflow import deciders as deciders_module
 from taskflow import exceptions as exc
 from taskflow import retry as retry_module
 from taskflow import states as st
-from taskflow import task as task_module
 from taskflow.engines.action_engine import _call
 from taskflow.engines.action_engine import _compile
 from taskflow.engines.action_engine import _executors
@@ -205,7 +204,12 @@ class RunLoop:
             self._halt(failure_module.Failure())
             return
         old_state = self._storage._atoms[node.name].state
-        self._set_state(node, st.RUNNING, old_state)
+        is_task = node.kind == _compile.TASK
+        # A task starts at progress 0.0: stored with the state, in one write.
+        self._storage.set_atom_state(node.name, st.RUNNING, progress=0.0 if is_task else None)
+        self.plan.set_state(node, st.RUNNING)
+        if old_state != st.RUNNING:
+            self._notify(node, st.RUNNING, old_state)
         atom = node.atom
         if node.kind == _compile.TASK:
             atom._progress_sink = self._sink(node)  # for the task's own update_progress()
@@ -469,29 +473,10 @@ class RunLoop:
 
     def _notify(self, node: _compile.Node, state: str, old_state: str,
                 result: Any = _NO_RESULT) -> None:
-        notifier = self._atom_notifier
-        if not notifier.has_listeners(state):
-            return
-        name_key, uuid_key = (_TASK_EVENT_KEYS if node.kind == _compile.TASK
-                              else _RETRY_EVENT_KEYS)
-        details = {name_key: node.name,
-                   uuid_key: self._storage._atoms[node.name].uuid,
-                   'old_state': old_state}
-        if result is not _NO_RESULT:
-            details['result'] = result
-        notifier.notify(state, details)
+        notify_atom(self._atom_notifier, self._storage, node, state, old_state, result)
 
     def _progress(self, node: _compile.Node, progress: float) -> None:
-        """Engine-driven progress (0.0 when starting, 1.0 when done) of a task."""
-        if node.kind != _compile.TASK:
-            return
-        task = node.atom
-        listeners = task._notifier
-        if listeners is not None and listeners.has_listeners(task_module.EVENT_UPDATE_PROGRESS):
-            task._progress_sink = self._sink(node)
-            task._report_progress(progress, None)
-        else:  # nobody listens: only storage needs to know
-            self._storage.set_task_progress(node.name, progress)
+        set_progress(self._storage, node, progress)
 
     def _sink(self, node: _compile.Node) -> Any:
         sink = self._sinks.get(node.index)
@@ -514,6 +499,27 @@ class RunLoop:
         for node in self._compilation.atoms:
             if node.kind == _compile.TASK:
                 node.atom._progress_sink = None
+
+
+def notify_atom(notifier: Any, storage: Any, node: _compile.Node, state: str,
+                old_state: str, result: Any = _NO_RESULT) -> None:
+    """Tell ``atom_notifier`` listeners that an atom moved (details built only if heard)."""
+    if not notifier.has_listeners(state):
+        return
+    name_key, uuid_key = _TASK_EVENT_KEYS if node.kind == _compile.TASK else _RETRY_EVENT_KEYS
+    details = {name_key: node.name,
+               uuid_key: storage.get_atom_uuid(node.name),
+               'old_state': old_state}
+    if result is not _NO_RESULT:
+        details['result'] = result
+    notifier.notify(state, details)
+
+
+def set_progress(storage: Any, node: _compile.Node, progress: float) -> None:
+    """Engine-driven task progress (0.0 when (re)starting, 1.0 when done)."""
+    if node.kind == _compile.TASK:
+        node.atom._notify_progress(progress)
+        storage.set_task_progress(node.name, progress)
 
 
 class _Abort(Exception):

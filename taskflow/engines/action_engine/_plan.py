@@ -16,10 +16,11 @@ State of the plan, per node index ``i``:
     ``IGNORE``; a join when its own ``wait_exec`` is 0 (and its deciders, if
     any, said yes).  A node may execute only when this is 0.
 ``wait_revert[i]``
-    Successors that are not *clear*.  An atom is clear when ``PENDING``,
-    ``REVERTED`` or ``IGNORE`` (nothing of it left to undo); a join when its
-    own ``wait_revert`` is 0.  A node may revert only when this is 0, which
-    is what makes reverts run in reverse dependency order.
+    Successors that are not *clear*.  An atom is clear when ``PENDING`` or
+    ``REVERTED`` (nothing of it left to undo); a join or an ``IGNORE`` atom
+    when its own ``wait_revert`` is 0 (it passes its successors' status
+    through).  A node may revert only when this is 0, which is what makes
+    reverts run in reverse dependency order.
 ``decided[i]``
     For nodes with deciders on incoming links: the deciders have been asked.
 
@@ -50,7 +51,7 @@ RETRY = 'retry'
 DECIDE = 'decide'
 
 _DONE = frozenset((st.SUCCESS, st.IGNORE))
-_CLEAR = frozenset((st.PENDING, st.REVERTED, st.IGNORE))
+_CLEAR = frozenset((st.PENDING, st.REVERTED))
 _EXECUTABLE = frozenset((st.PENDING, st.RETRYING))
 _REVERTIBLE = frozenset((st.SUCCESS, st.FAILURE))
 # How states a crashed run left behind are loaded: an atom that was running
@@ -103,8 +104,13 @@ class Plan:
             return self.wait_exec[i] == 0 and self.decided[i]
         return self.state[i] in _DONE
 
+    def _passes_through(self, i: int) -> bool:
+        # Joins and skipped (IGNORE) atoms stand between their neighbours
+        # without doing anything: readiness flows through them.
+        return self._is_join[i] or self.state[i] == st.IGNORE
+
     def _clear(self, i: int) -> bool:
-        if self._is_join[i]:
+        if self._passes_through(i):
             return self.wait_revert[i] == 0
         return self.state[i] in _CLEAR
 
@@ -165,9 +171,9 @@ class Plan:
         old = self.state[i]
         if old == new_state:
             return
-        was_done, was_clear = old in _DONE, old in _CLEAR
+        was_done, was_clear = old in _DONE, self._clear(i)
         self.state[i] = new_state
-        is_done, is_clear = new_state in _DONE, new_state in _CLEAR
+        is_done, is_clear = new_state in _DONE, self._clear(i)
         if was_done != is_done:
             self._propagate_done(node, -1 if is_done else 1)
         if was_clear != is_clear:
@@ -209,7 +215,7 @@ class Plan:
                 j = pred.index
                 before = wait[j]
                 wait[j] = before + change
-                if self._is_join[j]:
+                if self._passes_through(j):
                     if before == 0 or wait[j] == 0:
                         stack.append((pred, change))
                 elif wait[j] == 0:

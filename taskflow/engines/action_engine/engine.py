@@ -179,16 +179,13 @@ class ActionEngine(base.Engine):
         self._require('reset', prepared=True)
         # Check the flow transition first so a refused reset changes nothing.
         st.check_flow_transition(self._storage.get_flow_state(), st.PENDING)
-        notifier = self._atom_notifier
         for node in self._compilation.atoms:
             old_state = self._storage.get_atom_state(node.name)
             self._storage.reset(node.name)
-            if old_state != st.PENDING and notifier.has_listeners(st.PENDING):
-                keys = ('task_name', 'task_uuid') if node.kind == _compile.TASK \
-                    else ('retry_name', 'retry_uuid')
-                notifier.notify(st.PENDING, {keys[0]: node.name,
-                                             keys[1]: self._storage.get_atom_uuid(node.name),
-                                             'old_state': old_state})
+            if old_state != st.PENDING:
+                _loop.notify_atom(self._atom_notifier, self._storage, node, st.PENDING,
+                                  old_state)
+                _loop.set_progress(self._storage, node, 0.0)
         self._change_flow_state(st.PENDING)
 
     def suspend(self) -> None:

@@ -29,7 +29,9 @@ the lock (up to ``sqlite_busy_timeout`` seconds, default 30) instead of
 failing.
 
 Errors from the database become ``exceptions.StorageFailure`` (the original
-exception is chained and kept as ``cause``); passwords in connection URLs are
+exception is chained and kept as ``cause``); an operation that hit a lost
+connection, a deadlock or a serialization failure is run again (it is one
+transaction) up to ``max_retries`` times. Passwords in connection URLs are
 masked in every message, log line and repr.
 """
 
@@ -52,7 +54,6 @@ from taskflow.persistence import models
 
 try:
     import sqlalchemy as sa
-    from sqlalchemy import event
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import pool as sa_pool
 except ImportError as _import_error:  # pragma: no cover - depends on extras
@@ -61,7 +62,10 @@ except ImportError as _import_error:  # pragma: no cover - depends on extras
         " 'taskflow-ng[sqlalchemy]' (plus '[postgresql]' or '[mysql]' for"
         " those servers)") from _import_error
 
+from taskflow.persistence.backends.sqlalchemy import engines as _engines
 from taskflow.persistence.backends.sqlalchemy import migration
+from taskflow.persistence.backends.sqlalchemy import rows as _rows
+from taskflow.persistence.backends.sqlalchemy import statements as _stmts
 from taskflow.persistence.backends.sqlalchemy import tables as _tables
 
 __all__ = ['Connection', 'SQLAlchemyBackend']
@@ -72,9 +76,6 @@ T = TypeVar('T')
 
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_IDLE_TIMEOUT = 3600
-DEFAULT_SQLITE_SYNCHRONOUS = 'NORMAL'
-DEFAULT_SQLITE_BUSY_TIMEOUT = 30.0
-DEFAULT_MYSQL_SQL_MODE = 'TRADITIONAL'
 # SQLite limits bound parameters per statement (999 on old builds).
 _IN_CHUNK = 500
 
@@ -92,58 +93,6 @@ def _as_bool(value: Any) -> bool:
 def _chunks(items: Sequence[T], size: int = _IN_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-class _Statements:
-    """Every statement the connection runs, built once per backend."""
-
-    def __init__(self, t: _tables.Tables) -> None:
-        b = sa.bindparam
-        lb, fd, ad = t.logbooks, t.flowdetails, t.atomdetails
-        self.tables = t
-        self.select_book = sa.select(lb).where(lb.c.uuid == b('b_uuid'))
-        self.select_books = sa.select(lb)
-        self.insert_book = lb.insert()
-        self.update_book = lb.update().where(lb.c.uuid == b('b_uuid')).values(
-            meta=b('b_meta'), created_at=b('b_created_at'),
-            updated_at=b('b_updated_at'))
-        self.delete_book = lb.delete().where(lb.c.uuid == b('b_uuid'))
-
-        self.select_flow = sa.select(fd).where(fd.c.uuid == b('b_uuid'))
-        self.select_flows_of_book = sa.select(fd).where(
-            fd.c.parent_uuid == b('b_parent'))
-        self.select_flows = sa.select(fd)
-        self.existing_flows = sa.select(fd.c.uuid).where(
-            fd.c.uuid.in_(b('b_uuids', expanding=True)))
-        self.insert_flow = fd.insert()
-        self.update_flow = fd.update().where(fd.c.uuid == b('b_uuid')).values(
-            meta=b('b_meta'), state=b('b_state'),
-            updated_at=b('b_updated_at'))
-        self.delete_flows_of_book = fd.delete().where(
-            fd.c.parent_uuid == b('b_parent'))
-
-        self.select_atom = sa.select(ad).where(ad.c.uuid == b('b_uuid'))
-        self.select_atoms_of_flow = sa.select(ad).where(
-            ad.c.parent_uuid == b('b_parent'))
-        self.select_atoms_of_flows = sa.select(ad).where(
-            ad.c.parent_uuid.in_(b('b_parents', expanding=True)))
-        self.select_atoms = sa.select(ad)
-        self.existing_atoms = sa.select(ad.c.uuid).where(
-            ad.c.uuid.in_(b('b_uuids', expanding=True)))
-        self.insert_atom = ad.insert()
-        self.update_atom = ad.update().where(ad.c.uuid == b('b_uuid')).values(
-            **{name: b('b_' + name) for name in _ATOM_UPDATE_COLUMNS})
-        self.delete_atoms_of_book = ad.delete().where(
-            ad.c.parent_uuid.in_(
-                sa.select(fd.c.uuid).where(fd.c.parent_uuid == b('b_parent'))
-                .scalar_subquery()))
-        self.clear = [ad.delete(), fd.delete(), lb.delete()]
-
-
-# Columns an update writes (merge semantics: everything but name and type).
-_ATOM_UPDATE_COLUMNS = ('updated_at', 'meta', 'version', 'state', 'intention',
-                        'failure', 'results', 'revert_results',
-                        'revert_failure')
 
 
 class SQLAlchemyBackend(base.Backend):
@@ -175,11 +124,11 @@ class SQLAlchemyBackend(base.Backend):
         self._max_retries = int(self._conf.get('max_retries',
                                                DEFAULT_MAX_RETRIES))
         dialect = self._engine.dialect.name
-        self._statements = _Statements(_tables.make_tables(dialect))
+        self._statements = _stmts.Statements(_tables.make_tables(dialect))
         # In-memory SQLite shares one DBAPI connection between all users:
         # serialise access to it.
         self._lock: contextlib.AbstractContextManager = (
-            threading.RLock() if _is_memory_sqlite(self._engine.url)
+            threading.RLock() if _engines.is_memory_sqlite(self._engine.url)
             else contextlib.nullcontext())
         self._write_engine = self._engine.execution_options(
             taskflow_write=True)
@@ -209,10 +158,7 @@ class SQLAlchemyBackend(base.Backend):
 
     @classmethod
     def _create_engine(cls, conf: dict) -> sa.Engine:
-        try:
-            url = sa.engine.make_url(conf['connection'])
-        except sa_exc.ArgumentError:
-            raise
+        url = sa.engine.make_url(conf['connection'])
         args: dict[str, Any] = {
             'echo': _as_bool(conf.get('echo', False)),
         }
@@ -223,7 +169,7 @@ class SQLAlchemyBackend(base.Backend):
         backend = url.get_backend_name()
         if backend == 'sqlite':
             args['connect_args'] = {'check_same_thread': False}
-            if _is_memory_sqlite(url):
+            if _engines.is_memory_sqlite(url):
                 args['poolclass'] = sa_pool.StaticPool
         else:
             args['pool_recycle'] = int(conf.get('idle_timeout',
@@ -236,62 +182,10 @@ class SQLAlchemyBackend(base.Backend):
         args.update(conf.get('engine_args') or {})
         engine = sa.create_engine(url, **args)
         if backend == 'sqlite':
-            _setup_sqlite(engine, conf)
+            _engines.setup_sqlite(engine, conf)
         elif backend == 'mysql':
-            _setup_mysql(engine, conf)
+            _engines.setup_mysql(engine, conf)
         return engine
-
-
-def _is_memory_sqlite(url: sa.URL) -> bool:
-    return (url.get_backend_name() == 'sqlite'
-            and url.database in (None, '', ':memory:'))
-
-
-def _setup_sqlite(engine: sa.Engine, conf: dict) -> None:
-    memory = _is_memory_sqlite(engine.url)
-    synchronous = str(conf.get('sqlite_synchronous',
-                               DEFAULT_SQLITE_SYNCHRONOUS)).upper()
-    if synchronous not in ('OFF', 'NORMAL', 'FULL', 'EXTRA'):
-        raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or"
-                         " EXTRA, not %r" % (conf['sqlite_synchronous'],))
-    busy_ms = int(float(conf.get('sqlite_busy_timeout',
-                                 DEFAULT_SQLITE_BUSY_TIMEOUT)) * 1000)
-
-    @event.listens_for(engine, 'connect')
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's implicit transactions
-        # would start writers as deferred and fail with 'database is locked'
-        # instead of waiting).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute('PRAGMA busy_timeout = %d' % busy_ms)
-            if not memory:
-                cursor.execute('PRAGMA journal_mode = WAL')
-                cursor.execute('PRAGMA synchronous = %s' % synchronous)
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, 'begin')
-    def _on_begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get('taskflow_write'):
-            conn.exec_driver_sql('BEGIN IMMEDIATE')
-        else:
-            conn.exec_driver_sql('BEGIN')
-
-
-def _setup_mysql(engine: sa.Engine, conf: dict) -> None:
-    sql_mode = conf.get('mysql_sql_mode', DEFAULT_MYSQL_SQL_MODE)
-    if not sql_mode:
-        return
-
-    @event.listens_for(engine, 'connect')
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute('SET SESSION sql_mode = %s', (sql_mode,))
-        finally:
-            cursor.close()
 
 
 def _secrets(conf: dict, engine: sa.Engine) -> list[str]:
@@ -435,7 +329,8 @@ class Connection(base.Connection):
     @staticmethod
     def _atom_insert_row(params: dict[str, Any], ad: models.AtomDetail,
                          parent_uuid: str) -> dict[str, Any]:
-        row = {name: params['b_' + name] for name in _ATOM_UPDATE_COLUMNS}
+        row = {name: params['b_' + name]
+               for name in _stmts.ATOM_UPDATE_COLUMNS}
         row.update(uuid=ad.uuid, name=ad.name, parent_uuid=parent_uuid,
                    atom_type=models.atom_detail_type(ad),
                    created_at=params['b_updated_at'], updated_at=None)
@@ -570,7 +465,7 @@ class Connection(base.Connection):
             if row is None:
                 raise exc.NotFound('No logbook found with uuid %r'
                                    % (book_uuid,))
-            book = _book_from_row(row)
+            book = _rows.book_from_row(row)
             if not lazy:
                 flows = conn.execute(self._st.select_flows_of_book,
                                      {'b_parent': book_uuid}).all()
@@ -582,17 +477,17 @@ class Connection(base.Connection):
     @_retry_transient
     def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
         with self._reading('Failed getting logbooks') as conn:
-            books = {row.uuid: _book_from_row(row)
+            books = {row.uuid: _rows.book_from_row(row)
                      for row in conn.execute(self._st.select_books)}
             if not lazy and books:
-                by_flow = _group(conn.execute(self._st.select_atoms))
+                by_flow = _rows.group(conn.execute(self._st.select_atoms))
                 updated = {uuid: book.updated_at
                            for uuid, book in books.items()}
                 for row in conn.execute(self._st.select_flows):
                     book = books.get(row.parent_uuid)
                     if book is not None:
-                        book.add(_flow_from_row(row, by_flow.get(row.uuid,
-                                                                 ())))
+                        atoms = by_flow.get(row.uuid, ())
+                        book.add(_rows.flow_from_row(row, atoms))
                 for uuid, book in books.items():
                     book.updated_at = updated[uuid]  # add() touched it
         return iter(list(books.values()))
@@ -604,9 +499,9 @@ class Connection(base.Connection):
         for chunk in _chunks(uuids):
             rows = conn.execute(self._st.select_atoms_of_flows,
                                 {'b_parents': list(chunk)})
-            for parent, atoms in _group(rows).items():
+            for parent, atoms in _rows.group(rows).items():
                 by_flow.setdefault(parent, []).extend(atoms)
-        return [_flow_from_row(row, by_flow.get(row.uuid, ()))
+        return [_rows.flow_from_row(row, by_flow.get(row.uuid, ()))
                 for row in flow_rows]
 
     @_retry_transient
@@ -617,7 +512,7 @@ class Connection(base.Connection):
             rows = conn.execute(self._st.select_flows_of_book,
                                 {'b_parent': book_uuid}).all()
             if lazy:
-                flows = [_flow_from_row(row, ()) for row in rows]
+                flows = [_rows.flow_from_row(row, ()) for row in rows]
             else:
                 flows = self._flows_with_atoms(conn, rows)
         return iter(flows)
@@ -636,7 +531,7 @@ class Connection(base.Connection):
             if not lazy:
                 atoms = conn.execute(self._st.select_atoms_of_flow,
                                      {'b_parent': fd_uuid}).all()
-            return _flow_from_row(row, atoms)
+            return _rows.flow_from_row(row, atoms)
 
     @_retry_transient
     def get_atom_details(self, ad_uuid: str) -> models.AtomDetail:
@@ -647,7 +542,7 @@ class Connection(base.Connection):
             if row is None:
                 raise exc.NotFound('No atom details found with uuid %r'
                                    % (ad_uuid,))
-            return _atom_from_row(row)
+            return _rows.atom_from_row(row)
 
     @_retry_transient
     def get_atoms_for_flow(self, fd_uuid: str
@@ -656,52 +551,5 @@ class Connection(base.Connection):
         with self._reading(message) as conn:
             rows = conn.execute(self._st.select_atoms_of_flow,
                                 {'b_parent': fd_uuid}).all()
-            atoms = [_atom_from_row(row) for row in rows]
+            atoms = [_rows.atom_from_row(row) for row in rows]
         return iter(atoms)
-
-
-# -- rows -> models -----------------------------------------------------------
-
-def _group(rows: Iterable[Any]) -> dict[str, list]:
-    grouped: dict[str, list] = {}
-    for row in rows:
-        grouped.setdefault(row.parent_uuid, []).append(row)
-    return grouped
-
-
-def _loads(value: Any) -> Any:
-    # Text from our columns; already-decoded values are tolerated in case
-    # an engine passed in by the caller decodes JSON itself.
-    if isinstance(value, (str, bytes)):
-        return _serialize.loads(value)
-    return value
-
-
-def _book_from_row(row: Any) -> models.LogBook:
-    book = models.LogBook(row.name, uuid=row.uuid)
-    book.created_at = row.created_at
-    book.updated_at = row.updated_at
-    book.meta = _loads(row.meta) or {}
-    return book
-
-
-def _flow_from_row(row: Any, atom_rows: Iterable[Any]) -> models.FlowDetail:
-    fd = models.FlowDetail(row.name, row.uuid)
-    fd.state = row.state
-    fd.meta = _loads(row.meta) or {}
-    for atom_row in atom_rows:
-        fd.add(_atom_from_row(atom_row))
-    return fd
-
-
-def _atom_from_row(row: Any) -> models.AtomDetail:
-    cls = models.atom_detail_class(row.atom_type)
-    return cls.from_dict({
-        'name': row.name, 'uuid': row.uuid, 'state': row.state,
-        'intention': row.intention, 'version': row.version,
-        'meta': _loads(row.meta),
-        'results': _loads(row.results),
-        'failure': _loads(row.failure),
-        'revert_results': _loads(row.revert_results),
-        'revert_failure': _loads(row.revert_failure),
-    })

@@ -1,7 +1,7 @@
 """Bringing a database schema up to date.
 
 * PostgreSQL, MySQL/MariaDB (and any other server): Alembic, with the
-  migrations shipped in ``alembic/versions``. The history ends at the
+  migrations shipped in ``migrations/versions``. The history ends at the
   original TaskFlow's head revision (``00af93df9d77``), so databases created
   by either implementation are at head for both.
 * SQLite: ``MetaData.create_all`` (only missing tables are created) and no
@@ -21,7 +21,7 @@ __all__ = ['HEAD_REVISION', 'alembic_config', 'current_revision', 'upgrade']
 
 HEAD_REVISION = '00af93df9d77'
 SCRIPT_LOCATION = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                               'alembic')
+                               'migrations')
 
 
 def alembic_config(connection: sa.Connection | None = None):  # type: ignore[no-untyped-def]

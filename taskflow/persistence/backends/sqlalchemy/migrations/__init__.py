@@ -1,0 +1,1 @@
+"""Alembic environment and migration scripts (shipped with the package)."""

@@ -1,0 +1,65 @@
+"""Every SQL statement the connection runs, built once per backend.
+
+SQLAlchemy caches the compiled form of each statement in the engine, so
+building them once and reusing the same objects keeps the hot path to
+binding parameters and executing.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from taskflow.persistence.backends.sqlalchemy import tables as _tables
+
+__all__ = ['ATOM_UPDATE_COLUMNS', 'Statements']
+
+# Columns an atom update writes (merge semantics: all but name and type).
+ATOM_UPDATE_COLUMNS = ('updated_at', 'meta', 'version', 'state', 'intention',
+                       'failure', 'results', 'revert_results',
+                       'revert_failure')
+
+
+class Statements:
+    """Every statement the connection runs, built once per backend."""
+
+    def __init__(self, t: _tables.Tables) -> None:
+        b = sa.bindparam
+        lb, fd, ad = t.logbooks, t.flowdetails, t.atomdetails
+        self.tables = t
+        self.select_book = sa.select(lb).where(lb.c.uuid == b('b_uuid'))
+        self.select_books = sa.select(lb)
+        self.insert_book = lb.insert()
+        self.update_book = lb.update().where(lb.c.uuid == b('b_uuid')).values(
+            meta=b('b_meta'), created_at=b('b_created_at'),
+            updated_at=b('b_updated_at'))
+        self.delete_book = lb.delete().where(lb.c.uuid == b('b_uuid'))
+
+        self.select_flow = sa.select(fd).where(fd.c.uuid == b('b_uuid'))
+        self.select_flows_of_book = sa.select(fd).where(
+            fd.c.parent_uuid == b('b_parent'))
+        self.select_flows = sa.select(fd)
+        self.existing_flows = sa.select(fd.c.uuid).where(
+            fd.c.uuid.in_(b('b_uuids', expanding=True)))
+        self.insert_flow = fd.insert()
+        self.update_flow = fd.update().where(fd.c.uuid == b('b_uuid')).values(
+            meta=b('b_meta'), state=b('b_state'),
+            updated_at=b('b_updated_at'))
+        self.delete_flows_of_book = fd.delete().where(
+            fd.c.parent_uuid == b('b_parent'))
+
+        self.select_atom = sa.select(ad).where(ad.c.uuid == b('b_uuid'))
+        self.select_atoms_of_flow = sa.select(ad).where(
+            ad.c.parent_uuid == b('b_parent'))
+        self.select_atoms_of_flows = sa.select(ad).where(
+            ad.c.parent_uuid.in_(b('b_parents', expanding=True)))
+        self.select_atoms = sa.select(ad)
+        self.existing_atoms = sa.select(ad.c.uuid).where(
+            ad.c.uuid.in_(b('b_uuids', expanding=True)))
+        self.insert_atom = ad.insert()
+        self.update_atom = ad.update().where(ad.c.uuid == b('b_uuid')).values(
+            **{name: b('b_' + name) for name in ATOM_UPDATE_COLUMNS})
+        self.delete_atoms_of_book = ad.delete().where(
+            ad.c.parent_uuid.in_(
+                sa.select(fd.c.uuid).where(fd.c.parent_uuid == b('b_parent'))
+                .scalar_subquery()))
+        self.clear = [ad.delete(), fd.delete(), lb.delete()]

@@ -101,7 +101,10 @@ class Compilation:
     def __init__(self, root: Any) -> None:
         self.root = root
         self.nodes: list[Node] = []
-        self.atoms: list[Node] = []            # task and retry nodes, in compile order
+        # Task and retry nodes in the original's registration order: depth
+        # first, a flow's retry after the flow's children.  Storage creates
+        # atom details (and lists results) in this order.
+        self.atoms: list[Node] = []
         self.by_name: dict[str, Node] = {}
         self.root_scope: FlowScope
         self.hierarchy: list[FlowScope] = []   # every flow, outermost first
@@ -134,7 +137,8 @@ class Compilation:
         node = Node(len(self.nodes), kind, atom, scope)
         self.nodes.append(node)
         if atom is not None:
-            self.atoms.append(node)
+            if kind == TASK:
+                self.atoms.append(node)
             for name in atom.provides:
                 self._providers.setdefault(name, []).append(node)
         return node
@@ -193,6 +197,8 @@ class Compilation:
             entries.append(entry)
             exits.append(exit_)
         scope.end = self._new_node(JOIN, None, scope)
+        if scope.retry is not None:
+            self.atoms.append(scope.retry)
 
         has_pred = [False] * len(children)
         has_succ = [False] * len(children)
@@ -249,7 +255,7 @@ class Compilation:
     # -- queries --------------------------------------------------------------
 
     def iter_atoms(self) -> Iterator[Any]:
-        """The atoms (tasks and retries) in compile order."""
+        """The atoms (tasks and retries), in registration order (see ``atoms``)."""
         for node in self.atoms:
             yield node.atom
 

@@ -21,7 +21,9 @@ def _quantity(value, metric):
 
 
 def _times(value):
-    return '-' if value is None else '%.3gx' % value
+    if value is None:
+        return '-'
+    return '%.0fx' % value if value >= 100 else '%.3gx' % value
 
 
 def _row(case):
@@ -73,12 +75,23 @@ def notes(scenario_results):
                 if ideal:
                     lines.append('%s [%s]: %.3gx the ideal %.3g s'
                                  % (where, impl, case.median(impl) / ideal, ideal))
-        if sr.scenario.name == 'scaling':
-            points = [(c.size, c.median('ng')) for c in sr.cases]
+        if sr.scenario.growth:
+            lines.extend(_growth(sr))
+    return lines
+
+
+def _growth(sr):
+    """Growth exponents (log-log fit) over the sizes of the cases sharing a label."""
+    lines = []
+    for label in dict.fromkeys(case.label for case in sr.cases):
+        cases = [c for c in sr.cases if c.label == label]
+        for impl, title in (('ng', 'taskflow-ng'), ('original', 'original')):
+            points = [(c.size, c.median(impl)) for c in cases if c.median(impl)]
             exponent = _stats.growth_exponent(points)
             if exponent is not None:
-                lines.append('scaling: taskflow-ng growth exponent (log-log fit over N=%s): %.3f'
-                             % (', '.join(str(n) for n, _ in points), exponent))
+                lines.append('%s %s: %s growth exponent over N=%s: %.2f (1 = linear)'
+                             % (sr.scenario.name, label, title,
+                                ', '.join(str(n) for n, _ in points), exponent))
     return lines
 
 

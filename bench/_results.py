@@ -34,12 +34,18 @@ class CaseResult:
 
 
 class ScenarioResults:
-    """The cases of one scenario, looked up by label (what targets read)."""
+    """The cases of one scenario, looked up by label (what targets read).
+
+    Cases may share a label (one shape at several sizes); a look-up by label
+    finds the first of them.
+    """
 
     def __init__(self, scenario, cases):
         self.scenario = scenario
         self.cases = cases
-        self._by_label = {case.label: case for case in cases}
+        self._by_label = {}
+        for case in cases:
+            self._by_label.setdefault(case.label, case)
 
     def median(self, label, impl):
         case = self._by_label.get(label)

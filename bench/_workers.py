@@ -54,10 +54,6 @@ def original():
 class WorkerError(Exception):
     """A worker crashed, timed out or printed no result."""
 
-    def __init__(self, message, timed_out=False):
-        super().__init__(message)
-        self.timed_out = timed_out
-
 
 def measure(impl, module, size, params, timeout, cwd):
     """Run one measurement in a fresh process; return the worker's result dict."""
@@ -67,7 +63,7 @@ def measure(impl, module, size, params, timeout, cwd):
         done = subprocess.run([impl.python, '-P', WORKER, spec], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise WorkerError('timed out after %.0f s' % timeout, timed_out=True)
+        raise WorkerError('timed out after %.3g s' % timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if done.returncode or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-8:]

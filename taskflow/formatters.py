@@ -106,8 +106,8 @@ def _predecessor_tree(engine: Any, atom_matcher: AtomMatcher) -> tuple[Any, list
     if compilation is None:
         return None
     target = None
-    for node in compilation.atoms:
-        if atom_matcher(AtomNode(node.atom, node.kind)):
+    for node in compilation.nodes:   # compile order: a flow's retry before its children
+        if node.atom is not None and atom_matcher(AtomNode(node.atom, node.kind)):
             target = node
             break
     if target is None:

@@ -64,8 +64,14 @@ class Storage:
         self._transients: dict[str, Any] = {}
         self._transients_first = False     # registered before the persistent injector?
         self._atom_transients: dict[str, dict[str, Any]] = {}
+        # The latest execute failure of each atom, kept for the life of this
+        # storage even when the atom is reset (retried, re-run): the original
+        # re-raises and reports them all when a run ends reverted.
+        self._failures: dict[str, failure_module.Failure] = {}
         for ad in flow_detail:
             self._atoms[ad.name] = ad
+            if ad.failure is not None:
+                self._failures[ad.name] = ad.failure
         if self.injector_name in self._atoms:
             self._register_injector()
 
@@ -263,12 +269,14 @@ class Storage:
             ad = self._atom(atom_name)
             if self._backend is None:
                 ad.put(state, result)
-                return
-            with self._changing(ad, 'state', 'results', 'failure', 'revert_results',
-                                'revert_failure'):
-                if isinstance(ad, models.RetryDetail):
-                    ad.results = list(ad.results)  # keep the undo copy intact
-                ad.put(state, result)
+            else:
+                with self._changing(ad, 'state', 'results', 'failure', 'revert_results',
+                                    'revert_failure'):
+                    if isinstance(ad, models.RetryDetail):
+                        ad.results = list(ad.results)  # keep the undo copy intact
+                    ad.put(state, result)
+            if state == states.FAILURE:
+                self._failures[atom_name] = result
 
     def get_execute_result(self, atom_name: str) -> Any:
         """The atom's execute result, or its ``Failure`` if it failed."""
@@ -297,8 +305,12 @@ class Storage:
         return ad.revert_results
 
     def get_execute_failures(self) -> dict[str, failure_module.Failure]:
-        """``{atom name: Failure}`` of every atom whose execute failed."""
-        return {name: ad.failure for name, ad in self._atoms.items() if ad.failure is not None}
+        """``{atom name: Failure}``: the latest execute failure of each atom that failed.
+
+        Failures stay listed after the atom is reset (e.g. retried), for the
+        life of this storage.
+        """
+        return dict(self._failures)
 
     get_failures = get_execute_failures
 
@@ -307,8 +319,7 @@ class Storage:
                 if ad.revert_failure is not None}
 
     def has_failures(self) -> bool:
-        return any(ad.failure is not None or ad.revert_failure is not None
-                   for ad in self._atoms.values())
+        return bool(self._failures)
 
     def reset(self, atom_name: str, state: str = states.PENDING) -> None:
         """Forget an atom's results and failures; intention back to ``EXECUTE``."""

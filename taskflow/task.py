@@ -89,7 +89,7 @@ class Task(atom.Atom):
         """Notifier for this task's own events (only ``update_progress``)."""
         # Created on first use: most tasks never get a listener.
         if self._notifier is None:
-            self._notifier = notifier_module.RestrictedNotifier(self.TASK_EVENTS)
+            self._notifier = _TaskNotifier(self, self.TASK_EVENTS)
         return self._notifier
 
     def copy(self, retain_listeners: bool = True) -> Task:
@@ -97,6 +97,7 @@ class Task(atom.Atom):
         clone = copy_module.copy(self)
         if self._notifier is not None:
             clone._notifier = self._notifier.copy()
+            clone._notifier._task = clone
             if not retain_listeners:
                 clone._notifier.reset()
         return clone
@@ -109,15 +110,17 @@ class Task(atom.Atom):
         elif progress < 0.0:
             LOG.warning("Progress must be >= 0.0, clamping to lower bound")
             progress = 0.0
-        self._notify_progress(progress)
-        sink = self._progress_sink
-        if sink is not None:
-            sink(progress, {})
+        if self._notifier is not None:
+            self._notifier.notify(EVENT_UPDATE_PROGRESS, {'progress': progress})
+        elif self._progress_sink is not None:
+            self._progress_sink(progress, {})
 
     def _notify_progress(self, progress: float) -> None:
+        """Tell listeners about progress the engine sets (it stores that itself)."""
         listeners = self._notifier
         if listeners is not None and listeners.has_listeners(EVENT_UPDATE_PROGRESS):
-            listeners.notify(EVENT_UPDATE_PROGRESS, {'progress': progress})
+            notifier_module.RestrictedNotifier.notify(
+                listeners, EVENT_UPDATE_PROGRESS, {'progress': progress})
 
     def __getstate__(self) -> dict:
         # Listeners and the engine's sink are local to this process; drop them
@@ -126,6 +129,26 @@ class Task(atom.Atom):
         state['_notifier'] = None
         state['_progress_sink'] = None
         return state
+
+
+class _TaskNotifier(notifier_module.RestrictedNotifier):
+    """A task's notifier: progress events also reach the engine running the task.
+
+    Whether a task calls ``update_progress`` or notifies ``update_progress``
+    itself (with extra detail keys), the engine stores the progress and the
+    extra details.
+    """
+
+    def __init__(self, task: Task, events: Iterable[str]) -> None:
+        super().__init__(events)
+        self._task = task
+
+    def notify(self, event_type: Any, details: Any) -> None:
+        super().notify(event_type, details)
+        sink = self._task._progress_sink
+        if sink is not None and event_type == EVENT_UPDATE_PROGRESS and details:
+            extra = {k: v for k, v in details.items() if k != 'progress'}
+            sink(details.get('progress', 0.0), extra)
 
 
 class FunctorTask(Task):

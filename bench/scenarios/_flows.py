@@ -56,18 +56,26 @@ def build_wide(n, cls=Noop, **task_kwargs):
     return flow
 
 
-def build_layers(n):
-    """``n / 10`` layers of 10 tasks (see ``_shapes``); edges are only *inferred*.
+def layered_tasks(n, order='dependents'):
+    """The tasks of the layered graph (see ``_shapes``), in the given order.
 
-    Tasks are added dependents first, so the order of execution can only come
-    from the edges the graph flow infers from requires/provides.
+    ``order='dependents'``: dependents before their providers, so execution
+    order can only come from the edges a graph flow infers; ``'providers'``:
+    layer by layer, providers first (the natural order).
     """
     tasks = []
-    for name, inputs in reversed(list(layered_predecessors(n).items())):
+    for name, inputs in layered_predecessors(n).items():
         if inputs:
             tasks.append(Join(name, provides=name, rebind=dict(zip('abc', inputs))))
         else:
             tasks.append(Head(name, provides=name))
+    if order == 'dependents':
+        tasks.reverse()
+    return tasks
+
+
+def build_layers(n, order='dependents'):
+    """A graph flow of the layered graph, added in one ``add()`` call; edges are inferred."""
     flow = graph_flow.Flow('layers')
-    flow.add(*tasks)
+    flow.add(*layered_tasks(n, order))
     return flow

@@ -1,8 +1,8 @@
 """Atoms and recorders shared by the engine behaviour suite.
 
-Everything here uses the public API only, so the suite also runs against the
-original TaskFlow (see ``tests/engines/README`` in the module docstring of
-``conftest.py``).
+Everything here (and in the tests) uses the public API only, so the suite can
+also be run against the original TaskFlow, as a black box, to check that the
+tests themselves describe the reference behaviour.
 """
 
 from __future__ import annotations

@@ -384,3 +384,26 @@ def test_never_resolve_lets_running_atoms_finish(parallel_kind):
         'ok': states.SUCCESS, 'bad': states.FAILURE, 'after': states.PENDING}
     assert engine.storage.get('ok') == 'ok'
     assert log.names('revert') == []
+
+
+def test_a_rerun_reraises_the_failures_of_earlier_runs_too(kind):
+    # Reference behaviour: the engine's storage keeps every atom's latest
+    # execute failure across runs; a reverted run re-raises all of them.
+    log = Log()
+
+    class FailsFirstTime(Step):
+        def execute(self, **kwargs):
+            super().execute(**kwargs)
+            if self._log.count('execute', self.name) == 1:
+                raise LookupError('%s first run' % self.name)
+
+    engine = kind.load(lf.Flow('f').add(FailsFirstTime('x', log), FailsFirstTime('y', log)))
+    with pytest.raises(LookupError, match='x first run'):
+        engine.run()
+    with pytest.raises(exc.WrappedFailure) as info:
+        engine.run()
+    assert sorted(str(f) for f in info.value) == ['Failure: LookupError: x first run',
+                                                 'Failure: LookupError: y first run']
+    engine.run()
+    assert engine.storage.get_flow_state() == states.SUCCESS
+    assert log.names('execute') == ['x', 'x', 'y', 'x', 'y']

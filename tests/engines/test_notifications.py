@@ -175,7 +175,7 @@ def test_progress_is_clamped_and_stored_with_details(kind):
                         'details': {'at_progress': 0.5, 'details': {'note': 'halfway'}}}
 
 
-def test_progress_reported_from_any_thread_is_stored(kind):
+def test_stored_progress_is_one_after_a_revert(kind):
     class Half(task.Task):
         def execute(self):
             self.update_progress(0.5)
@@ -210,7 +210,7 @@ def test_progress_around_a_revert(kind):
     assert values == [0.0, 1.0, 0.0, 0.5, 1.0]
 
 
-def test_progress_of_a_parallel_task_comes_back_to_the_running_thread(kind):
+def test_engine_driven_progress_comes_from_the_thread_running_the_engine(kind):
     caller = threading.get_ident()
     threads = []
 

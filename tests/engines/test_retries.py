@@ -14,7 +14,7 @@ from taskflow.patterns import graph_flow as gf
 from taskflow.patterns import linear_flow as lf
 from taskflow.patterns import unordered_flow as uf
 from taskflow.types import failure
-from tests.engines.helpers import Log, Step, atom_events, events_of, intentions_of, states_of
+from tests.engines.helpers import Log, Step, atom_events, intentions_of, states_of
 
 R, P, S, F = states.RUNNING, states.PENDING, states.SUCCESS, states.FAILURE
 RVG, RVD = states.REVERTING, states.REVERTED
@@ -548,3 +548,40 @@ def test_rerun_after_a_reverted_retry_starts_a_fresh_history(kind):
     engine.run()  # third execution of flaky succeeds, on a fresh first attempt
     assert engine.storage.fetch('n') == 1
     assert len(engine.storage.get_retry_history('r')) == 1
+
+
+# -- which failures are re-raised ---------------------------------------------------
+# Reference behaviour: storage keeps the latest execute failure of every atom
+# that failed while the engine ran (a retry resetting the atom does not drop
+# it), and a run that ends REVERTED re-raises all of them.
+
+
+def test_failures_of_earlier_attempts_are_reraised_with_the_final_one(kind):
+    log = Log()
+    t1, t2 = Flaky('t1', log, failures=1), Flaky('t2', log, failures=1)
+    engine = kind.load(lf.Flow('f', retry=retry.Times(2)).add(t1, t2))
+    with pytest.raises(exc.WrappedFailure) as info:
+        engine.run()
+    assert sorted(id(f.exception) for f in info.value) == sorted(
+        [id(t1.errors[0]), id(t2.errors[0])])
+    assert sorted(engine.storage.get_execute_failures()) == ['t1', 't2']
+
+
+def test_the_latest_failure_of_an_atom_replaces_its_earlier_ones(kind):
+    log = Log()
+    flaky = Flaky('flaky', log, failures=3)
+    engine = kind.load(lf.Flow('f', retry=retry.Times(3)).add(flaky))
+    with pytest.raises(ValueError) as info:
+        engine.run()
+    assert info.value is flaky.errors[-1]
+    assert engine.storage.get_execute_failures()['flaky'].exception is flaky.errors[-1]
+
+
+def test_a_failure_a_retry_recovered_from_is_still_listed_by_storage(kind):
+    log = Log()
+    engine = kind.load(lf.Flow('f', retry=retry.Times(3)).add(Flaky('t1', log, failures=1)))
+    engine.run()
+    assert engine.storage.get_flow_state() == S
+    assert engine.storage.get('t1') == 't1'
+    assert list(engine.storage.get_execute_failures()) == ['t1']
+    assert engine.storage.has_failures()

@@ -197,7 +197,7 @@ def validate_executor_option(value: Any) -> None:
         raise ValueError("Unknown executor string '%s' expected one of %s (or mixed case"
                          " equivalent)" % (value, known))
     raise TypeError("Unknown executor '%s' (%s) expected an instance of %s"
-                    % (value, type(value), futures.Executor))
+                    % (value, type(value), [futures.ThreadPoolExecutor, futures.Executor]))
 
 
 def make_pool_runner(executor: Any, max_workers: int | None) -> PoolRunner:
@@ -215,7 +215,8 @@ class _GreenExecutor(futures.Executor):
 
     def __init__(self, max_workers: int) -> None:
         from taskflow.utils import eventlet_utils
-        eventlet_utils.check_for_eventlet()
+        eventlet_utils.check_for_eventlet(
+            RuntimeError('Eventlet is needed to use a green executor'))
         import eventlet
         self._pool = eventlet.GreenPool(max_workers)
 

@@ -68,12 +68,18 @@ class RunLoop:
         self.plan: _plan.Plan
         self.seconds_per_state = {'resuming': 0.0, 'scheduling': 0.0, 'waiting': 0.0,
                                   'analyzing': 0.0}
-        self.completed = 0
+        self.final_state: str | None = None
+        self.completed = 0             # executions and reverts that finished
+        self.discarded_failures = 0    # failures resolved by reverting or retrying
 
     # -- the loop -------------------------------------------------------------
 
     def iterate(self) -> Iterator[str]:
-        """Yield engine states until the run ends (the last one yielded is final)."""
+        """Yield engine states until the run ends.
+
+        The last state yielded is the final one, except ``FAILURE``, which is
+        not yielded: the engine raises the failure instead.
+        """
         work = {st.RESUMING: self._resume, st.SCHEDULING: self._schedule,
                 st.WAITING: self._wait, st.ANALYZING: self._analyze}
         stats = self.seconds_per_state
@@ -95,7 +101,8 @@ class RunLoop:
             next_state = work[state]()
             stats[stat_keys[state]] += clock() - started
             state = next_state
-        yield state
+        if state != st.FAILURE:  # like the original: a failed run raises instead
+            yield state
 
     def _resume(self) -> str:
         compilation = self._compilation
@@ -109,8 +116,8 @@ class RunLoop:
         for node in compilation.atoms:
             name = node.name
             if states[name] == st.FAILURE and intentions[name] == st.EXECUTE:
-                # A crash between recording a failure and resolving it.
-                self._resolve(node, storage._atoms[name].failure)
+                # A crash (or never_resolve) left a failure unresolved.
+                self._resolve(node, storage._atoms[name].failure, this_run=False)
             elif states[name] == st.RETRYING and intentions[name] == st.EXECUTE:
                 # A retry that was waiting out its delay: wait for what is left.
                 retry_at = storage._atoms[name].meta.get(_META_RETRY_AT)
@@ -168,13 +175,18 @@ class RunLoop:
             return st.WAITING
         return self._finish()
 
+    @property
+    def in_flight(self) -> int:
+        """Atoms started and not yet recorded as finished."""
+        return self._runner.pending
+
     def _stopping(self) -> bool:
         return self.plan.halted or self._engine._suspend_requested
 
     def _finish(self) -> str:
-        final = self._final_state()
-        self._engine._change_flow_state(final)
-        return final
+        self.final_state = self._final_state()
+        self._engine._change_flow_state(self.final_state)
+        return self.final_state
 
     def _final_state(self) -> str:
         if self.failures:
@@ -182,17 +194,18 @@ class RunLoop:
         suspending = self._engine._suspend_requested
         if suspending and (self.plan.has_ready() or self._timers):
             return st.SUSPENDED
-        if self._storage.get_execute_failures():
-            return st.REVERTED
-        done = (st.SUCCESS, st.IGNORE)
-        unfinished = [n.name for n in self._compilation.atoms
-                      if self.plan.state[n.index] not in done]
+        plan_state = self.plan.state
+        unfinished = [n for n in self._compilation.atoms
+                      if plan_state[n.index] not in (st.SUCCESS, st.IGNORE)]
         if not unfinished:
             return st.SUCCESS
+        if any(plan_state[n.index] in (st.REVERTED, st.FAILURE) for n in unfinished):
+            return st.REVERTED
         if suspending:
             return st.SUSPENDED
         self.failures.append(failure_module.Failure.from_exception(exc.ExecutionFailure(
-            'Engine stopped with atoms that can never run: %s' % sorted(unfinished))))
+            'Engine stopped with atoms that can never run: %s'
+            % sorted(n.name for n in unfinished))))
         return st.FAILURE
 
     # -- starting atoms -------------------------------------------------------
@@ -203,17 +216,10 @@ class RunLoop:
         except exc.NotFound:
             self._halt(failure_module.Failure())
             return
-        old_state = self._storage._atoms[node.name].state
-        is_task = node.kind == _compile.TASK
-        # A task starts at progress 0.0: stored with the state, in one write.
-        self._storage.set_atom_state(node.name, st.RUNNING, progress=0.0 if is_task else None)
-        self.plan.set_state(node, st.RUNNING)
-        if old_state != st.RUNNING:
-            self._notify(node, st.RUNNING, old_state)
+        self._enter(node, st.RUNNING)
         atom = node.atom
         if node.kind == _compile.TASK:
-            atom._progress_sink = self._sink(node)  # for the task's own update_progress()
-            self._progress(node, 0.0)
+            atom._progress_sink = self._sink(node)  # for the task's own progress reports
             self._submit_task((_plan.EXECUTE, node), _call.execute_task, atom, arguments)
         else:
             history = self._storage.get_retry_history(node.name)
@@ -228,22 +234,32 @@ class RunLoop:
             return
         ad = self._storage._atoms[node.name]
         flow_failures = self._storage.get_execute_failures()
-        old_state = ad.state
-        if old_state != st.REVERTING:
-            self._set_state(node, st.REVERTING, old_state)
-        else:
-            self.plan.set_state(node, st.REVERTING)
+        self._enter(node, st.REVERTING)
         atom = node.atom
         if node.kind == _compile.TASK:
             result = ad.failure if ad.failure is not None else ad.results
             atom._progress_sink = self._sink(node)
-            self._progress(node, 0.0)
             self._submit_task((_plan.REVERT, node), _call.revert_task, atom, arguments,
                               result, flow_failures)
         else:
             history = self._storage.get_retry_history(node.name)
             self._runner.run_local((_plan.REVERT, node), _call.revert_retry, atom, arguments,
                                    history, flow_failures)
+
+    def _enter(self, node: _compile.Node, state: str) -> None:
+        """Move an atom into RUNNING/REVERTING (a task restarts at progress 0.0)."""
+        ad = self._storage._atoms[node.name]
+        old_state = ad.state
+        is_task = node.kind == _compile.TASK
+        # Re-entering the same state (resuming after a crash) is announced
+        # only when it changes something, like the original: the progress.
+        changed = old_state != state or (is_task and ad.meta.get('progress', 0.0) != 0.0)
+        self._storage.set_atom_state(node.name, state, progress=0.0 if is_task else None)
+        self.plan.set_state(node, state)
+        if changed:
+            self._notify(node, state, old_state)
+            if is_task:
+                node.atom._notify_progress(0.0)
 
     def _submit_task(self, token: tuple, fn: Any, *args: Any) -> None:
         kind, node = token
@@ -321,9 +337,16 @@ class RunLoop:
 
     # -- failure resolution ---------------------------------------------------
 
-    def _resolve(self, node: _compile.Node, failure: failure_module.Failure) -> None:
-        """Decide, with the retries in charge, what to revert (and retry)."""
-        if self._never_resolve:
+    def _resolve(self, node: _compile.Node, failure: failure_module.Failure,
+                 this_run: bool = True) -> None:
+        """Decide, with the retries in charge, what to revert (and retry).
+
+        ``never_resolve`` leaves failures of this run alone; one an earlier
+        run left behind is resolved when the flow is run again.
+        """
+        self.discarded_failures += 1
+        if self._never_resolve and this_run:
+            self.discarded_failures -= 1
             self._halt(failure)
             return
         try:
@@ -378,8 +401,7 @@ class RunLoop:
     def _set_intentions(self, nodes: Any, intention: str) -> None:
         plan = self.plan
         changed = [n for n in nodes if n.kind != _compile.JOIN
-                   and plan.intention[n.index] != intention
-                   and plan.state[n.index] != st.IGNORE]
+                   and plan.intention[n.index] != intention]
         if not changed:
             return
         self._storage.set_atoms_intention([n.name for n in changed], intention)
@@ -435,12 +457,13 @@ class RunLoop:
         if any(plan.state[f.index] != st.PENDING for f in firsts):
             plan.set_decided(node)  # decided by an earlier (interrupted) run
             return
-        history = {}
-        for source, _decider, _depth in node.deciders:
-            if source.kind != _compile.JOIN and plan.state[source.index] != st.IGNORE:
-                history[source.name] = self._storage.get(source.name)
+        # Links from skipped (IGNORE) atoms have no say; links from subflows do.
+        voters = [(source, decider, depth) for source, decider, depth in node.deciders
+                  if source.kind == _compile.JOIN or plan.state[source.index] != st.IGNORE]
+        history = {source.name: self._storage.get(source.name)
+                   for source, _decider, _depth in voters if source.kind != _compile.JOIN}
         refusals = []
-        for _source, decider, depth in node.deciders:
+        for _source, decider, depth in voters:
             ok, answer = _call.ask_decider(decider, history)
             if not ok:
                 self._halt(answer)

@@ -22,22 +22,18 @@ from taskflow.engines.action_engine import _executors
 from taskflow.engines.action_engine import _loop
 from taskflow.types import failure as failure_module
 
-_BOOLEAN_OPTIONS = ('defer_reverts', 'never_resolve', 'inject_transient', 'gather_statistics')
 _TRUE_STRINGS = ('1', 't', 'true', 'on', 'y', 'yes')
-_FALSE_STRINGS = ('0', 'f', 'false', 'off', 'n', 'no', '')
 DEFAULT_WAIT_TIMEOUT = 60.0
 
 
 def _boolean_option(options: dict, name: str, default: bool) -> bool:
+    """A boolean option; a string counts as true only when it says so ('yes'...).
+
+    Like the original, any other string means False.
+    """
     value = options.get(name, default)
     if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE_STRINGS:
-            return True
-        if lowered in _FALSE_STRINGS:
-            return False
-        raise ValueError("Engine option '%s' must be a boolean (or one of %s), not %r"
-                         % (name, list(_TRUE_STRINGS + _FALSE_STRINGS[:-1]), value))
+        return value.strip().lower() in _TRUE_STRINGS
     return bool(value)
 
 
@@ -53,12 +49,6 @@ def _timeout_option(options: dict) -> float | None:
         raise ValueError("Engine option 'task_timeout' must be a positive number of seconds,"
                          " not %r" % (value,))
     return seconds
-
-
-def _check_options(options: dict) -> None:
-    for name in _BOOLEAN_OPTIONS:
-        if name in options:
-            _boolean_option(options, name, False)
 
 
 class ActionEngine(base.Engine):
@@ -78,7 +68,6 @@ class ActionEngine(base.Engine):
     def __init__(self, flow: Any, flow_detail: Any, backend: Any,
                  options: dict[str, Any] | None) -> None:
         super().__init__(flow, flow_detail, backend, options)
-        _check_options(self._options)
         self._compilation: _compile.Compilation | None = None
         self._storage = storage_module.Storage(flow_detail, backend=backend,
                                                scope_fetcher=self._scope_fetcher)
@@ -244,12 +233,10 @@ class ActionEngine(base.Engine):
         self._runner = runner
         self._loop_thread = threading.get_ident()
         started = time.monotonic()
-        final = None
         try:
             self._change_flow_state(st.RUNNING)
             try:
                 for state in loop.iterate():
-                    final = state
                     sent = yield state
                     if sent:
                         self.suspend()
@@ -263,10 +250,10 @@ class ActionEngine(base.Engine):
             runner.stop()
             loop.detach()
             self._record_statistics(loop, started)
-        if final not in self.NO_RERAISING_STATES:
+        if loop.final_state not in self.NO_RERAISING_STATES:
             if loop.failures:
                 failure_module.Failure.reraise_if_any(loop.failures)
-            elif final == st.REVERTED:
+            elif loop.final_state == st.REVERTED:
                 failure_module.Failure.reraise_if_any(
                     list(self._storage.get_execute_failures().values()))
 
@@ -283,20 +270,17 @@ class ActionEngine(base.Engine):
     def _record_statistics(self, loop: _loop.RunLoop, started: float) -> None:
         if not _boolean_option(self._options, 'gather_statistics', True):
             return
-        plan = getattr(loop, 'plan', None)
-        incomplete = awaiting = 0
-        if plan is not None:
-            done = (st.SUCCESS, st.IGNORE)
-            incomplete = sum(1 for n in self._compilation.atoms
-                             if plan.state[n.index] not in done)
-            awaiting = len(plan._ready)
+        # Keys in the original's order.  A run only ends when nothing it
+        # started is still in flight, so 'awaiting' and 'incomplete' (started
+        # but unfinished work) are 0 unless the loop broke off.
+        in_flight = loop.in_flight
         self._statistics = {
-            'active_for': time.monotonic() - started,
             'seconds_per_state': dict(loop.seconds_per_state),
-            'discarded_failures': max(len(loop.failures) - 1, 0),
-            'awaiting': awaiting,
+            'discarded_failures': loop.discarded_failures,
+            'awaiting': in_flight,
             'completed': loop.completed,
-            'incomplete': incomplete,
+            'incomplete': in_flight,
+            'active_for': time.monotonic() - started,
         }
 
 

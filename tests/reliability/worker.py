@@ -1,0 +1,192 @@
+"""The process the driver kills: run (or resume) one persisted flow.
+
+    python -m tests.reliability.worker SPEC.json
+
+``SPEC.json`` (written by the driver) names the backend configuration, the
+logbook uuid, the shape, the ledger file, the incarnation number and where
+to write the outcome.  The worker:
+
+1. opens the backend (``upgrade()`` every time, as a service would);
+2. finds the trial's logbook and its flow detail, or creates both in a
+   single ``save_logbook`` (factory details included, so there is never a
+   flow detail that cannot be rebuilt);
+3. ``engines.load_from_detail(...)`` and writes the *ready* file;
+4. ``engine.run()`` -- unless the stored flow is already ``REVERTED`` or
+   ``FAILURE`` (a flow killed after it ended): then it only reports it;
+5. writes the outcome JSON and exits 0.
+
+Exit codes: 0 finished (the flow reached a final state), 3 the stored data
+could not be loaded (invariant e), 1 anything else unexpected.
+
+Optional stop points, for precise kills: ``stop_after_record`` (SIGSTOP
+right after the N-th ledger record of this process), ``stop_after_event``
+(SIGSTOP inside the N-th flow/atom notification) and ``stop_after_write``
+(SIGSTOP right after the N-th write to the backend returned, i.e. was
+committed).  The driver SIGKILLs the stopped process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+import uuid
+from typing import Any
+
+EXIT_FINISHED, EXIT_UNEXPECTED, EXIT_LOAD_FAILED = 0, 1, 3
+# A stored flow in one of these states is over: a resumer must not run it
+# again (an engine resets a REVERTED flow and runs it from the start).
+ALREADY_OVER = ('REVERTED', 'FAILURE')
+
+
+def _find_or_create(conn: Any, spec: dict) -> Any:
+    from taskflow import engines, exceptions
+    from taskflow.persistence import models
+    from tests.reliability import shapes
+
+    try:
+        book = conn.get_logbook(spec['book'])
+    except exceptions.NotFound:
+        book = models.LogBook('crash-%s' % spec['shape'], uuid=spec['book'])
+    for fd in book:
+        return fd
+    fd = models.FlowDetail(spec['shape'], uuid=str(uuid.uuid4()))
+    engines.save_factory_details(fd, shapes.FACTORY, [spec['shape']], {})
+    book.add(fd)
+    conn.save_logbook(book)
+    return fd
+
+
+_WRITES = ('save_logbook', 'update_flow_details', 'update_atom_details')
+
+
+class _CountingConnection:
+    """A backend connection that counts writes (and may stop after one)."""
+
+    def __init__(self, conn: Any, counter: list, stop_after: int | None) -> None:
+        self._conn = conn
+        self._counter = counter
+        self._stop_after = stop_after
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._conn, name)
+        if name not in _WRITES:
+            return attr
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            self._counter[0] += 1
+            if self._counter[0] == self._stop_after:
+                os.kill(os.getpid(), signal.SIGSTOP)
+            return result
+        return write
+
+
+def _count_writes(backend: Any, counter: list, stop_after: int | None) -> None:
+    get_connection = backend.get_connection
+    backend.get_connection = lambda: _CountingConnection(get_connection(), counter,
+                                                         stop_after)
+
+
+def _stop_after_events(engine: Any, count: int) -> None:
+    seen = [0]
+
+    def on_event(state: str, details: dict) -> None:
+        seen[0] += 1
+        if seen[0] == count:
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    engine.notifier.register('*', on_event)
+    engine.atom_notifier.register('*', on_event)
+
+
+def _count_events(engine: Any, counter: list) -> None:
+    def on_event(state: str, details: dict) -> None:
+        counter[0] += 1
+
+    engine.notifier.register('*', on_event)
+    engine.atom_notifier.register('*', on_event)
+
+
+def _plain(value: Any) -> str:
+    """JSON for results that are not JSON: a ``Failure`` by its message."""
+    if hasattr(value, 'exception_str'):
+        return 'Failure: %s' % value.exception_str
+    return repr(value)
+
+
+def _die_with_the_driver() -> None:
+    """Linux: get SIGKILLed when the driver dies (a stopped worker would stay)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main(spec_path: str) -> int:
+    _die_with_the_driver()
+    with open(spec_path, encoding='utf-8') as f:
+        spec = json.load(f)
+    from tests.reliability import ledger, shapes
+
+    ledger.writer.configure(spec['ledger'], spec['incarnation'],
+                            spec.get('stop_after_record'))
+    shapes.work_random.seed(spec.get('seed'))
+    shape = shapes.SHAPES[spec['shape']]
+
+    started = time.monotonic()
+    writes = [0]
+    try:
+        from taskflow import engines
+        from taskflow.persistence import backends
+        backend = backends.fetch(dict(spec['conf']))
+        _count_writes(backend, writes, spec.get('stop_after_write'))
+        with contextlib.closing(backend.get_connection()) as conn:
+            conn.upgrade()
+            fd = _find_or_create(conn, spec)
+        engine = engines.load_from_detail(fd, backend=backend, engine=shape.engine,
+                                          **shape.options)
+    except Exception:
+        traceback.print_exc()
+        return EXIT_LOAD_FAILED
+    events = [0]
+    _count_events(engine, events)
+    if spec.get('stop_after_event'):
+        _stop_after_events(engine, spec['stop_after_event'])
+    with open(spec['ready'], 'w'):
+        pass
+    ready = time.monotonic()
+
+    raised = None
+    if fd.state in ALREADY_OVER:
+        raised = 'not resumed: the stored flow is %s' % fd.state
+    else:
+        try:
+            engine.run()
+        except Exception as e:
+            raised = '%s: %s' % (type(e).__name__, e)
+    finished = time.monotonic()
+    outcome = {
+        'state': engine.storage.get_flow_state(),
+        'results': engine.storage.fetch_all(),
+        'raised': raised,
+        'startup_seconds': ready - started,
+        'run_seconds': finished - ready,
+        'events': events[0],
+        'records': ledger.writer.written,
+        'writes': writes[0],
+        'taskflow': os.path.dirname(engines.__file__.rsplit(os.sep, 1)[0]),
+    }
+    with open(spec['outcome'], 'w', encoding='utf-8') as f:
+        json.dump(outcome, f, sort_keys=True, default=_plain)
+    backend.close()
+    return EXIT_FINISHED
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1]))

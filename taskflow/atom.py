@@ -20,6 +20,16 @@ from taskflow.types import sets
 # an index into a sequence result, a str = a key of a mapping result.
 SaveAsIndex = int | str | None
 
+# Shared empty values: flows of many atoms keep fewer objects alive (and the
+# garbage collector has fewer to scan).  OrderedSet is immutable.
+_EMPTY_SET = sets.OrderedSet()
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _ordered_set(items: Iterable[str]) -> sets.OrderedSet:
+    found = sets.OrderedSet(items)
+    return found if found else _EMPTY_SET
+
 
 def _save_as_to_mapping(provides: Any) -> collections.OrderedDict:
     """Translate a ``provides`` value into the ordered ``save_as`` mapping."""
@@ -145,7 +155,7 @@ class Atom(metaclass=abc.ABCMeta):
         self.version: tuple | str = (1, 0)
         self.inject = inject
         self.save_as = _save_as_to_mapping(provides)
-        self.provides = sets.OrderedSet(self.save_as)
+        self.provides = _ordered_set(self.save_as)
         ignore_list = list(ignore_list or ())
         execute_fn, revert_fn, revert_ignore = self._argument_sources()
         required, optional = build_arg_mapping(self.name, execute_fn, requires, rebind,
@@ -167,17 +177,15 @@ class Atom(metaclass=abc.ABCMeta):
         self.revert_rebind = collections.OrderedDict(revert_required)
         for arg, name in revert_optional.items():
             self.revert_rebind.setdefault(arg, name)
-        self.optional = sets.OrderedSet(n for n in optional.values() if n not in injected)
-        self.revert_optional = sets.OrderedSet(
+        self.optional = _ordered_set(n for n in optional.values() if n not in injected)
+        self.revert_optional = _ordered_set(
             n for n in revert_optional.values() if n not in injected)
-        execute_requires = sets.OrderedSet(
-            n for n in required.values() if n not in injected)
-        revert_requires = sets.OrderedSet(
-            n for n in revert_required.values() if n not in injected)
-        self.requires = execute_requires | revert_requires
+        requires = [n for n in required.values() if n not in injected]
+        requires.extend(n for n in revert_required.values() if n not in injected)
+        self.requires = _ordered_set(requires)
         # Argument names the engine may leave out when nothing provides them.
-        self._optional_args = frozenset(optional)
-        self._revert_optional_args = frozenset(revert_optional)
+        self._optional_args = frozenset(optional) if optional else _NO_NAMES
+        self._revert_optional_args = frozenset(revert_optional) if revert_optional else _NO_NAMES
 
     def pre_execute(self) -> None:
         """Hook called right before ``execute``."""

@@ -59,8 +59,8 @@ class Storage:
         self._lock = threading.RLock()
         self._scope_fetcher = scope_fetcher
         self._atoms: dict[str, models.AtomDetail] = {}
-        # name -> [(provider atom name, save_as index)], in registration order.
-        self._providers: dict[str, list[tuple[str, Any]]] = {}
+        # name -> ((provider atom name, save_as index), ...), in registration order.
+        self._providers: dict[str, tuple[tuple[str, Any], ...]] = {}
         self._transients: dict[str, Any] = {}
         self._transients_first = False     # registered before the persistent injector?
         self._atom_transients: dict[str, dict[str, Any]] = {}
@@ -167,10 +167,12 @@ class Storage:
         return uuids
 
     def _register_provides(self, atom_name: str, save_as: Mapping[str, Any]) -> None:
+        providers = self._providers
         for name, index in save_as.items():
-            entries = self._providers.setdefault(name, [])
+            entries = providers.get(name, ())
             if not any(provider == atom_name for provider, _ in entries):
-                entries.append((atom_name, index))
+                # Tuples of strings/ints: the garbage collector stops tracking them.
+                providers[name] = entries + ((atom_name, index),)
 
     def get_atom_uuid(self, atom_name: str) -> str:
         return self._atom(atom_name).uuid
@@ -263,18 +265,26 @@ class Storage:
 
     # -- results --------------------------------------------------------------
 
-    def save(self, atom_name: str, result: Any, state: str = states.SUCCESS) -> None:
-        """Store an atom's result for ``state`` (a ``Failure`` for failed states)."""
+    def save(self, atom_name: str, result: Any, state: str = states.SUCCESS, *,
+             progress: float | None = None) -> None:
+        """Store an atom's result for ``state`` (a ``Failure`` for failed states).
+
+        ``progress`` (taskflow-ng) also sets a task's progress, in the same write.
+        """
         with self._lock:
             ad = self._atom(atom_name)
             if self._backend is None:
                 ad.put(state, result)
+                if progress is not None:
+                    ad.meta[_META_PROGRESS] = progress
             else:
                 with self._changing(ad, 'state', 'results', 'failure', 'revert_results',
-                                    'revert_failure'):
+                                    'revert_failure', 'meta'):
                     if isinstance(ad, models.RetryDetail):
                         ad.results = list(ad.results)  # keep the undo copy intact
                     ad.put(state, result)
+                    if progress is not None:
+                        ad.meta[_META_PROGRESS] = progress
             if state == states.FAILURE:
                 self._failures[atom_name] = result
 
@@ -695,7 +705,7 @@ def _one_or_all(values: list) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _index_of(entries: list[tuple[str, Any]], provider: str) -> Any:
+def _index_of(entries: tuple[tuple[str, Any], ...], provider: str) -> Any:
     for name, index in entries:
         if name == provider:
             return index

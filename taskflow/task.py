@@ -80,9 +80,9 @@ class Task(atom.Atom):
                          auto_extract=auto_extract, rebind=rebind, inject=inject,
                          revert_rebind=revert_rebind, revert_requires=revert_requires)
         self._notifier: notifier_module.RestrictedNotifier | None = None
-        # Set by the engine while it runs this task: receives (progress, details)
-        # so progress is stored without registering a listener per execution.
-        self._progress_sink: Callable[[float, dict], None] | None = None
+        # Set by the engine while it runs this task: receives (task, progress,
+        # details) so progress is stored without a listener per execution.
+        self._progress_sink: Callable[[Task, float, dict], None] | None = None
 
     @property
     def notifier(self) -> notifier_module.RestrictedNotifier:
@@ -113,7 +113,7 @@ class Task(atom.Atom):
         if self._notifier is not None:
             self._notifier.notify(EVENT_UPDATE_PROGRESS, {'progress': progress})
         elif self._progress_sink is not None:
-            self._progress_sink(progress, {})
+            self._progress_sink(self, progress, {})
 
     def _notify_progress(self, progress: float) -> None:
         """Tell listeners about progress the engine sets (it stores that itself)."""
@@ -145,10 +145,11 @@ class _TaskNotifier(notifier_module.RestrictedNotifier):
 
     def notify(self, event_type: Any, details: Any) -> None:
         super().notify(event_type, details)
-        sink = self._task._progress_sink
+        task = self._task
+        sink = task._progress_sink
         if sink is not None and event_type == EVENT_UPDATE_PROGRESS and details:
             extra = {k: v for k, v in details.items() if k != 'progress'}
-            sink(details.get('progress', 0.0), extra)
+            sink(task, details.get('progress', 0.0), extra)
 
 
 class FunctorTask(Task):

@@ -126,6 +126,7 @@ class Flow(flow.Flow):
                 self._index(self._unsatisfied, (name,), node, undo)
 
     def _link_to_requirees(self, node: Any, undo: list) -> None:
+        linked = False
         for name in node.provides:
             requirees = self._unsatisfied.get(name)
             if not requirees:
@@ -134,10 +135,13 @@ class Flow(flow.Flow):
                 if requiree is node:
                     continue
                 self._add_inferred_edge(node, requiree, name, undo)
-                if self._reaches(requiree, node):
-                    raise exc.DependencyFailure(_CYCLE_MESSAGE)
+                linked = True
                 requirees.remove(requiree)
                 undo.append(lambda r=requiree, rs=requirees: rs.append(r))
+        # The node is new, so a cycle must pass through it: one search, and
+        # only when it has links on both sides.
+        if linked and self._pred[node] and self._reaches(node, node):
+            raise exc.DependencyFailure(_CYCLE_MESSAGE)
 
     def _add_inferred_edge(self, u: Any, v: Any, reason: str, undo: list) -> None:
         meta = self._succ[u].get(v)
@@ -162,7 +166,7 @@ class Flow(flow.Flow):
             undo.append(lambda bucket=index[name]: bucket.pop())
 
     def _reaches(self, start: Any, goal: Any) -> bool:
-        """Whether ``goal`` can be reached from ``start`` along links."""
+        """Whether ``goal`` can be reached from ``start`` along (at least one) link."""
         seen = {start}
         stack = [start]
         succ = self._succ

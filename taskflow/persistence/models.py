@@ -316,6 +316,10 @@ class AtomDetail(abc.ABC):
     ``version`` (the atom's version string).
     """
 
+    # Flows may hold many thousands of these: slots keep them small.
+    __slots__ = ('_uuid', '_name', 'state', 'intention', 'results', 'failure',
+                 'revert_results', 'revert_failure', 'meta', 'version')
+
     def __init__(self, name: str, uuid: str) -> None:
         self._uuid = uuid
         self._name = name
@@ -475,6 +479,8 @@ def _copy_failure(value: Any, deep_copy: bool) -> Any:
 class TaskDetail(AtomDetail):
     """The persisted state of a task."""
 
+    __slots__ = ()
+
     def reset(self, state: str) -> None:
         self.results = None
         self.failure = None
@@ -528,6 +534,8 @@ class RetryDetail(AtomDetail):
     one per attempt, where ``failures`` maps atom names to the ``Failure``
     they raised during that attempt.
     """
+
+    __slots__ = ()
 
     def __init__(self, name: str, uuid: str) -> None:
         super().__init__(name, uuid)

@@ -92,21 +92,12 @@ def _count_writes(backend: Any, counter: list, stop_after: int | None) -> None:
                                                          stop_after)
 
 
-def _stop_after_events(engine: Any, count: int) -> None:
-    seen = [0]
-
-    def on_event(state: str, details: dict) -> None:
-        seen[0] += 1
-        if seen[0] == count:
-            os.kill(os.getpid(), signal.SIGSTOP)
-
-    engine.notifier.register('*', on_event)
-    engine.atom_notifier.register('*', on_event)
-
-
-def _count_events(engine: Any, counter: list) -> None:
+def _count_events(engine: Any, counter: list, stop_after: int | None) -> None:
+    """Count flow and atom notifications (and maybe stop inside one)."""
     def on_event(state: str, details: dict) -> None:
         counter[0] += 1
+        if counter[0] == stop_after:
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     engine.notifier.register('*', on_event)
     engine.atom_notifier.register('*', on_event)
@@ -155,9 +146,7 @@ def main(spec_path: str) -> int:
         traceback.print_exc()
         return EXIT_LOAD_FAILED
     events = [0]
-    _count_events(engine, events)
-    if spec.get('stop_after_event'):
-        _stop_after_events(engine, spec['stop_after_event'])
+    _count_events(engine, events, spec.get('stop_after_event'))
     with open(spec['ready'], 'w'):
         pass
     ready = time.monotonic()

@@ -238,8 +238,11 @@ def test_unordered_siblings_are_not_providers():
 def test_later_atoms_are_not_providers():
     c = _compile.Compilation(lf.Flow('root').add(Needs('s'), provides('later', 'x')))
     assert c.providers_for(c.by_name['s'], 'x') == []
-    assert c.has_provider('x')
-    assert list(c.iter_provider_names('x')) == ['later']
+    assert c.provider_names(c.by_name['s'], 'x') == ()
+    # The later atom does provide 'x', to whoever comes after it.
+    flow = lf.Flow('root').add(Needs('s'), provides('later', 'x'), Needs('after'))
+    c = _compile.Compilation(flow)
+    assert c.provider_names(c.by_name['after'], 'x') == ('later',)
 
 
 def test_graph_predecessors_are_providers_but_other_branches_are_not():

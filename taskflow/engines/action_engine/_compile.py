@@ -109,7 +109,8 @@ class Compilation:
         self.root_scope: FlowScope
         self.hierarchy: list[FlowScope] = []   # every flow, outermost first
         self._providers: dict[str, list[Node]] = {}
-        self._visible: dict[tuple[int, str], list[Node]] = {}  # providers_for() memo
+        self._visible: dict[tuple[int, str], tuple[str, ...]] = {}  # provider_names() memo
+        self._arguments: dict[tuple[int, bool], tuple] = {}        # argument_plan() memo
         self._seen: set[int] = set()
         if isinstance(root, flow_module.Flow):
             self.root_scope = self._compile_flow(root, None)[0]
@@ -271,27 +272,48 @@ class Compilation:
         retries of enclosing flows; never unordered siblings.  Nearer means an
         innermost common flow first, then the latest in that flow.
         """
+        found = []
+        for provider in self._providers.get(name, ()):
+            depth = self._visible_at(provider, node)
+            if depth is not None:
+                found.append((depth, provider.index, provider))
+        found.sort(key=lambda item: (-item[0], -item[1]))
+        return [provider for _d, _i, provider in found]
+
+    def provider_names(self, node: Node, name: str) -> tuple[str, ...]:
+        """Names of :meth:`providers_for`, memoised (validation and runs share them)."""
         key = (node.index, name)
-        visible = self._visible.get(key)
-        if visible is None:
-            found = []
-            for provider in self._providers.get(name, ()):
-                depth = self._visible_at(provider, node)
-                if depth is not None:
-                    found.append((depth, provider.index, provider))
-            found.sort(key=lambda item: (-item[0], -item[1]))
-            visible = self._visible[key] = [provider for _d, _i, provider in found]
-        return visible
+        names = self._visible.get(key)
+        if names is None:
+            # A tuple of strings: the garbage collector stops tracking it.
+            names = self._visible[key] = tuple(p.name for p in self.providers_for(node, name))
+        return names
 
-    def has_provider(self, name: str) -> bool:
-        return name in self._providers
+    def argument_plan(self, node: Node, revert: bool = False) -> tuple:
+        """How to fetch an atom's ``execute`` (or ``revert``) arguments, memoised.
 
-    def provider_count(self, name: str) -> int:
-        return len(self._providers.get(name, ()))
-
-    def iter_provider_names(self, name: str) -> Iterator[str]:
-        for node in self._providers.get(name, ()):
-            yield node.name
+        One ``(argument, storage name, optional, provider names)`` tuple per
+        argument of the atom's ``rebind`` (``revert_rebind``).
+        """
+        key = (node.index, revert)
+        plan = self._arguments.get(key)
+        if plan is None:
+            atom = node.atom
+            mapping, optional = atom.rebind, getattr(atom, '_optional_args', ())
+            if revert:
+                revert_mapping = atom.revert_rebind
+                revert_optional = getattr(atom, '_revert_optional_args', ())
+                if revert_mapping == mapping and revert_optional == optional:
+                    # Most reverts take what execute takes: share the plan.
+                    plan = self._arguments[key] = self.argument_plan(node, False)
+                    return plan
+                mapping, optional = revert_mapping, revert_optional
+            # Only strings, booleans and tuples: the garbage collector stops
+            # tracking it after one pass.
+            plan = self._arguments[key] = tuple(
+                (arg, name, arg in optional, self.provider_names(node, name))
+                for arg, name in mapping.items())
+        return plan
 
     def _visible_at(self, provider: Node, node: Node) -> int | None:
         """Depth of the flow in which ``provider`` precedes ``node``, or None."""

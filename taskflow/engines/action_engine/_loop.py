@@ -63,8 +63,6 @@ class RunLoop:
         self._timer_sequence = 0
         self.failures: list[failure_module.Failure] = []   # what run() must re-raise
         self._finished: list = []
-        self._arguments: dict[tuple[int, bool], list] = {}
-        self._sinks: dict[int, Any] = {}
         self.plan: _plan.Plan
         self.seconds_per_state = {'resuming': 0.0, 'scheduling': 0.0, 'waiting': 0.0,
                                   'analyzing': 0.0}
@@ -212,14 +210,14 @@ class RunLoop:
 
     def _start_execute(self, node: _compile.Node) -> None:
         try:
-            arguments = self._storage.fetch_arguments(node.name, self._argument_plan(node, False))
+            arguments = self._storage.fetch_arguments(node.name, self._compilation.argument_plan(node, False))
         except exc.NotFound:
             self._halt(failure_module.Failure())
             return
         self._enter(node, st.RUNNING)
         atom = node.atom
         if node.kind == _compile.TASK:
-            atom._progress_sink = self._sink(node)  # for the task's own progress reports
+            atom._progress_sink = self._store_progress  # for the task's own reports
             self._submit_task((_plan.EXECUTE, node), _call.execute_task, atom, arguments)
         else:
             history = self._storage.get_retry_history(node.name)
@@ -228,7 +226,7 @@ class RunLoop:
 
     def _start_revert(self, node: _compile.Node) -> None:
         try:
-            arguments = self._storage.fetch_arguments(node.name, self._argument_plan(node, True))
+            arguments = self._storage.fetch_arguments(node.name, self._compilation.argument_plan(node, True))
         except exc.NotFound:
             self._halt(failure_module.Failure())
             return
@@ -238,7 +236,7 @@ class RunLoop:
         atom = node.atom
         if node.kind == _compile.TASK:
             result = ad.failure if ad.failure is not None else ad.results
-            atom._progress_sink = self._sink(node)
+            atom._progress_sink = self._store_progress
             self._submit_task((_plan.REVERT, node), _call.revert_task, atom, arguments,
                               result, flow_failures)
         else:
@@ -277,37 +275,23 @@ class RunLoop:
             "Task '%s' did not finish %s within %s seconds; it was abandoned (its thread"
             " may still be running)" % (node.name, method, timeout)))
 
-    def _argument_plan(self, node: _compile.Node, revert: bool) -> list:
-        """``(argument, storage name, optional, providers)`` per argument, cached."""
-        key = (node.index, revert)
-        plan = self._arguments.get(key)
-        if plan is None:
-            atom = node.atom
-            if revert:
-                mapping, optional = atom.revert_rebind, getattr(atom, '_revert_optional_args', ())
-            else:
-                mapping, optional = atom.rebind, getattr(atom, '_optional_args', ())
-            compilation = self._compilation
-            plan = [(arg, name, arg in optional,
-                     [p.name for p in compilation.providers_for(node, name)])
-                    for arg, name in mapping.items()]
-            self._arguments[key] = plan
-        return plan
-
     # -- recording outcomes ---------------------------------------------------
 
     def _executed(self, node: _compile.Node, ok: bool, value: Any) -> None:
         name = node.name
+        is_task = node.kind == _compile.TASK
         if ok:
             try:
-                self._storage.save(name, value, st.SUCCESS)
+                # A finished task is at progress 1.0: stored in the same write.
+                self._storage.save(name, value, st.SUCCESS, progress=1.0 if is_task else None)
             except exc.StorageFailure:
                 ok, value = False, failure_module.Failure()
         self.completed += 1
         if ok:
             self.plan.set_state(node, st.SUCCESS)
             self._notify(node, st.SUCCESS, st.RUNNING, value)
-            self._progress(node, 1.0)
+            if is_task:
+                node.atom._notify_progress(1.0)
             return
         self._storage.save(name, value, st.FAILURE)
         self.plan.set_state(node, st.FAILURE)
@@ -318,12 +302,14 @@ class RunLoop:
         name = node.name
         self.completed += 1
         if ok:
-            self._storage.save(name, value, st.REVERTED)
-            if node.kind == _compile.RETRY:
+            is_task = node.kind == _compile.TASK
+            self._storage.save(name, value, st.REVERTED, progress=1.0 if is_task else None)
+            if not is_task:
                 self._storage.cleanup_retry_history(name, st.REVERTED)
             self.plan.set_state(node, st.REVERTED)
             self._notify(node, st.REVERTED, st.REVERTING, value)
-            self._progress(node, 1.0)
+            if is_task:
+                node.atom._notify_progress(1.0)
             return
         self._storage.save(name, value, st.REVERT_FAILURE)
         self.plan.set_state(node, st.REVERT_FAILURE)
@@ -389,7 +375,7 @@ class RunLoop:
         storage = self._storage
         storage.save_retry_failure(retry.name, failed_name, failure)
         try:
-            arguments = storage.fetch_arguments(retry.name, self._argument_plan(retry, False))
+            arguments = storage.fetch_arguments(retry.name, self._compilation.argument_plan(retry, False))
         except exc.NotFound:
             raise _Abort(failure_module.Failure()) from None
         ok, decision = _call.ask_retry(retry.atom, arguments,
@@ -501,21 +487,12 @@ class RunLoop:
     def _progress(self, node: _compile.Node, progress: float) -> None:
         set_progress(self._storage, node, progress)
 
-    def _sink(self, node: _compile.Node) -> Any:
-        sink = self._sinks.get(node.index)
-        if sink is None:
-            name = node.name
-            owner = self._engine._loop_thread
-            storage, runner = self._storage, self._runner
-            get_ident = threading.get_ident
-
-            def sink(progress: float, details: dict) -> None:
-                if get_ident() == owner:
-                    storage.set_task_progress(name, progress, details)
-                else:  # a worker thread: let the loop do the write
-                    runner.post((_PROGRESS, (name, progress, details)))
-            self._sinks[node.index] = sink
-        return sink
+    def _store_progress(self, task: Any, progress: float, details: dict) -> None:
+        """Progress a task reported while running (the sink every task gets)."""
+        if threading.get_ident() == self._engine._loop_thread:
+            self._storage.set_task_progress(task.name, progress, details)
+        else:  # from a worker thread: let the loop do the write
+            self._runner.post((_PROGRESS, (task.name, progress, details)))
 
     def detach(self) -> None:
         """Forget the progress sinks installed on tasks (the run is over)."""

@@ -8,6 +8,8 @@ consults the plan (``_plan``) and executes atoms through a runner
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +37,26 @@ def _boolean_option(options: dict, name: str, default: bool) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in _TRUE_STRINGS
     return bool(value)
+
+
+@contextlib.contextmanager
+def _building() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a flow's structures.
+
+    Compiling, preparing and validating a large flow allocate many
+    long-lived objects and no garbage cycles; each full collection meanwhile
+    would rescan the whole heap, making big flows cost more per atom.  No
+    user code runs here (besides atom properties), and the previous setting
+    is restored, so the pause is short and invisible.
+    """
+    was_enabled = gc.isenabled()
+    if was_enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _timeout_option(options: dict) -> float | None:
@@ -100,7 +122,7 @@ class ActionEngine(base.Engine):
         if compilation is None or atom_name not in compilation.by_name:
             return []
         node = compilation.by_name[atom_name]
-        return [p.name for p in compilation.providers_for(node, name)]
+        return list(compilation.provider_names(node, name))
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -113,7 +135,8 @@ class ActionEngine(base.Engine):
 
     def compile(self) -> None:
         if self._compilation is None:
-            self._compilation = _compile.Compilation(self._flow)
+            with _building():
+                self._compilation = _compile.Compilation(self._flow)
 
     def prepare(self) -> None:
         self._require('prepare')
@@ -124,7 +147,8 @@ class ActionEngine(base.Engine):
             for node in self._compilation.atoms:
                 if node.kind == _compile.RETRY and not node.name:
                     raise ValueError('Retry name must be non-empty')
-            self._storage.ensure_atoms(self._compilation.iter_atoms())
+            with _building():
+                self._storage.ensure_atoms(self._compilation.iter_atoms())
             self._inject_atom_values()
             self._change_flow_state(st.SUSPENDED)
             self._storage_ensured = True
@@ -145,19 +169,18 @@ class ActionEngine(base.Engine):
         storage = self._storage
         last_cause: exc.MissingDependencies | None = None
         missing_all: set[str] = set()
-        for node in compilation.atoms:
-            atom = node.atom
-            for method, mapping, optional in (
-                    ('execute', atom.rebind, getattr(atom, '_optional_args', ())),
-                    ('revert', atom.revert_rebind, getattr(atom, '_revert_optional_args', ()))):
-                names = sorted(name for arg, name in mapping.items()
-                               if arg not in optional
-                               and not compilation.providers_for(node, name)
-                               and not storage.is_injected(name, atom.name))
-                if names:
-                    missing_all.update(names)
-                    last_cause = exc.MissingDependencies(atom, names, cause=last_cause,
-                                                         method=method)
+        with _building():
+            for node in compilation.atoms:
+                for method in ('execute', 'revert'):
+                    missing = [name for _arg, name, optional, providers
+                               in compilation.argument_plan(node, method == 'revert')
+                               if not (optional or providers
+                                       or storage.is_injected(name, node.name))]
+                    if missing:
+                        missing.sort()
+                        missing_all.update(missing)
+                        last_cause = exc.MissingDependencies(node.atom, missing,
+                                                             cause=last_cause, method=method)
         if last_cause is not None:
             if compilation.root_scope.flow is None:
                 raise last_cause

@@ -174,6 +174,10 @@ class Storage:
                 # Tuples of strings/ints: the garbage collector stops tracking them.
                 providers[name] = entries + ((atom_name, index),)
 
+    def get_atom_detail(self, atom_name: str) -> models.AtomDetail:
+        """The live atom detail of ``atom_name`` (taskflow-ng; read it, don't change it)."""
+        return self._atom(atom_name)
+
     def get_atom_uuid(self, atom_name: str) -> str:
         return self._atom(atom_name).uuid
 

@@ -34,6 +34,7 @@ from taskflow.engines.action_engine import _call
 from taskflow.engines.action_engine import _compile
 from taskflow.engines.action_engine import _executors
 from taskflow.engines.action_engine import _plan
+from taskflow.engines.action_engine import _resolution
 from taskflow.types import failure as failure_module
 
 FINAL_STATES = frozenset((st.SUCCESS, st.REVERTED, st.FAILURE, st.SUSPENDED))
@@ -107,7 +108,7 @@ class RunLoop:
         storage = self._storage
         states, intentions = {}, {}
         for node in compilation.atoms:
-            ad = storage._atoms[node.name]
+            ad = storage.get_atom_detail(node.name)
             states[node.name] = ad.state
             intentions[node.name] = ad.intention
         self.plan = _plan.Plan(compilation, states, intentions)
@@ -115,10 +116,10 @@ class RunLoop:
             name = node.name
             if states[name] == st.FAILURE and intentions[name] == st.EXECUTE:
                 # A crash (or never_resolve) left a failure unresolved.
-                self._resolve(node, storage._atoms[name].failure, this_run=False)
+                self._resolve(node, storage.get_atom_detail(name).failure, this_run=False)
             elif states[name] == st.RETRYING and intentions[name] == st.EXECUTE:
                 # A retry that was waiting out its delay: wait for what is left.
-                retry_at = storage._atoms[name].meta.get(_META_RETRY_AT)
+                retry_at = storage.get_atom_detail(name).meta.get(_META_RETRY_AT)
                 if retry_at is not None:
                     self._delay(node, retry_at - time.time())
         return st.SCHEDULING
@@ -210,7 +211,8 @@ class RunLoop:
 
     def _start_execute(self, node: _compile.Node) -> None:
         try:
-            arguments = self._storage.fetch_arguments(node.name, self._compilation.argument_plan(node, False))
+            arguments = self._storage.fetch_arguments(
+                node.name, self._compilation.argument_plan(node, False))
         except exc.NotFound:
             self._halt(failure_module.Failure())
             return
@@ -226,11 +228,12 @@ class RunLoop:
 
     def _start_revert(self, node: _compile.Node) -> None:
         try:
-            arguments = self._storage.fetch_arguments(node.name, self._compilation.argument_plan(node, True))
+            arguments = self._storage.fetch_arguments(
+                node.name, self._compilation.argument_plan(node, True))
         except exc.NotFound:
             self._halt(failure_module.Failure())
             return
-        ad = self._storage._atoms[node.name]
+        ad = self._storage.get_atom_detail(node.name)
         flow_failures = self._storage.get_execute_failures()
         self._enter(node, st.REVERTING)
         atom = node.atom
@@ -246,7 +249,7 @@ class RunLoop:
 
     def _enter(self, node: _compile.Node, state: str) -> None:
         """Move an atom into RUNNING/REVERTING (a task restarts at progress 0.0)."""
-        ad = self._storage._atoms[node.name]
+        ad = self._storage.get_atom_detail(node.name)
         old_state = ad.state
         is_task = node.kind == _compile.TASK
         # Re-entering the same state (resuming after a crash) is announced
@@ -330,52 +333,38 @@ class RunLoop:
         ``never_resolve`` leaves failures of this run alone; one an earlier
         run left behind is resolved when the flow is run again.
         """
-        self.discarded_failures += 1
         if self._never_resolve and this_run:
-            self.discarded_failures -= 1
             self._halt(failure)
             return
+        self.discarded_failures += 1
+
+        def ask(retry: _compile.Node, failed_name: str) -> Any:
+            return self._ask(retry, failed_name, failure)
         try:
-            action, retry = self._resolution(node.name, node.retry, failure)
+            action, retry = _resolution.resolve(node.name, node.retry, ask,
+                                                self._defer_reverts)
         except _Abort as abort:
             self._halt(abort.failure)
             return
-        compilation = self._compilation
+        except _resolution.UnknownDecision:
+            self._halt(failure_module.Failure())
+            return
         if action == retry_module.RETRY:
-            self._set_intentions(compilation.subflow(retry), st.REVERT)
+            self._set_intentions(self._compilation.subflow(retry), st.REVERT)
             self._set_intentions([retry], st.RETRY)
         elif action == retry_module.REVERT:
-            self._set_intentions(_downstream(retry), st.REVERT)
+            self._set_intentions(_resolution.downstream(retry), st.REVERT)
         else:
-            self._set_intentions(compilation.atoms, st.REVERT)
-
-    def _resolution(self, failed_name: str, retry: _compile.Node | None,
-                    failure: failure_module.Failure) -> tuple[str, Any]:
-        if retry is None:
-            return retry_module.REVERT_ALL, None
-        decision = self._ask(retry, failed_name, failure)
-        if decision == retry_module.RETRY:
-            return retry_module.RETRY, retry
-        if decision == retry_module.REVERT_ALL:
-            return retry_module.REVERT_ALL, None
-        if decision != retry_module.REVERT:
-            raise _Abort(failure_module.Failure.from_exception(ValueError(
-                "Unknown atom failure resolution action/strategy '%s'" % (decision,))))
-        parent = retry.retry
-        if self._defer_reverts:
-            return self._resolution(retry.name, parent, failure)
-        if parent is not None:
-            action, target = self._resolution(retry.name, parent, failure)
-            if action != retry_module.REVERT:
-                return action, target
-        return retry_module.REVERT, retry
+            self._set_intentions(self._compilation.atoms, st.REVERT)
 
     def _ask(self, retry: _compile.Node, failed_name: str,
              failure: failure_module.Failure) -> Any:
+        """Record the failure in the retry's history, then ask its ``on_failure``."""
         storage = self._storage
         storage.save_retry_failure(retry.name, failed_name, failure)
         try:
-            arguments = storage.fetch_arguments(retry.name, self._compilation.argument_plan(retry, False))
+            arguments = storage.fetch_arguments(
+                retry.name, self._compilation.argument_plan(retry, False))
         except exc.NotFound:
             raise _Abort(failure_module.Failure()) from None
         ok, decision = _call.ask_retry(retry.atom, arguments,
@@ -528,19 +517,3 @@ class _Abort(Exception):
     def __init__(self, failure: failure_module.Failure) -> None:
         super().__init__(failure)
         self.failure = failure
-
-
-def _downstream(node: _compile.Node) -> list[_compile.Node]:
-    """``node`` and every node after it in the execution graph."""
-    seen = {node.index}
-    found = [node]
-    stack = [node]
-    while stack:
-        for succ in stack.pop().succs:
-            if succ.index not in seen:
-                seen.add(succ.index)
-                found.append(succ)
-                stack.append(succ)
-    found.sort(key=lambda n: n.index)
-    return found
-

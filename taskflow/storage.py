@@ -446,10 +446,15 @@ class Storage:
         ad = self._atoms[provider]
         if provider == self.injector_name:
             return ad.results[name]
-        if ad.state not in _READABLE_STATES:
+        if ad.failure is not None:
+            # As the original: a failed atom's "result" is its Failure, even
+            # after it was reverted.
+            result = ad.failure
+        elif ad.state not in _READABLE_STATES:
             raise _Missing(_unreachable(name, provider, index,
                                         _disallowed(provider, ad.state, _READABLE_STATES)))
-        result = ad.last_results if isinstance(ad, models.RetryDetail) else ad.results
+        else:
+            result = ad.last_results if isinstance(ad, models.RetryDetail) else ad.results
         if index is None:
             return result
         try:

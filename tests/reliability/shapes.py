@@ -9,16 +9,18 @@ so a run that was killed and resumed must end with exactly the results of a
 run that was not.  The *time* a task takes is random (a few milliseconds of
 sleeping and hashing) so that kills land in different places.
 
-=================  ========  ===================================================
-shape              engine    what it is
-=================  ========  ===================================================
-``linear``         serial    a chain of six tasks
-``parallel``       parallel  a graph flow: one source, four two-task branches, a sink
-``nested``         parallel  linear / unordered / graph flows inside each other
-``revert``         serial    a chain whose fifth task fails: everything reverts
-``revert-parallel`` parallel three branches start together; one fails, all revert
-``retry``          serial    a ``retry.Times(5)`` subflow failing attempts 1 and 2
-=================  ========  ===================================================
+===================  ========  =================================================
+shape                engine    what it is
+===================  ========  =================================================
+``linear``           serial    a chain of six tasks
+``parallel``         parallel  a graph flow: a source, four two-task branches, a sink
+``nested``           parallel  linear / unordered / graph flows inside each other
+``revert``           serial    a chain whose fifth task fails: everything reverts
+``revert-parallel``  parallel  three branches start together; one fails, all revert
+``revert-fan``       parallel  an unordered flow of three, the first one fails (few
+                               atoms: revert intentions are written one by one)
+``retry``            serial    a ``retry.Times(5)`` subflow failing attempts 1 and 2
+===================  ========  =================================================
 """
 
 from __future__ import annotations
@@ -167,6 +169,13 @@ def _revert_parallel() -> Any:
         Step('pend', ('p1', 'p2', 'pboom')))
 
 
+def _revert_fan() -> Any:
+    # The failing task comes first in the flow, so it gets its REVERT
+    # intention before its siblings do.
+    return uf.Flow('revert-fan').add(
+        Step('fboom', fail_below=Step.ALWAYS), Step('fx', slow=3), Step('fy', slow=3))
+
+
 RETRY_ATTEMPTS_NEEDED = 3
 
 
@@ -185,6 +194,7 @@ _BUILDERS = {
     'nested': _nested,
     'revert': _revert,
     'revert-parallel': _revert_parallel,
+    'revert-fan': _revert_fan,
     'retry': _retry,
 }
 
@@ -195,6 +205,7 @@ SHAPES = {
     'revert': Shape('revert', 'serial', 'REVERTED'),
     'revert-parallel': Shape('revert-parallel', 'parallel', 'REVERTED',
                              {'max_workers': 3}),
+    'revert-fan': Shape('revert-fan', 'parallel', 'REVERTED', {'max_workers': 3}),
     'retry': Shape('retry', 'serial', 'SUCCESS', retry_name='attempts_retry',
                    retry_subflow=('s1', 'flaky', 's2'),
                    attempts_needed=RETRY_ATTEMPTS_NEEDED),

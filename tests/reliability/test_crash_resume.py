@@ -5,7 +5,7 @@ SIGKILLs them (see README.md in this folder):
 
 * ``test_random_kills``: per backend and flow shape, trials of 1 to 4 random
   kills, until the shape had ``TASKFLOW_CRASH_KILLS`` kills (default 9, so
-  at least 54 per backend);
+  at least 63 per backend);
 * ``test_kill_at_commit_boundaries``: kill once right after the n-th backend
   write, for every ``TASKFLOW_CRASH_SWEEP_STRIDE``-th write (default 3; 1
   sweeps every commit boundary of the run).

@@ -12,6 +12,7 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from taskflow import _gc
 from taskflow import deciders as deciders_module
 from taskflow import exceptions as exc
 from taskflow import flow
@@ -47,15 +48,16 @@ class Flow(flow.Flow):
         """
         undo: list[Callable[[], None]] = []
         try:
-            for node in nodes:
-                if node in self._order:
-                    continue
-                self._add_node(node, undo)
-                if resolve_requires:
-                    self._link_to_providers(node, undo)
-                self._index(self._providers, node.provides, node, undo)
-                if resolve_existing:
-                    self._link_to_requirees(node, undo)
+            with _gc.paused():
+                for node in nodes:
+                    if node in self._order:
+                        continue
+                    self._add_node(node, undo)
+                    if resolve_requires:
+                        self._link_to_providers(node, undo)
+                    self._index(self._providers, node.provides, node, undo)
+                    if resolve_existing:
+                        self._link_to_requirees(node, undo)
         except BaseException:
             for action in reversed(undo):
                 action()

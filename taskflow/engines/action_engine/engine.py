@@ -8,13 +8,12 @@ consults the plan (``_plan``) and executes atoms through a runner
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from taskflow import _gc
 from taskflow import exceptions as exc
 from taskflow import states as st
 from taskflow import storage as storage_module
@@ -37,26 +36,6 @@ def _boolean_option(options: dict, name: str, default: bool) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in _TRUE_STRINGS
     return bool(value)
-
-
-@contextlib.contextmanager
-def _building() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building a flow's structures.
-
-    Compiling, preparing and validating a large flow allocate many
-    long-lived objects and no garbage cycles; each full collection meanwhile
-    would rescan the whole heap, making big flows cost more per atom.  No
-    user code runs here (besides atom properties), and the previous setting
-    is restored, so the pause is short and invisible.
-    """
-    was_enabled = gc.isenabled()
-    if was_enabled:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _timeout_option(options: dict) -> float | None:
@@ -135,7 +114,7 @@ class ActionEngine(base.Engine):
 
     def compile(self) -> None:
         if self._compilation is None:
-            with _building():
+            with _gc.paused():
                 self._compilation = _compile.Compilation(self._flow)
 
     def prepare(self) -> None:
@@ -147,7 +126,7 @@ class ActionEngine(base.Engine):
             for node in self._compilation.atoms:
                 if node.kind == _compile.RETRY and not node.name:
                     raise ValueError('Retry name must be non-empty')
-            with _building():
+            with _gc.paused():
                 self._storage.ensure_atoms(self._compilation.iter_atoms())
             self._inject_atom_values()
             self._change_flow_state(st.SUSPENDED)
@@ -169,7 +148,7 @@ class ActionEngine(base.Engine):
         storage = self._storage
         last_cause: exc.MissingDependencies | None = None
         missing_all: set[str] = set()
-        with _building():
+        with _gc.paused():
             for node in compilation.atoms:
                 for method in ('execute', 'revert'):
                     missing = [name for _arg, name, optional, providers

@@ -114,9 +114,19 @@ class RunLoop:
         self.plan = _plan.Plan(compilation, states, intentions)
         for node in compilation.atoms:
             name = node.name
-            if states[name] == st.FAILURE and intentions[name] == st.EXECUTE:
-                # A crash (or never_resolve) left a failure unresolved.
+            if states[name] == st.FAILURE:
+                # Not reverted yet: its resolution may be missing or half
+                # written (a crash between intention writes, never_resolve).
+                # Resolving again sets the same intentions when it was done.
                 self._resolve(node, storage.get_atom_detail(name).failure, this_run=False)
+        plan = self.plan
+        for node in compilation.atoms:
+            name = node.name
+            if (states[name] == st.RUNNING and plan.intention[node.index] == st.REVERT
+                    and plan.state[node.index] == st.PENDING):
+                # Interrupted while running, and the flow is reverting now:
+                # it may have done part of its work, so it reverts too.
+                plan.set_state(node, st.FAILURE)
             elif states[name] == st.RETRYING and intentions[name] == st.EXECUTE:
                 # A retry that was waiting out its delay: wait for what is left.
                 retry_at = storage.get_atom_detail(name).meta.get(_META_RETRY_AT)

@@ -69,8 +69,9 @@ class Plan:
                  states: dict[str, str], intentions: dict[str, str]) -> None:
         """Load the plan from stored atom states and intentions (by atom name).
 
-        Atoms stored as ``RUNNING`` never finished: they count as ``PENDING``;
-        atoms stored as ``REVERTING`` must revert again.
+        Atoms stored as ``RUNNING`` never finished: they count as ``PENDING``
+        (the loop turns them into reverts when the flow is reverting); atoms
+        stored as ``REVERTING`` revert again.
         """
         self.compilation = compilation
         nodes = compilation.nodes

@@ -151,6 +151,9 @@ class Atom(metaclass=abc.ABCMeta):
                  revert_rebind: Any = None, revert_requires: Any = None) -> None:
         if provides is None:
             provides = self.default_provides
+        if inject is not None and not isinstance(inject, Mapping):
+            raise TypeError('Atom %r: inject must be a mapping of argument names to values,'
+                            ' not %r' % (name, inject))
         self.name = name
         self.version: tuple | str = (1, 0)
         self.inject = inject

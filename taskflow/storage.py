@@ -395,7 +395,7 @@ class Storage:
         Persistent values are saved (so they survive resumption); transient
         ones live in memory only.
         """
-        pairs = dict(pairs)
+        pairs = _as_values(pairs, 'flow-level injected values (store=)')
         with self._lock:
             if transient:
                 if not self._transients and self.injector_name not in self._atoms:
@@ -422,7 +422,7 @@ class Storage:
     def inject_atom_args(self, atom_name: str, pairs: Mapping[str, Any],
                          transient: bool = True) -> None:
         """Add values only ``atom_name`` can read (they win over everything else)."""
-        pairs = dict(pairs)
+        pairs = _as_values(pairs, 'values injected for atom %r' % atom_name)
         with self._lock:
             ad = self._atom(atom_name)
             if transient:
@@ -701,6 +701,15 @@ def _has_results(ad: models.AtomDetail) -> bool:
 
 
 _UNSET = object()
+
+
+def _as_values(pairs: Any, what: str) -> dict[str, Any]:
+    """``dict(pairs)``, with an error that says what was wrong (same error types)."""
+    try:
+        return dict(pairs)
+    except (TypeError, ValueError) as error:
+        raise type(error)('%s must be a mapping of names to values (or (name, value)'
+                          ' pairs), not %r' % (what, pairs)) from error
 
 
 def _restore(mapping: dict, key: str, value: Any) -> None:

@@ -149,3 +149,11 @@ def test_timeout_is_keyword_only_and_validated():
     assert str(info.value) == "Task 'slow': timeout must be a positive number of seconds, not 0"
     with pytest.raises(TypeError):
         One('n', None, None, True, None, None, None, None, None, 5)
+
+
+@pytest.mark.parametrize('inject', [5, [('a', 1)]])
+def test_inject_must_be_a_mapping(inject):
+    with pytest.raises(TypeError) as info:
+        One(name='one', inject=inject)
+    assert str(info.value) == ("Atom 'one': inject must be a mapping of argument names to"
+                               " values, not %r" % (inject,))

@@ -223,3 +223,15 @@ def test_a_result_the_backend_cannot_store_changes_nothing(make_storage):
     assert storage.get('a') == 'stored'
     ad = {ad.name: ad for ad in _reload(make_storage, storage)}['a']
     assert ad.results == 'stored' and ad.state == states.SUCCESS
+
+
+@pytest.mark.parametrize('values, error', [(5, TypeError), ('abc', ValueError),
+                                           ([1, 2], TypeError)])
+def test_injected_values_must_be_a_mapping_or_pairs(make_storage, values, error):
+    storage = make_storage(T('a'))
+    with pytest.raises(error) as info:
+        storage.inject(values)
+    assert str(info.value) == ('flow-level injected values (store=) must be a mapping of'
+                               ' names to values (or (name, value) pairs), not %r' % (values,))
+    storage.inject([('x', 1)])
+    assert storage.fetch('x') == 1

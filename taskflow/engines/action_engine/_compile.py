@@ -277,7 +277,8 @@ class Compilation:
             depth = self._visible_at(provider, node)
             if depth is not None:
                 found.append((depth, provider.index, provider))
-        found.sort(key=lambda item: (-item[0], -item[1]))
+        if len(found) > 1:
+            found.sort(key=lambda item: (-item[0], -item[1]))
         return [provider for _d, _i, provider in found]
 
     def provider_names(self, node: Node, name: str) -> tuple[str, ...]:
@@ -320,6 +321,8 @@ class Compilation:
         if provider is node:
             return None
         scope = provider.scope
+        if scope is node.scope and provider in node.preds:
+            return scope.depth   # the usual case: linked right before it
         while not scope.contains(node.index):
             scope = scope.parent
         if scope.retry is provider:

@@ -45,7 +45,15 @@ def _engine_kind_and_options(engine: str, kwargs: Mapping[str, Any]) -> tuple[st
 
 def _load_class(target: str) -> type:
     module_name, _, attr = target.partition(':')
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is not None and module_name.startswith(error.name):
+            # One of ours that this version does not ship (the worker-based engine).
+            raise ImportError('The engine %s is not available in this version of'
+                              ' taskflow-ng' % target) from error
+        raise
+    return getattr(module, attr)
 
 
 def _engine_class(kind: str, namespace: str) -> type:

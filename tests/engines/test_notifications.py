@@ -166,8 +166,6 @@ def test_progress_is_clamped_and_stored_with_details(kind):
             recorded['details'] = engine.storage.get_task_progress_details('chatty')
             recorded['progress'] = engine.storage.get_task_progress('chatty')
 
-    if kind.parallel:
-        pytest.skip('progress from a worker thread is stored asynchronously')
     recorded = {}
     engine = kind.load(Chatty(name='chatty'))
     engine.run()

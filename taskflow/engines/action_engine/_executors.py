@@ -73,10 +73,6 @@ class SerialRunner:
         self._finished.clear()
         return finished
 
-    def post(self, message: Any) -> None:
-        # Called from the loop's own thread only: apply right away.
-        self._finished.append(message)
-
     def wake(self) -> None:
         """Interrupt a ``wait`` (e.g. the engine is being suspended)."""
         self._wakeup.set()
@@ -114,10 +110,6 @@ class PoolRunner:
     def run_local(self, token: Any, fn: Callable, *args: Any) -> None:
         self._local.append((token, fn(*args)))
 
-    def post(self, message: Any) -> None:
-        """Hand a message (e.g. progress from a worker thread) to the loop."""
-        self._queue.put(message)
-
     def wake(self) -> None:
         """Interrupt a ``wait`` (e.g. the engine is being suspended)."""
         self._queue.put((_WAKE, None))
@@ -140,15 +132,12 @@ class PoolRunner:
             token, payload = item
             if token is _WAKE:
                 continue
-            if isinstance(payload, futures.Future):
-                if payload in self._abandoned:
-                    LOG.warning('%s finished after its timeout; its outcome is dropped',
-                                self._abandoned.pop(payload))
-                    continue
-                self._running -= 1
-                finished.append((token, _outcome_of(payload)))
-            else:
-                finished.append(item)
+            if payload in self._abandoned:
+                LOG.warning('%s finished after its timeout; its outcome is dropped',
+                            self._abandoned.pop(payload))
+                continue
+            self._running -= 1
+            finished.append((token, _outcome_of(payload)))
         finished.extend(self._expire())
         return finished
 

@@ -21,7 +21,6 @@ called only through ``_call``; what is ready is decided only by ``_plan``.
 from __future__ import annotations
 
 import heapq
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -42,7 +41,6 @@ _META_RETRY_AT = 'retry_at'   # wall-clock time a delayed retry may run again
 _TASK_EVENT_KEYS = ('task_name', 'task_uuid')
 _RETRY_EVENT_KEYS = ('retry_name', 'retry_uuid')
 _NO_RESULT = object()
-_PROGRESS = object()  # token of progress messages posted by worker threads
 
 
 class RunLoop:
@@ -166,9 +164,6 @@ class RunLoop:
     def _analyze(self) -> str:
         finished, self._finished = self._finished, []
         for token, outcome in finished:
-            if token is _PROGRESS:
-                self._storage.set_task_progress(*outcome)
-                continue
             kind, node = token
             if outcome is _executors.TIMED_OUT:
                 outcome = (False, self._timeout_failure(node, kind))
@@ -487,11 +482,12 @@ class RunLoop:
         set_progress(self._storage, node, progress)
 
     def _store_progress(self, task: Any, progress: float, details: dict) -> None:
-        """Progress a task reported while running (the sink every task gets)."""
-        if threading.get_ident() == self._engine._loop_thread:
-            self._storage.set_task_progress(task.name, progress, details)
-        else:  # from a worker thread: let the loop do the write
-            self._runner.post((_PROGRESS, (task.name, progress, details)))
+        """Progress a task reported while running (the sink every task gets).
+
+        Called on the task's thread: storage is thread safe, and so the value
+        is stored before ``update_progress`` returns, as in the original.
+        """
+        self._storage.set_task_progress(task.name, progress, details)
 
     def detach(self) -> None:
         """Forget the progress sinks installed on tasks (the run is over)."""

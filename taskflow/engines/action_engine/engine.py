@@ -76,7 +76,6 @@ class ActionEngine(base.Engine):
         self._validated = False
         self._engine_lock = threading.Lock()
         self._suspend_requested = False
-        self._loop_thread: int | None = None
         self._runner: Any = None
         self._statistics: dict[str, Any] = {}
         self._task_timeout = _timeout_option(self._options)
@@ -233,7 +232,6 @@ class ActionEngine(base.Engine):
                              task_timeout=self._task_timeout)
         self._suspend_requested = False
         self._runner = runner
-        self._loop_thread = threading.get_ident()
         started = time.monotonic()
         try:
             self._change_flow_state(st.RUNNING)

@@ -14,9 +14,10 @@ storage's business: the engine passes a ``scope_fetcher`` that lists them.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import uuid as uuid_module
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from taskflow import exceptions as exc
@@ -141,6 +142,8 @@ class Storage:
     def ensure_atoms(self, atoms: Iterable[Any]) -> list[str]:
         """Create missing atom details (matched by name); returns their uuids."""
         uuids, created = [], False
+        atoms = list(atoms)
+        new_uuids = _uuid4_strings(sum(1 for a in atoms if a.name not in self._atoms))
         with self._lock:
             for atom in atoms:
                 kind = 'Retry' if isinstance(atom, retry_module.Retry) else 'Task'
@@ -149,7 +152,7 @@ class Storage:
                 detail_cls = models.RetryDetail if kind == 'Retry' else models.TaskDetail
                 ad = self._atoms.get(atom.name)
                 if ad is None:
-                    ad = detail_cls(atom.name, str(uuid_module.uuid4()))
+                    ad = detail_cls(atom.name, next(new_uuids))
                     ad.state = states.PENDING
                     ad.version = _version_string(atom.version)
                     self._flowdetail.add(ad)
@@ -701,6 +704,20 @@ def _has_results(ad: models.AtomDetail) -> bool:
 
 
 _UNSET = object()
+
+
+def _uuid4_strings(count: int) -> Iterator[str]:
+    """``count`` random (version 4) UUID strings, from one ``os.urandom`` call.
+
+    Same randomness as ``uuid.uuid4()``, without building a ``UUID`` object
+    per atom (flows of many atoms create one per atom).
+    """
+    random_bytes = os.urandom(16 * count)
+    for start in range(0, 16 * count, 16):
+        value = int.from_bytes(random_bytes[start:start + 16], 'big')
+        value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+        text = '%032x' % value
+        yield '%s-%s-%s-%s-%s' % (text[:8], text[8:12], text[12:16], text[16:20], text[20:])
 
 
 def _as_values(pairs: Any, what: str) -> dict[str, Any]:

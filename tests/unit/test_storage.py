@@ -235,3 +235,13 @@ def test_injected_values_must_be_a_mapping_or_pairs(make_storage, values, error)
                                ' names to values (or (name, value) pairs), not %r' % (values,))
     storage.inject([('x', 1)])
     assert storage.fetch('x') == 1
+
+
+def test_atom_detail_uuids_are_unique_random_version_4_uuids(make_storage):
+    import uuid
+    storage = make_storage(*[T('t%d' % i) for i in range(300)])
+    uuids = [storage.get_atom_uuid('t%d' % i) for i in range(300)]
+    assert len(set(uuids)) == 300
+    for text in uuids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)

@@ -39,7 +39,6 @@ Ready rules:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 
 from taskflow import deciders as deciders_module
 from taskflow import states as st
@@ -255,11 +254,8 @@ class Plan:
 
     # -- queries --------------------------------------------------------------
 
-    def atoms_in(self, state_set: Iterable[str]) -> list[_compile.Node]:
-        wanted = set(state_set)
-        return [node for node in self.compilation.atoms if self.state[node.index] in wanted]
-
-    def ignore_targets(self, node: _compile.Node, depth: deciders_module.Depth) -> list[_compile.Node]:
+    def ignore_targets(self, node: _compile.Node,
+                       depth: deciders_module.Depth) -> list[_compile.Node]:
         """The atoms a negative decision on ``node`` sets to ``IGNORE``.
 
         The decision is about the *first atoms* reached from ``node`` (the node

@@ -54,7 +54,7 @@ def check(shape: Any, baseline: Any, incarnations: list[observe.Incarnation],
     found: list[Violation] = []
     found += final_results(baseline, outcome, final)
     found += no_repeats(incarnations, records)
-    found += completed_work(shape, baseline, records, final)
+    found += completed_work(shape, baseline, records, final, incarnations)
     found += nothing_unfinished(final)
     found += always_loads(incarnations, final)
     found += workers_behaved(incarnations)
@@ -124,13 +124,19 @@ def no_repeats(incarnations: list[observe.Incarnation],
 
 
 def completed_work(shape: Any, baseline: Any, records: list[Record],
-                   final: observe.Snapshot) -> list[Violation]:
+                   final: observe.Snapshot,
+                   incarnations: list[observe.Incarnation] = ()) -> list[Violation]:
     """(c) the same executions/reverts completed as without crashes."""
     found = []
     done = {(r.atom, r.action, r.attempt, r.outcome) for r in records if r.phase == END}
     expected = {(r.atom, r.action, r.attempt, r.outcome)
                 for r in baseline.records if r.phase == END}
     started = {(r.atom, r.action, r.attempt) for r in records if r.phase == START}
+    # An atom stored RUNNING was handed to a thread; the kill may have come
+    # before its execute() began (no ledger start), but a resumed engine must
+    # treat it as started all the same.
+    started |= {(name, EXECUTE, atom.attempt) for inc in incarnations
+                for name, atom in inc.before.atoms.items() if atom.state == 'RUNNING'}
     missing = {key for key in expected - done
                if not _cut_short_then_reverted(key, started, done)}
     if missing or done - expected:
@@ -139,7 +145,7 @@ def completed_work(shape: Any, baseline: Any, records: list[Record],
                                % (sorted(missing, key=repr),
                                   sorted(done - expected, key=repr))))
     if shape.final_state == 'REVERTED':
-        ran = {r.atom for r in records if r.action == EXECUTE and r.phase == START}
+        ran = {atom for atom, action, _ in started if action == EXECUTE}
         reverted = {r.atom for r in records if r.action == REVERT and r.phase == END}
         stored = {name for name, atom in final.atoms.items() if atom.state == 'REVERTED'}
         if not (ran == reverted == stored):
@@ -169,7 +175,8 @@ def completed_work(shape: Any, baseline: Any, records: list[Record],
 
 
 def _cut_short_then_reverted(key: tuple, started: set, done: set) -> bool:
-    """An execution killed mid-way whose atom was then reverted, not re-run.
+    """An execution killed mid-way (or before it began) whose atom was then
+    reverted, not re-run.
 
     That is what the original does with an atom stored ``RUNNING`` whose
     intention already is ``REVERT`` (a sibling failed while it ran).

@@ -117,6 +117,26 @@ def test_an_execution_cut_short_may_be_reverted_instead():
                  REVERTED) == []
 
 
+def test_an_execution_killed_before_it_began_may_be_reverted_instead():
+    """Stored RUNNING, killed before execute() wrote its ledger start."""
+    records = (ran(1, 'boom', outcome='raised')
+               + ran(2, 'boom', 'revert') + ran(2, 'a', 'revert'))
+    incs = incarnations(snap(), snap(a=('RUNNING', 'REVERT', None),
+                                     boom=('FAILURE', 'REVERT', None)))
+    assert check(FAILING, FAILING_BASELINE, incs, records, REVERTED_OUTCOME,
+                 REVERTED) == []
+
+
+def test_reverting_an_atom_that_never_ran_is_c():
+    """An atom only ever stored PENDING was never handed over: no revert."""
+    records = (ran(1, 'boom', outcome='raised')
+               + ran(2, 'boom', 'revert') + ran(2, 'a', 'revert'))
+    incs = incarnations(snap(), snap(a=('PENDING', 'REVERT', None),
+                                     boom=('FAILURE', 'REVERT', None)))
+    assert check(FAILING, FAILING_BASELINE, incs, records, REVERTED_OUTCOME,
+                 REVERTED) == ['c']
+
+
 def test_reverting_again_what_was_saved_as_reverted_is_b():
     records = FAILING_RECORDS + ran(2, 'a', 'revert')
     incs = incarnations(snap(), snap(a=('REVERTED', 'REVERT', None)))

@@ -54,6 +54,8 @@ class Storage:
 
     def __init__(self, flow_detail: models.FlowDetail, backend: Any = None,
                  scope_fetcher: ScopeFetcher | None = None) -> None:
+        if not isinstance(flow_detail, models.FlowDetail):
+            raise exc.StorageFailure('Invalid storage class %s' % type(flow_detail))
         self._flowdetail = flow_detail
         self._backend = backend
         self._connection: Any = None
@@ -160,9 +162,7 @@ class Storage:
                     created = True
                 elif not isinstance(ad, detail_cls):
                     raise exc.Duplicate("Atom detail '%s' already exists in flow detail '%s'"
-                                        " as a %s, not a %s" % (atom.name, self.flow_name,
-                                                                type(ad).__name__,
-                                                                detail_cls.__name__))
+                                        % (atom.name, self.flow_name))
                 self._register_provides(atom.name, atom.save_as)
                 uuids.append(ad.uuid)
             if created:
@@ -355,7 +355,9 @@ class Storage:
     def get_retry_history(self, retry_name: str) -> retry_module.History:
         ad = self._atom(retry_name)
         if not isinstance(ad, models.RetryDetail):
-            raise exc.NotFound("Atom '%s' is not a retry" % retry_name)
+            raise TypeError("Atom '%s' is not of the expected type: %s.%s"
+                            % (retry_name, models.RetryDetail.__module__,
+                               models.RetryDetail.__name__))
         return retry_module.History(ad.results, failure=ad.failure)
 
     def get_retry_histories(self) -> list[tuple[str, retry_module.History]]:
@@ -367,8 +369,12 @@ class Storage:
         """Record, in the retry's latest attempt, that ``failed_atom_name`` failed."""
         with self._lock:
             ad = self._atom(retry_name)
-            if not ad.results:
-                return
+            if not ad.results:  # the retry never ran: no attempt to add it to
+                missing = exc.NotFound('Last failures not found',
+                                       cause=IndexError('list index out of range'))
+                _raise_with(exc.StorageFailure('Unable to fetch most recent retry failures'
+                                               ' so new retry failure can be inserted',
+                                               cause=missing))
             provided, failures = ad.results[-1]
             if failed_atom_name in failures:
                 return
@@ -427,7 +433,9 @@ class Storage:
         """Add values only ``atom_name`` can read (they win over everything else)."""
         pairs = _as_values(pairs, 'values injected for atom %r' % atom_name)
         with self._lock:
-            ad = self._atom(atom_name)
+            if atom_name not in self._atoms:  # the original's message has no cause
+                raise exc.NotFound("Unknown atom name '%s'" % atom_name)
+            ad = self._atoms[atom_name]
             if transient:
                 self._atom_transients.setdefault(atom_name, {}).update(pairs)
                 return

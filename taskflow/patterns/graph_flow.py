@@ -47,6 +47,7 @@ class Flow(flow.Flow):
         :raises DependencyFailure: the links would form a cycle.
         """
         undo: list[Callable[[], None]] = []
+        unresolved = []
         try:
             with _gc.paused():
                 for node in nodes:
@@ -55,9 +56,15 @@ class Flow(flow.Flow):
                     self._add_node(node, undo)
                     if resolve_requires:
                         self._link_to_providers(node, undo)
+                    else:
+                        unresolved.append(node)
                     self._index(self._providers, node.provides, node, undo)
                     if resolve_existing:
                         self._link_to_requirees(node, undo)
+                # Providers added by later calls may still satisfy these (as
+                # in the original; providers of this same call do not).
+                for node in unresolved:
+                    self._index(self._unsatisfied, self._own_requires(node), node, undo)
         except BaseException:
             for action in reversed(undo):
                 action()
@@ -111,11 +118,13 @@ class Flow(flow.Flow):
             del self._order[node], self._succ[node], self._pred[node]
         undo.append(forget)
 
-    def _link_to_providers(self, node: Any, undo: list) -> None:
+    def _own_requires(self, node: Any) -> list[str]:
+        """What ``node`` requires, less what this flow's retry provides."""
         retry_provides = self._retry.provides if self._retry is not None else ()
-        for name in node.requires:
-            if name in retry_provides:
-                continue
+        return [name for name in node.requires if name not in retry_provides]
+
+    def _link_to_providers(self, node: Any, undo: list) -> None:
+        for name in self._own_requires(node):
             providers = [p for p in self._providers.get(name, ()) if p is not node]
             if len(providers) > 1:
                 raise exc.AmbiguousDependency(

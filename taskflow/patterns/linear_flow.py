@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,8 @@ class Flow(_children.ChildListFlow):
     def iter_links(self) -> Iterator[tuple[Any, Any, dict]]:
         children = self._children
         for u, v in zip(children, children[1:]):
-            yield u, v, {flow.LINK_INVARIANT: True}
+            # An OrderedDict, as the original's (it shows in reprs).
+            yield u, v, OrderedDict([(flow.LINK_INVARIANT, True)])
 
     @property
     def requires(self) -> frozenset:

@@ -85,6 +85,24 @@ def test_a_bare_task_with_missing_requirements_raises_its_own_error(kind):
     assert info.value.missing_requirements == ['meow', 'woof']
 
 
+def test_a_bare_task_missing_in_both_methods_is_wrapped_by_the_task(kind):
+    with pytest.raises(exc.MissingDependencies) as info:
+        kind.run(Other('other', rebind={'bark': 'growl'}))
+    # The arguments are named, not the rebound values they would read.
+    assert str(info.value) == '\n'.join([
+        MISSING % ('"other==1.0"', "['bark']"),
+        '  MissingDependencies: ' + METHOD % ('revert', '"other==1.0"', "['bark']"),
+        '    MissingDependencies: ' + METHOD % ('execute', '"other==1.0"', "['bark']")])
+
+
+def test_missing_rebound_arguments_are_named_by_argument(kind):
+    flow = lf.Flow('f').add(NeedsX('c', rebind={'x': 'source'}))
+    with pytest.raises(exc.MissingDependencies) as info:
+        kind.run(flow)
+    assert info.value.missing_requirements == ['x']
+    assert kind.run(flow, store={'source': 3}) == {'source': 3}
+
+
 def test_a_name_only_revert_needs_is_still_required(kind):
     class OnlyRevert(task.Task):
         def execute(self):

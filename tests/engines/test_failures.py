@@ -407,3 +407,42 @@ def test_a_rerun_reraises_the_failures_of_earlier_runs_too(kind):
     engine.run()
     assert engine.storage.get_flow_state() == states.SUCCESS
     assert log.names('execute') == ['x', 'x', 'y', 'x', 'y']
+
+
+class _ReturnsFailure(task.Task):
+    """Returns (rather than raises) a Failure from ``execute`` or ``revert``."""
+
+    def __init__(self, name: str, in_execute: bool, **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.in_execute = in_execute
+
+    def execute(self):
+        if self.in_execute:
+            return failure.Failure.from_exception(KeyError(self.name))
+        return 1
+
+    def revert(self, **kwargs):
+        if not self.in_execute:
+            return failure.Failure.from_exception(KeyError('revert ' + self.name))
+
+
+def test_a_returned_failure_fails_the_task_like_a_raised_one(kind):
+    log = Log()
+    flow = lf.Flow('f').add(Step('a', log), _ReturnsFailure('rf', True, provides='z'),
+                            Step('c', log))
+    engine = kind.load(flow)
+    with pytest.raises(KeyError):
+        engine.run()
+    assert states_of(engine, ['a', 'rf', 'c']) == {
+        'a': states.REVERTED, 'rf': states.REVERTED, 'c': states.PENDING}
+    assert list(engine.storage.get_failures()) == ['rf']
+    assert log.entries == [('execute', 'a'), ('revert', 'a')]
+
+
+def test_a_failure_returned_by_revert_is_a_revert_failure(kind):
+    flow = lf.Flow('f').add(_ReturnsFailure('a', False), Step('b', Log(), fail=ValueError('b')))
+    engine = kind.load(flow)
+    with pytest.raises(KeyError):
+        engine.run()
+    assert engine.storage.get_flow_state() == states.FAILURE
+    assert states_of(engine, 'ab') == {'a': states.REVERT_FAILURE, 'b': states.REVERTED}

@@ -11,6 +11,7 @@ from taskflow import exceptions as exc
 from taskflow import retry
 from taskflow import states
 from taskflow import task
+from taskflow.engines.action_engine import engine as action_engine
 from taskflow.patterns import linear_flow as lf
 from taskflow.patterns import unordered_flow as uf
 from taskflow.persistence import backends
@@ -188,6 +189,26 @@ def test_reset_makes_everything_pending_again(kind):
     assert engine.storage.fetch_all() == {}
     engine.run()
     assert log.names('execute') == ['a', 'b', 'a', 'b']
+
+
+def test_reset_keeps_retry_history_so_attempts_carry_on(kind):
+    attempts = []
+
+    class NeedsTwo(task.Task):
+        def execute(self, attempt):
+            attempts.append(attempt)
+            if attempt < 2:
+                raise ValueError('too early')
+
+    flow = lf.Flow('f', retry=retry.Times(5, name='r', provides='attempt'))
+    engine = kind.load(flow.add(NeedsTwo('t')))
+    engine.run()
+    engine.reset()
+    assert [value for value, _ in engine.storage.get_retry_history('r')] == [1, 2]
+    engine.run()
+    assert attempts == [1, 2, 3]
+    engine.storage.reset('r')  # storage.reset() does forget it
+    assert len(engine.storage.get_retry_history('r')) == 0
 
 
 def test_reset_after_revert(kind):
@@ -535,3 +556,41 @@ def test_statistics_can_be_turned_off(kind, value):
     engine = kind.load(Step('a', Log()), gather_statistics=value)
     engine.run()
     assert engine.statistics == {}
+
+
+def test_rerunning_after_a_failed_revert_reraises_every_stored_failure(kind):
+    log = Log()
+    flow = lf.Flow('f').add(Step('a', log, revert_fail=RuntimeError('undo a')),
+                            Step('b', log, fail=ValueError('b')), Step('c', log))
+    engine = kind.load(flow)
+    with pytest.raises(RuntimeError):
+        engine.run()
+    assert engine.storage.get_flow_state() == states.FAILURE
+    flow_seen = flow_events(engine)
+    with pytest.raises(exc.WrappedFailure) as info:
+        engine.run()
+    # Nothing runs again; the failures that ended the last run are raised.
+    assert [str(f) for f in info.value] == ['Failure: ValueError: b',
+                                            'Failure: RuntimeError: undo a']
+    assert flow_seen == [(R, states.FAILURE), (states.REVERTED, R)]
+    assert log.entries.count(('revert', 'a')) == 1
+
+
+def test_rerunning_a_never_resolve_failure_still_reverts_nothing(kind):
+    log = Log()
+    flow = lf.Flow('f').add(Step('a', log), Step('b', log, fail=ValueError('b')))
+    engine = kind.load(flow, never_resolve=True)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            engine.run()
+    assert log.names('revert') == []
+    assert states_of(engine, 'ab') == {'a': S, 'b': states.FAILURE}
+    assert engine.storage.get_flow_state() == states.REVERTED
+
+
+def test_an_engine_without_a_flow_detail_fails_only_once_storage_is_used():
+    engine = action_engine.SerialActionEngine(lf.Flow('f').add(Step('a', Log())), None,
+                                              None, {})
+    assert engine.options == {}
+    with pytest.raises(exc.StorageFailure, match='Invalid storage class'):
+        engine.run()

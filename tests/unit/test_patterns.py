@@ -155,6 +155,30 @@ def test_graph_resolve_existing_links_new_providers_before_requirees():
     assert [n.name for n in flow] == ['producer', 'consumer']
 
 
+@pytest.mark.parametrize('resolve_requires, resolve_existing, same_call, later_call', [
+    (True, True, True, True),
+    (True, False, False, False),
+    (False, True, False, True),
+    (False, False, False, False),
+])
+def test_graph_resolve_existing_reaches_requirees_added_without_resolving(
+        resolve_requires, resolve_existing, same_call, later_call):
+    """Like the original: a consumer added with ``resolve_requires=False``
+    is linked to a provider added by a later call, not by the same one."""
+    options = {'resolve_requires': resolve_requires, 'resolve_existing': resolve_existing}
+    flow = gf.Flow('g').add(T('c', requires='x'), T('p', provides='x'), **options)
+    assert bool(list(flow.iter_links())) is same_call
+    flow = gf.Flow('g').add(T('c', requires='x'), resolve_requires=False)
+    flow.add(T('p', provides='x'), **options)
+    assert bool(list(flow.iter_links())) is later_call
+
+
+def test_linear_links_carry_ordered_dict_metadata():
+    flow = lf.Flow('l').add(T('a'), T('b'))
+    (_, _, meta), = flow.iter_links()
+    assert repr(meta) == "OrderedDict([('invariant', True)])"
+
+
 def test_targeted_flow_restricts_to_target_and_its_predecessors():
     a, b, c, d = T('a', provides='x'), T('b', requires='x', provides='y'), T('c'), T('d')
     flow = gf.TargetedFlow('t').add(a, b, c, d)

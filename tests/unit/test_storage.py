@@ -192,6 +192,32 @@ def test_retry_history_and_failures(make_storage):
     assert len(storage.get_retry_history('r')) == 0
 
 
+def test_retry_calls_on_the_wrong_atoms_fail_like_the_original(make_storage):
+    storage = make_storage(retry.Times(name='r'), T('t'))
+    with pytest.raises(TypeError) as info:
+        storage.get_retry_history('t')
+    assert str(info.value) == ("Atom 't' is not of the expected type:"
+                               " taskflow.persistence.models.RetryDetail")
+    with pytest.raises(exc.StorageFailure) as info:
+        storage.save_retry_failure('r', 't', _failure())   # r never ran
+    assert str(info.value).splitlines() == [
+        'Unable to fetch most recent retry failures so new retry failure can be inserted',
+        '  NotFound: Last failures not found',
+        '    IndexError: list index out of range']
+    with pytest.raises(exc.Duplicate) as info:
+        storage.ensure_atom(retry.Times(name='t'))
+    assert str(info.value) == "Atom detail 't' already exists in flow detail 'flow'"
+    with pytest.raises(exc.NotFound) as info:
+        storage.inject_atom_args('nope', {'x': 1})
+    assert str(info.value) == "Unknown atom name 'nope'"
+
+
+def test_storage_needs_a_flow_detail():
+    with pytest.raises(exc.StorageFailure) as info:
+        storage_module.Storage(None)
+    assert str(info.value) == "Invalid storage class <class 'NoneType'>"
+
+
 def test_progress_details(make_storage):
     storage = make_storage(T('a'))
     assert storage.get_task_progress('a') == 0.0

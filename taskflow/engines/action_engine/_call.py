@@ -1,7 +1,8 @@
 """The one place where the engine calls user code.
 
 Every function returns ``(ok, value)``: ``(True, result)`` when the user code
-returned, ``(False, Failure)`` when it raised.  Nothing here touches storage
+returned, ``(False, Failure)`` when it raised -- or returned a ``Failure``,
+which the original also counts as failing.  Nothing here touches storage
 or notifiers, so these functions can run on any thread (or, for tasks whose
 objects pickle, in another process).
 """
@@ -16,12 +17,16 @@ from taskflow.types import failure as failure_module
 Outcome = tuple  # (ok: bool, value: result or Failure)
 
 
+def _returned(value: Any) -> Outcome:
+    return not isinstance(value, failure_module.Failure), value
+
+
 def execute_task(task: Any, arguments: dict) -> Outcome:
     """``pre_execute()``, ``execute(**arguments)``, then always ``post_execute()``."""
     try:
         task.pre_execute()
         try:
-            return True, task.execute(**arguments)
+            return _returned(task.execute(**arguments))
         finally:
             task.post_execute()
     except Exception:
@@ -33,7 +38,8 @@ def revert_task(task: Any, arguments: dict, result: Any, flow_failures: dict) ->
     try:
         task.pre_revert()
         try:
-            return True, task.revert(result=result, flow_failures=flow_failures, **arguments)
+            return _returned(task.revert(result=result, flow_failures=flow_failures,
+                                         **arguments))
         finally:
             task.post_revert()
     except Exception:
@@ -44,7 +50,7 @@ def execute_retry(retry: Any, arguments: dict, history: retry_module.History) ->
     try:
         retry.pre_execute()
         try:
-            return True, retry.execute(history=history, **arguments)
+            return _returned(retry.execute(history=history, **arguments))
         finally:
             retry.post_execute()
     except Exception:
@@ -56,8 +62,8 @@ def revert_retry(retry: Any, arguments: dict, history: retry_module.History,
     try:
         retry.pre_revert()
         try:
-            return True, retry.revert(history=history, flow_failures=flow_failures,
-                                      **arguments)
+            return _returned(retry.revert(history=history, flow_failures=flow_failures,
+                                          **arguments))
         finally:
             retry.post_revert()
     except Exception:

@@ -335,11 +335,13 @@ class RunLoop:
                  this_run: bool = True) -> None:
         """Decide, with the retries in charge, what to revert (and retry).
 
-        ``never_resolve`` leaves failures of this run alone; one an earlier
-        run left behind is resolved when the flow is run again.
+        ``never_resolve`` leaves failures alone: one of this run halts it;
+        one an earlier run left behind stays as it is (as in the original;
+        without ``never_resolve`` it is resolved when the flow runs again).
         """
-        if self._never_resolve and this_run:
-            self._halt(failure)
+        if self._never_resolve:
+            if this_run:
+                self._halt(failure)
             return
         self.discarded_failures += 1
 

@@ -8,6 +8,7 @@ consults the plan (``_plan``) and executes atoms through a runner
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -70,8 +71,6 @@ class ActionEngine(base.Engine):
                  options: dict[str, Any] | None) -> None:
         super().__init__(flow, flow_detail, backend, options)
         self._compilation: _compile.Compilation | None = None
-        self._storage = storage_module.Storage(flow_detail, backend=backend,
-                                               scope_fetcher=self._scope_fetcher)
         self._storage_ensured = False
         self._validated = False
         self._engine_lock = threading.Lock()
@@ -81,6 +80,13 @@ class ActionEngine(base.Engine):
         self._task_timeout = _timeout_option(self._options)
 
     # -- properties -----------------------------------------------------------
+
+    @functools.cached_property
+    def _storage(self) -> storage_module.Storage:
+        # Made on first use, so an engine can be built before its flow
+        # detail is usable (the original fails only when storage is used).
+        return storage_module.Storage(self._flow_detail, backend=self._backend,
+                                      scope_fetcher=self._scope_fetcher)
 
     @property
     def storage(self) -> storage_module.Storage:
@@ -146,21 +152,27 @@ class ActionEngine(base.Engine):
         compilation = self._compilation
         storage = self._storage
         last_cause: exc.MissingDependencies | None = None
+        causes = 0
         missing_all: set[str] = set()
         with _gc.paused():
             for node in compilation.atoms:
                 for method in ('execute', 'revert'):
-                    missing = [name for _arg, name, optional, providers
+                    # Errors name the argument, not the (rebound) value it reads.
+                    missing = [arg for arg, name, optional, providers
                                in compilation.argument_plan(node, method == 'revert')
                                if not (optional or providers
                                        or storage.is_injected(name, node.name))]
                     if missing:
                         missing.sort()
                         missing_all.update(missing)
+                        causes += 1
                         last_cause = exc.MissingDependencies(node.atom, missing,
                                                              cause=last_cause, method=method)
         if last_cause is not None:
-            if compilation.root_scope.flow is None:
+            if compilation.root_scope.flow is not None:
+                raise exc.MissingDependencies(self._flow, sorted(missing_all),
+                                              cause=last_cause)
+            if causes == 1:  # a bare atom with one unsatisfied method
                 raise last_cause
             raise exc.MissingDependencies(self._flow, sorted(missing_all), cause=last_cause)
         self._validated = True
@@ -169,13 +181,17 @@ class ActionEngine(base.Engine):
         self._require('reset', prepared=True)
         # Check the flow transition first so a refused reset changes nothing.
         st.check_flow_transition(self._storage.get_flow_state(), st.PENDING)
+        storage = self._storage
         for node in self._compilation.atoms:
-            old_state = self._storage.get_atom_state(node.name)
-            self._storage.reset(node.name)
+            # States and intentions only: results stay stored (unreadable
+            # while PENDING), so a retry's history carries on counting.
+            old_state = storage.get_atom_state(node.name)
+            storage.set_atom_intention(node.name, st.EXECUTE)
+            storage.set_atom_state(node.name, st.PENDING)
             if old_state != st.PENDING:
-                _loop.notify_atom(self._atom_notifier, self._storage, node, st.PENDING,
+                _loop.notify_atom(self._atom_notifier, storage, node, st.PENDING,
                                   old_state)
-                _loop.set_progress(self._storage, node, 0.0)
+                _loop.set_progress(storage, node, 0.0)
         self._change_flow_state(st.PENDING)
 
     def suspend(self) -> None:
@@ -254,8 +270,11 @@ class ActionEngine(base.Engine):
             if loop.failures:
                 failure_module.Failure.reraise_if_any(loop.failures)
             elif loop.final_state == st.REVERTED:
+                # A run that had nothing left to do: what earlier runs stored.
+                storage = self._storage
                 failure_module.Failure.reraise_if_any(
-                    list(self._storage.get_execute_failures().values()))
+                    list(storage.get_execute_failures().values())
+                    + list(storage.get_revert_failures().values()))
 
     def _fail_after_error(self) -> None:
         """The loop itself broke (e.g. storage is down): end the flow in FAILURE if we can."""

@@ -17,8 +17,8 @@
   ``Atom '<name>' {...}`` with its intention, state and, unless hidden, the
   arguments it was given (``requires``) and its result (``provides``).
   These last two are left out when storage can not produce them (e.g. an
-  ignored atom), and the values of the masked keys of dict inputs/outputs
-  are shown as ``'***'``.
+  ignored atom).  Values under a masked key are shown as ``'***'``, at any
+  depth of nested dicts and lists (see :func:`_mask_keys`).
 
 The tree repeats the same shape as the reference library, quirks included,
 because users grep logs for it: where a subflow *ends*, that end and the
@@ -32,9 +32,8 @@ first line stays exact).
 
 from __future__ import annotations
 
-import copy
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container
 from typing import Any
 
 from taskflow import exceptions as exc
@@ -159,20 +158,23 @@ class FailureFormatter:
     :param hide_inputs_outputs_of: names of atoms whose ``requires`` and
         ``provides`` are never shown.
     :param mask_inputs_keys: keys whose values are shown as ``'***'`` in
-        the ``requires`` dicts.
-    :param mask_outputs_keys: likewise for results that are dicts.
+        the ``requires`` (at any depth, see :func:`_mask_keys`).
+    :param mask_outputs_keys: likewise for results.
+
+    The three containers are kept as given and only tested with ``in``, as
+    the reference does (so a string matches its substrings).
     """
 
     #: Lines of predecessor tree drawn at most (the count stays exact).
     MAX_TREE_LINES = 1000
 
-    def __init__(self, engine: Any, hide_inputs_outputs_of: Iterable[str] = (),
-                 mask_inputs_keys: Iterable[str] = (),
-                 mask_outputs_keys: Iterable[str] = ()) -> None:
+    def __init__(self, engine: Any, hide_inputs_outputs_of: Container[str] = (),
+                 mask_inputs_keys: Container[Any] = (),
+                 mask_outputs_keys: Container[Any] = ()) -> None:
         self._engine = engine
-        self._hide_inputs_outputs_of = frozenset(hide_inputs_outputs_of)
-        self._mask_inputs_keys = frozenset(mask_inputs_keys)
-        self._mask_outputs_keys = frozenset(mask_outputs_keys)
+        self._hide_inputs_outputs_of = hide_inputs_outputs_of
+        self._mask_inputs_keys = mask_inputs_keys
+        self._mask_outputs_keys = mask_outputs_keys
 
     def format(self, fail: failure_module.Failure,
                atom_matcher: AtomMatcher) -> tuple[tuple | None, str]:
@@ -240,19 +242,31 @@ class FailureFormatter:
             try:
                 requires = storage.fetch_mapped_args(atom.rebind, atom_name=name,
                                                      optional_args=atom.optional)
-                info['requires'] = self._mask_keys(requires, self._mask_inputs_keys)
-                info['provides'] = self._mask_keys(storage.get_execute_result(name),
-                                                   self._mask_outputs_keys)
+                info['requires'] = _mask_keys(requires, self._mask_inputs_keys)
+                info['provides'] = _mask_keys(storage.get_execute_result(name),
+                                             self._mask_outputs_keys)
             except exc.NotFound:
                 pass  # e.g. an ignored atom: no inputs were fetched, no result exists
         return "Atom '%s' %s" % (name, info)
 
-    @staticmethod
-    def _mask_keys(data: Any, mask_keys: frozenset) -> Any:
-        if not mask_keys or not isinstance(data, dict):
-            return data
-        masked = copy.copy(data)
-        for key in mask_keys:
-            if key in masked:
-                masked[key] = _MASK
-        return masked
+
+def _mask_keys(data: Any, keys: Container[Any], _path: frozenset[int] = frozenset()) -> Any:
+    """A copy of ``data`` for display: values under ``keys`` become ``'***'``.
+
+    Walks into dicts and lists at any depth, rebuilding them as plain
+    ``dict``/``list`` (so a dict subclass shows as a dict) even when nothing
+    is masked; anything else (tuples, sets, objects) is shown as it is.
+    This is the reference's output.  Unlike the reference, which dies of
+    ``RecursionError``, a container that contains itself is shown as
+    ``'***'`` where it repeats.
+    """
+    is_dict = isinstance(data, dict)
+    if not is_dict and not isinstance(data, list):
+        return data
+    if id(data) in _path:
+        return _MASK
+    path = _path | {id(data)}
+    if is_dict:
+        return {key: _MASK if key in keys else _mask_keys(value, keys, path)
+                for key, value in data.items()}
+    return [_mask_keys(item, keys, path) for item in data]

@@ -38,7 +38,15 @@ ScopeFetcher = Callable[[str, str], list]   # (atom name, value name) -> provide
 
 
 class _Missing(Exception):
-    """Internal: a provider could not give a value (``args[0]`` is the NotFound to raise)."""
+    """Internal: a provider could not give a value (``args[0]`` is the NotFound to raise).
+
+    ``unextractable``: its results are readable but lack the value (a short
+    tuple, a dict without the key), as opposed to not readable at all.
+    """
+
+    def __init__(self, error: exc.NotFound, unextractable: bool = False) -> None:
+        super().__init__(error)
+        self.unextractable = unextractable
 
 
 class Storage:
@@ -474,7 +482,8 @@ class Storage:
             raise _Missing(exc.NotFound(
                 'Unable to find result %r, expected to be able to find it created by %s but'
                 ' was unable to perform successful extraction'
-                % (name, _provider_repr(provider, index)), cause=e)) from None
+                % (name, _provider_repr(provider, index)), cause=e),
+                unextractable=True) from None
 
     def _values_of(self, name: str) -> tuple[list, Exception | None]:
         """Every value published as ``name`` (injected first), ignoring scopes."""
@@ -602,7 +611,7 @@ class Storage:
             return True, first[name]
         if name in second:
             return True, second[name]
-        problem = None
+        unextractable = []
         scanned = 0
         for provider in providers or ():
             if provider == self.injector_name:
@@ -615,11 +624,18 @@ class Storage:
             try:
                 return True, self._provided_value(provider, index, name)
             except _Missing as missing:
-                problem = problem or missing.args[0]
-        if optional:
+                if not missing.unextractable:
+                    raise missing.args[0] from None
+                unextractable.append(_provider_repr(provider, index))
+        # As the original: an optional argument takes its default only when
+        # no atom at all provides the name, not when its providers are out
+        # of reach or failed to produce it.
+        if optional and name not in self._providers:
             return False, None
-        if problem is not None:
-            raise problem
+        if unextractable:
+            raise exc.NotFound('Unable to find result %r, expected to be able to find it'
+                               ' created by one of [%s] but was unable to perform successful'
+                               ' extraction' % (name, ', '.join(unextractable)))
         if name not in self._providers:
             raise exc.NotFound('Name %r is not mapped as a produced output by any providers'
                                % name)

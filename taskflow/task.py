@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy as copy_module
 import functools
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -20,6 +21,10 @@ REVERT_FLOW_FAILURES = 'flow_failures'
 # The event a task notifies when it reports progress.
 EVENT_UPDATE_PROGRESS = 'update_progress'
 
+# Logged (with the value) when update_progress() clamps; the reference's words.
+_CLAMPED_MESSAGE = ("Progress value must be greater or equal to 0.0 or less than or equal"
+                    " to 1.0 instead of being '%s'")
+
 
 def _check_timeout(name: str, timeout: Any) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
@@ -28,27 +33,29 @@ def _check_timeout(name: str, timeout: Any) -> float:
     return float(timeout)
 
 
-def _default_name(obj: Any) -> str:
-    cls = obj if isinstance(obj, type) else type(obj)
-    if cls.__module__ == 'builtins':
-        return cls.__name__
+def _default_name(task: Task) -> str:
+    cls = type(task)
     return '%s.%s' % (cls.__module__, cls.__name__)
 
 
 def _callable_name(function: Callable) -> str:
-    """``module.qualname`` of a function or (bound) method, as the original names functors."""
-    target = getattr(function, '__func__', function)
-    module = getattr(target, '__module__', None)
-    qualname = getattr(target, '__qualname__', None)
-    if qualname is None:  # callable objects, partials...
-        return _default_name(function)
-    if getattr(function, '__self__', None) is not None and '.' not in qualname:
+    """The reference's name for a functor: ``module.qualname`` of what it is.
+
+    Python functions are named after themselves and bound methods after the
+    module of the class they are bound to; anything else (builtins, partials,
+    callable objects) after its type, and a class after itself (or after its
+    metaclass, when it has one).
+    """
+    if inspect.ismethod(function):
         owner = function.__self__
         owner_cls = owner if isinstance(owner, type) else type(owner)
-        qualname = '%s.%s' % (owner_cls.__qualname__, qualname)
-    if module in (None, 'builtins'):
-        return qualname
-    return '%s.%s' % (module, qualname)
+        return '%s.%s' % (owner_cls.__module__, function.__qualname__)
+    if inspect.isfunction(function):
+        return '%s.%s' % (function.__module__, function.__qualname__)
+    cls = type(function)
+    if cls is type:
+        cls = function
+    return '%s.%s' % (cls.__module__, cls.__qualname__)
 
 
 class Task(atom.Atom):
@@ -89,7 +96,7 @@ class Task(atom.Atom):
         """Notifier for this task's own events (only ``update_progress``)."""
         # Created on first use: most tasks never get a listener.
         if self._notifier is None:
-            self._notifier = _TaskNotifier(self, self.TASK_EVENTS)
+            self._notifier = RestrictedNotifier(self, self.TASK_EVENTS)
         return self._notifier
 
     def copy(self, retain_listeners: bool = True) -> Task:
@@ -105,10 +112,10 @@ class Task(atom.Atom):
     def update_progress(self, progress: float) -> None:
         """Report progress, a float clamped to ``[0.0, 1.0]``."""
         if progress > 1.0:
-            LOG.warning("Progress must be <= 1.0, clamping to upper bound")
+            LOG.warning(_CLAMPED_MESSAGE, progress)
             progress = 1.0
         elif progress < 0.0:
-            LOG.warning("Progress must be >= 0.0, clamping to lower bound")
+            LOG.warning(_CLAMPED_MESSAGE, progress)
             progress = 0.0
         if self._notifier is not None:
             self._notifier.notify(EVENT_UPDATE_PROGRESS, {'progress': progress})
@@ -131,12 +138,13 @@ class Task(atom.Atom):
         return state
 
 
-class _TaskNotifier(notifier_module.RestrictedNotifier):
+class RestrictedNotifier(notifier_module.RestrictedNotifier):
     """A task's notifier: progress events also reach the engine running the task.
 
     Whether a task calls ``update_progress`` or notifies ``update_progress``
     itself (with extra detail keys), the engine stores the progress and the
-    extra details.
+    extra details.  Named like its base class because the reference's task
+    notifier is a plain ``RestrictedNotifier`` and code checks the type name.
     """
 
     def __init__(self, task: Task, events: Iterable[str]) -> None:
@@ -199,10 +207,11 @@ class _CollectionFunctorTask(Task):
     _ARITY = 0
     _ARITY_MESSAGE = ''
 
-    def __init__(self, functor: Callable, requires: Iterable[str], name: str | None = None,
-                 provides: Any = None, auto_extract: bool = True, rebind: Any = None,
-                 inject: Mapping[str, Any] | None = None, *,
-                 timeout: float | None = None) -> None:
+    # Each subclass spells out ``__init__`` (calling this): Python names the
+    # class of ``__init__`` in argument errors, and users see that text.
+    def _setup(self, functor: Callable, requires: Iterable[str], name: str | None,
+               provides: Any, auto_extract: bool, rebind: Any,
+               inject: Mapping[str, Any] | None, timeout: float | None) -> None:
         if not callable(functor):
             raise ValueError('Function to use for %s must be callable' % self._KIND)
         arity = _named_arity(functor)
@@ -235,6 +244,12 @@ class MapFunctorTask(_CollectionFunctorTask):
     _ARITY = 1
     _ARITY_MESSAGE = '%s arguments were provided. Map functor must take exactly 1 argument.'
 
+    def __init__(self, functor: Callable, requires: Iterable[str], name: str | None = None,
+                 provides: Any = None, auto_extract: bool = True, rebind: Any = None,
+                 inject: Mapping[str, Any] | None = None, *,
+                 timeout: float | None = None) -> None:
+        self._setup(functor, requires, name, provides, auto_extract, rebind, inject, timeout)
+
     def execute(self, *args, **kwargs):
         return list(map(self._functor, self._values(kwargs)))
 
@@ -245,6 +260,12 @@ class ReduceFunctorTask(_CollectionFunctorTask):
     _KIND = 'reduce'
     _ARITY = 2
     _ARITY_MESSAGE = '%s arguments were provided. Reduce functor must take exactly 2 arguments.'
+
+    def __init__(self, functor: Callable, requires: Iterable[str], name: str | None = None,
+                 provides: Any = None, auto_extract: bool = True, rebind: Any = None,
+                 inject: Mapping[str, Any] | None = None, *,
+                 timeout: float | None = None) -> None:
+        self._setup(functor, requires, name, provides, auto_extract, rebind, inject, timeout)
 
     def _check_requires(self, requires: list) -> None:
         if len(requires) < 2:

@@ -23,24 +23,32 @@ _BUILTIN_ENGINES = {
 }
 
 
-def _engine_kind_and_options(engine: str, kwargs: Mapping[str, Any]) -> tuple[str, dict]:
+def _engine_kind_and_options(engine: str | None, kwargs: Mapping[str, Any]) -> tuple[str, dict]:
+    """Split ``engine`` (a kind, or a URI whose scheme is the kind) into kind and options.
+
+    Like the reference: a falsy ``engine`` means the default kind; anything
+    ``urlsplit`` finds a scheme in is a URI (``'serial:'`` and
+    ``'parallel:?max_workers=2'`` too), and its user, password, host, port
+    and query become options, overridden by ``kwargs``.
+    """
+    if not engine:
+        return ENGINE_DEFAULT, dict(kwargs)
+    uri = urllib.parse.urlsplit(engine)
+    if not uri.scheme:
+        return engine, dict(kwargs)
     options: dict[str, Any] = {}
-    kind = engine
-    if '://' in engine:
-        uri = urllib.parse.urlsplit(engine)
-        kind = uri.scheme
-        if uri.username:
-            options['username'] = uri.username
-        if uri.password:
-            options['password'] = uri.password
-        if uri.port is not None:
-            options['port'] = uri.port
-        if uri.hostname:
-            options['hostname'] = uri.netloc.rpartition('@')[2]
-        for key, value in urllib.parse.parse_qsl(uri.query):
-            options[key] = value
+    if uri.username:
+        options['username'] = uri.username
+    if uri.password:
+        options['password'] = uri.password
+    port = uri.port
+    if port is not None:
+        options['port'] = port
+    if uri.hostname:
+        options['hostname'] = uri.hostname if port is None else '%s:%s' % (uri.hostname, port)
+    options.update(urllib.parse.parse_qsl(uri.query))
     options.update(kwargs)
-    return kind, options
+    return uri.scheme, options
 
 
 def _load_class(target: str) -> type:
@@ -70,7 +78,7 @@ def _engine_class(kind: str, namespace: str) -> type:
 
 def load(flow: Any, store: Mapping[str, Any] | None = None, flow_detail: Any = None,
          book: Any = None, backend: Any = None, namespace: str = ENGINES_NAMESPACE,
-         engine: str = ENGINE_DEFAULT, **kwargs: Any) -> Any:
+         engine: str | None = ENGINE_DEFAULT, **kwargs: Any) -> Any:
     """Build an engine for ``flow`` (not compiled, not run).
 
     :param store: flow-level input values (persisted with the flow).
@@ -78,8 +86,9 @@ def load(flow: Any, store: Mapping[str, Any] | None = None, flow_detail: Any = N
     :param book: the logbook to add a new flow detail to.
     :param backend: a persistence backend, or a configuration dict for
         :func:`taskflow.persistence.backends.fetch`.
-    :param engine: the engine kind (``'serial'``, ``'parallel'``...) or a URI
-        ``kind://host:port/?option=value``; other keyword arguments are options.
+    :param engine: the engine kind (``'serial'``, ``'parallel'``...; empty or
+        ``None``: the default) or a URI ``kind://host:port/?option=value``;
+        other keyword arguments are options.
     """
     kind, options = _engine_kind_and_options(engine, kwargs)
     if isinstance(backend, dict):
@@ -97,7 +106,7 @@ def load(flow: Any, store: Mapping[str, Any] | None = None, flow_detail: Any = N
 
 def run(flow: Any, store: Mapping[str, Any] | None = None, flow_detail: Any = None,
         book: Any = None, backend: Any = None, namespace: str = ENGINES_NAMESPACE,
-        engine: str = ENGINE_DEFAULT, **kwargs: Any) -> dict[str, Any]:
+        engine: str | None = ENGINE_DEFAULT, **kwargs: Any) -> dict[str, Any]:
     """Load an engine for ``flow``, run it and return ``storage.fetch_all()``."""
     engine_obj = load(flow, store=store, flow_detail=flow_detail, book=book, backend=backend,
                       namespace=namespace, engine=engine, **kwargs)
@@ -164,7 +173,7 @@ def save_factory_details(flow_detail: Any, flow_factory: Any, factory_args: Any,
 def load_from_factory(flow_factory: Any, factory_args: Any = None, factory_kwargs: Any = None,
                       store: Mapping[str, Any] | None = None, book: Any = None,
                       backend: Any = None, namespace: str = ENGINES_NAMESPACE,
-                      engine: str = ENGINE_DEFAULT, **kwargs: Any) -> Any:
+                      engine: str | None = ENGINE_DEFAULT, **kwargs: Any) -> Any:
     """Build the flow with ``flow_factory`` and load an engine that can be resumed later."""
     if isinstance(backend, dict):
         from taskflow.persistence import backends as p_backends
@@ -197,7 +206,7 @@ def flow_from_detail(flow_detail: Any) -> Any:
 
 def load_from_detail(flow_detail: Any, store: Mapping[str, Any] | None = None,
                      backend: Any = None, namespace: str = ENGINES_NAMESPACE,
-                     engine: str = ENGINE_DEFAULT, **kwargs: Any) -> Any:
+                     engine: str | None = ENGINE_DEFAULT, **kwargs: Any) -> Any:
     """Load an engine that continues the flow saved in ``flow_detail``."""
     return load(flow_from_detail(flow_detail), store=store, flow_detail=flow_detail,
                 backend=backend, namespace=namespace, engine=engine, **kwargs)

@@ -175,7 +175,11 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def _dump(self, message: str, *args: Any, **kwargs: Any) -> None:
-        """Output ``message % args``; ``exc_info=`` may be given for failures."""
+        """Output ``message % args``.
+
+        Task events that end an execution or a revert (:data:`FINISH_STATES`)
+        also pass ``exc_info=``: the failure's ``exc_info``, else ``None``.
+        """
 
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
         self._dump("%s has moved flow '%s' (%s) into state '%s' from state '%s'",
@@ -194,8 +198,7 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
                    " with result '%s' (failure=%s)")
         args = (self._engine, details['task_name'], details['task_uuid'], state,
                 details['old_state'], result, was_failure)
+        # ``exc_info`` is always passed for these states (``None`` unless the
+        # failure has one): subclasses written for the reference rely on it.
         exc_info = result.exc_info if was_failure else None
-        if exc_info:
-            self._dump(message, *args, exc_info=exc_info)
-        else:
-            self._dump(message, *args)
+        self._dump(message, *args, exc_info=exc_info)

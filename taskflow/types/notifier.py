@@ -1,7 +1,7 @@
 """Event notification: :class:`Notifier`, :class:`RestrictedNotifier`, :class:`Listener`.
 
-Callbacks are called as ``callback(event_type, *args, details=details_copy,
-**kwargs)``; listeners registered for :attr:`Notifier.ANY` are called first,
+Callbacks are called as ``callback(event_type, *args, **kwargs,
+details=details_copy)``; listeners registered for :attr:`Notifier.ANY` are called first,
 then those of the specific event, each in registration order.  A callback
 that raises is logged and never stops the others.
 
@@ -69,8 +69,14 @@ class Listener:
         if self._details_filter is not None:
             if not self._details_filter(details):
                 return
-        self._callback(event_type, *self._args, details=details,
-                       **self._kwargs)
+        if self._kwargs:
+            # As the reference: ``details`` goes last, replacing any
+            # ``'details'`` key, so argument errors name the same keyword.
+            kwargs = dict(self._kwargs)
+            kwargs['details'] = details
+            self._callback(event_type, *self._args, **kwargs)
+        else:
+            self._callback(event_type, *self._args, details=details)
 
     def is_equivalent(self, callback: Callable,
                       details_filter: Callable | None = None) -> bool:

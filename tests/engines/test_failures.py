@@ -446,3 +446,17 @@ def test_a_failure_returned_by_revert_is_a_revert_failure(kind):
         engine.run()
     assert engine.storage.get_flow_state() == states.FAILURE
     assert states_of(engine, 'ab') == {'a': states.REVERT_FAILURE, 'b': states.REVERTED}
+
+
+@pytest.mark.parametrize('error', [SystemExit(3), KeyboardInterrupt()])
+def test_exits_and_interrupts_in_a_task_pass_through_like_a_crash(kind, error):
+    """Not a task failure: nothing reverts and the flow stays resumable."""
+    log = Log()
+    flow = lf.Flow('f').add(Step('a', log), Step('b', log, fail=error), Step('c', log))
+    engine = kind.load(flow)
+    with pytest.raises(type(error)):
+        engine.run()
+    assert log.names('revert') == []
+    assert engine.storage.get_flow_state() == states.RUNNING
+    assert states_of(engine, 'abc') == {'a': states.SUCCESS, 'b': states.RUNNING,
+                                        'c': states.PENDING}

@@ -152,6 +152,17 @@ def test_a_user_executor_is_never_shut_down(shared_executor):
     assert len(log.names('execute')) == 6
 
 
+def test_a_futurist_executor_runs_the_flow_and_stays_open():
+    futurist = pytest.importorskip('futurist')
+    log = Log()
+    with futurist.ThreadPoolExecutor(max_workers=2) as pool:
+        barrier = make_barrier(2)
+        flow = uf.Flow('u').add(Meeting('a', log, barrier), Meeting('b', log, barrier))
+        taskflow.engines.run(flow, engine='parallel', executor=pool)
+        assert pool.submit(len, 'ab').result(timeout=10) == 2
+    assert sorted(log.names('execute')) == ['a', 'b']
+
+
 def test_two_engines_share_one_user_executor_at_the_same_time():
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         barrier = make_barrier(4)  # two atoms of each engine meet

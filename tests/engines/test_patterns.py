@@ -231,6 +231,35 @@ def test_optional_argument_is_read_from_a_provider_in_scope(kind):
     assert kind.run(flow, store={'name': 'al'})['g'] == 'yo al'
 
 
+def test_optional_argument_with_an_unreachable_provider_fails_the_run(kind):
+    """As the original: the default is used only when nothing provides the name."""
+    class Greet(task.Task):
+        def execute(self, greeting='hello'):
+            return greeting
+
+    flow = lf.Flow('f').add(Greet(provides='g'), Const('yo', name='gr', provides='greeting'))
+    engine = kind.load(flow)
+    with pytest.raises(exc.NotFound) as info:
+        engine.run()
+    assert str(info.value) == ("Mapped argument 'greeting' <= 'greeting' was not produced"
+                               " by any accessible provider (0 possible providers were"
+                               " scanned)")
+    assert engine.storage.get_flow_state() == states.FAILURE
+
+
+def test_an_argument_missing_from_every_providers_result_names_them_all(kind):
+    class Use(task.Task):
+        def execute(self, b=None):
+            return b
+
+    flow = lf.Flow('f').add(Const({'a': 1}, name='p', provides=('a', 'b')), Use('use'))
+    with pytest.raises(exc.NotFound) as info:
+        kind.run(flow)
+    assert str(info.value) == ("Unable to find result 'b', expected to be able to find it"
+                               " created by one of [<Provider 'p' @ index 1>] but was unable"
+                               " to perform successful extraction")
+
+
 def test_inject_gives_values_to_one_atom_only(kind):
     flow = lf.Flow('f').add(
         Echo(name='e1', provides='r1', inject={'x': 'injected'}),

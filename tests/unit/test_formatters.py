@@ -8,6 +8,7 @@ their logs, quirks included (see the module docstring of
 
 from __future__ import annotations
 
+import collections
 import os
 
 import pytest
@@ -185,6 +186,70 @@ def test_masked_input_and_output_keys(engine):
         mask_outputs_keys=['k'])
     assert details == text(2, atom_line('s', requires={'secret': '***', 'k': 'K'},
                                         result={'secret': 'pw', 'k': '***'}),
+                           "|__Flow 'f'")
+
+
+class Returns(task.Task):
+    """Returns the value it was built with (whatever it requires)."""
+
+    def __init__(self, name, value, **kwargs):
+        super().__init__(name, **kwargs)
+        self.value = value
+
+    def execute(self, **kwargs):
+        return self.value
+
+
+class Ordered(collections.OrderedDict):
+    pass
+
+
+def test_masking_is_recursive_through_dicts_and_lists():
+    # Reference behaviour: keys match at any depth of dicts and lists, a
+    # matching key hides its whole value, tuples (and what is inside them)
+    # are shown as they are, and dict subclasses are shown as plain dicts.
+    nested = {'secret': 1, 'deep': {'secret': 2, 'l': [{'secret': 3}, [{'secret': 4}]]},
+              'other': ('secret', {'secret': 5}), 'od': Ordered(secret=6, x=7)}
+    flow = lf.Flow('f').add(Returns('a', nested, provides='pa', requires=['secret', 'deep']),
+                            Returns('b', None, requires=['pa']), Boom('boom'))
+    store = {'secret': 'S', 'deep': {'secret': 'S2', 'x': [{'secret': 'S3'}]}}
+    _exc_info, details = format_first_failure(flow, store=store, mask_inputs_keys=['secret'],
+                                              mask_outputs_keys=['secret', 'deep'])
+    masked_output = {'secret': '***', 'deep': '***', 'other': ('secret', {'secret': 5}),
+                     'od': {'secret': '***', 'x': 7}}
+    masked_input = {'secret': '***', 'deep': {'secret': '***', 'x': [{'secret': '***'}]}}
+    b_input = {'pa': {'secret': '***',
+                      'deep': {'secret': '***', 'l': [{'secret': '***'}, [{'secret': '***'}]]},
+                      'other': ('secret', {'secret': 5}), 'od': {'secret': '***', 'x': 7}}}
+    b_line = "Atom 'b' %s" % {'intention': 'EXECUTE', 'state': 'SUCCESS', 'requires': b_input,
+                              'provides': None}
+    assert details == text(
+        3, b_line, '|__' + atom_line('a', result=masked_output, requires=masked_input),
+        "   |__Flow 'f'")
+
+
+def test_values_are_shown_as_plain_dicts_and_lists_even_unmasked():
+    value = [Ordered(k=collections.OrderedDict(v=1))]
+    flow = lf.Flow('f').add(Returns('a', value), Boom('boom'))
+    _exc_info, details = format_first_failure(flow)
+    assert details == text(2, atom_line('a', result=[{'k': {'v': 1}}]), "|__Flow 'f'")
+
+
+def test_self_containing_values_do_not_break_formatting():
+    # The reference dies of RecursionError here; the repeat is masked instead.
+    loop = {'secret': 1}
+    loop['self'] = loop
+    flow = lf.Flow('f').add(Returns('a', loop), Boom('boom'))
+    _exc_info, details = format_first_failure(flow, mask_outputs_keys=['secret'])
+    assert details == text(2, atom_line('a', result={'secret': '***', 'self': '***'}),
+                           "|__Flow 'f'")
+
+
+def test_mask_keys_are_tested_with_in_as_given():
+    # A string is a container too (so its substrings match), as on the reference.
+    flow = lf.Flow('f').add(Returns('a', {'secret': 1, 'sec': 2, 'x': 3}), Boom('boom'))
+    _exc_info, details = format_first_failure(flow, mask_outputs_keys='secret')
+    assert details == text(2, atom_line('a', result={'secret': '***', 'sec': '***', 'x': 3}),
                            "|__Flow 'f'")
 
 

@@ -259,6 +259,47 @@ def test_dumping_listener_is_abstract():
         base.DumpingListener(cat_dog_engine())
 
 
+class DumpRecorder(base.DumpingListener):
+    def __init__(self, engine, **kwargs):
+        super().__init__(engine, **kwargs)
+        self.dumps = []
+
+    def _dump(self, message, *args, **kwargs):
+        self.dumps.append((args[3], len(args), kwargs))
+
+
+def test_dumping_listener_passes_exc_info_for_every_finished_task():
+    # The reference passes exc_info= (None unless a failure has one) for the
+    # task states that carry a result, and no keyword for anything else.
+    eng = cat_dog_engine()
+    with DumpRecorder(eng) as listener:
+        with pytest.raises(RuntimeError):
+            eng.run()
+    shapes = [(state, nargs, sorted(kwargs)) for state, nargs, kwargs in listener.dumps]
+    assert shapes == [
+        ('RUNNING', 5, []),                 # flow
+        ('RUNNING', 5, []), ('SUCCESS', 7, ['exc_info']),
+        ('RUNNING', 5, []), ('FAILURE', 7, ['exc_info']),
+        ('REVERTING', 5, []), ('REVERTED', 7, ['exc_info']),
+        ('REVERTING', 5, []), ('REVERTED', 7, ['exc_info']),
+        ('REVERTED', 5, []),                # flow
+    ]
+    exc_infos = [kwargs['exc_info'] for _state, _n, kwargs in listener.dumps if kwargs]
+    assert exc_infos[0] is None and exc_infos[2] is None and exc_infos[3] is None
+    assert exc_infos[1][0] is RuntimeError
+
+
+@pytest.mark.parametrize('state, details', [
+    ('SUCCESS', {}),                                  # no result at all
+    ('FAILURE', {'result': no_fail_failure()}),       # a failure without exc_info
+    ('REVERT_FAILURE', {'result': no_fail_failure()}),
+])
+def test_dumping_listener_exc_info_is_none_without_one(state, details):
+    listener = DumpRecorder(cat_dog_engine())
+    listener._task_receiver(state, dict(details, task_name='t', task_uuid='u', old_state='X'))
+    assert listener.dumps == [(state, 7, {'exc_info': None})]
+
+
 def expected_cat_dog_lines(eng):
     uuid = eng.storage.get_atom_uuid
     flow = "%s has moved flow 'cat-dog' (%s) into state '%%s' from state '%%s'" % (
@@ -599,23 +640,27 @@ def test_dynamic_logging_listener_skips_formatting_failures_nobody_sees(caplog):
 
 def test_dynamic_logging_listener_default_formatter_masks(caplog):
     class Secretive(task.Task):
-        def execute(self, secret):
-            return {'token': 't0k3n', 'user': 'bob'}
+        def execute(self, secret, auth):
+            return {'token': 't0k3n', 'user': 'bob', 'keys': [{'token': 'k2'}]}
 
-    eng = load(lf.Flow('f').add(Secretive('login'), DogTalk('dog')), store={'secret': 'pw'})
+    eng = load(lf.Flow('f').add(Secretive('login'), DogTalk('dog')),
+               store={'secret': 'pw', 'auth': {'secret': 'pw2'}})
     caplog.set_level(logging.DEBUG, logger=LISTENER_LOGGER)
     with logging_listeners.DynamicLoggingListener(eng, mask_inputs_keys=['secret'],
                                                   mask_outputs_keys=['token']):
         with pytest.raises(RuntimeError):
             eng.run()
     [failed] = [r for r in records_of(caplog) if r.exc_info]
+    # Masking reaches into nested dicts and lists (as the reference does).
     assert failed.getMessage().split(os.linesep)[1:] == [
         '2 predecessors (most recent first):',
         "  Atom 'login' {'intention': 'EXECUTE', 'state': 'SUCCESS', 'requires':"
-        " {'secret': '***'}, 'provides': {'token': '***', 'user': 'bob'}}",
+        " {'secret': '***', 'auth': {'secret': '***'}}, 'provides': {'token': '***',"
+        " 'user': 'bob', 'keys': [{'token': '***'}]}}",
         "  |__Flow 'f'"]
     # Results in ordinary messages are not masked (only hidden).
-    assert "with result '{'token': 't0k3n', 'user': 'bob'}'" in caplog.text
+    assert "with result '{'token': 't0k3n', 'user': 'bob', 'keys': [{'token': 'k2'}]}'" \
+        in caplog.text
 
 
 def test_dynamic_logging_listener_does_not_log_retries(caplog):

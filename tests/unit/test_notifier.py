@@ -55,6 +55,26 @@ def test_callbacks_get_args_kwargs_and_a_copy_of_details():
     assert cb.calls[0][2] is not details
 
 
+def test_listener_passes_kwargs_before_details():
+    # The reference calls callback(event_type, *args, **kwargs, details=...):
+    # argument errors name the same keyword, and 'details' always wins.
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((args, list(kwargs.items())))
+
+    nm.Listener(spy, args=(1,), kwargs={'q': 2, 'details': 'x', 'a': 3})('evt', {'d': 1})
+    assert seen == [(('evt', 1), [('q', 2), ('details', {'d': 1}), ('a', 3)])]
+
+    def on_event(event_type, details):
+        pass
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'q'"):
+        nm.Listener(on_event, args=(1,), kwargs={'q': 2})('evt', {})
+    with pytest.raises(TypeError, match="multiple values for argument 'details'"):
+        nm.Listener(on_event, args=(1,))('evt', {})
+
+
 def test_plain_two_argument_callbacks_work():
     seen = []
 

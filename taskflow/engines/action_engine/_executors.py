@@ -171,8 +171,10 @@ class PoolRunner:
 def _outcome_of(future: futures.Future) -> tuple:
     try:
         return future.result()
-    except BaseException as error:  # a broken or cancelled executor, not the atom
+    except Exception as error:  # a broken or cancelled executor, not the atom
         return False, failure_module.Failure.from_exception(error)
+    # SystemExit, KeyboardInterrupt... raised by an atom propagate, as they
+    # do on the serial engine.
 
 
 def validate_executor_option(value: Any) -> None:

@@ -63,8 +63,9 @@ class RunLoop:
         self.failures: list[failure_module.Failure] = []   # what run() must re-raise
         self._finished: list = []
         self.plan: _plan.Plan
-        self.seconds_per_state = {'resuming': 0.0, 'scheduling': 0.0, 'waiting': 0.0,
-                                  'analyzing': 0.0}
+        # Keys in the original's (alphabetical) order: programs print them.
+        self.seconds_per_state = {'analyzing': 0.0, 'resuming': 0.0, 'scheduling': 0.0,
+                                  'waiting': 0.0}
         self.final_state: str | None = None
         self.completed = 0             # executions and reverts that finished
         self.discarded_failures = 0    # failures resolved by reverting or retrying

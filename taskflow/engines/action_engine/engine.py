@@ -12,6 +12,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from typing import Any
 
 from taskflow import _gc
@@ -256,11 +257,12 @@ class ActionEngine(base.Engine):
                     sent = yield state
                     if sent:
                         self.suspend()
-            except GeneratorExit:
-                raise
-            except BaseException:
+            except Exception:
                 self._fail_after_error()
                 raise
+            # Anything else (SystemExit, KeyboardInterrupt, closing the
+            # iterator) passes through with the flow left as it is: like a
+            # crash, a later run resumes it (as the original).
         finally:
             self._runner = None
             runner.stop()
@@ -323,18 +325,15 @@ class ParallelActionEngine(ActionEngine):
         self._max_workers = self._max_workers_option()
 
     def _max_workers_option(self) -> int | None:
+        # Like the reference: int() at load (so 'x' or [] fail here with
+        # int()'s own message), the range is only checked when a pool is made.
         value = self._options.get('max_workers')
-        if value is None:
-            return None
-        try:
-            workers = int(value)
-        except (TypeError, ValueError):
-            raise ValueError("Engine option 'max_workers' must be a positive integer, not %r"
-                             % (value,)) from None
-        if workers <= 0:
-            raise ValueError("Engine option 'max_workers' must be a positive integer, not %r"
-                             % (value,))
-        return workers
+        return None if value is None else int(value)
 
     def _make_runner(self) -> Any:
-        return _executors.make_pool_runner(self._options.get('executor'), self._max_workers)
+        executor = self._options.get('executor')
+        workers = self._max_workers
+        # An executor instance is used as given: max_workers does not apply.
+        if workers is not None and workers <= 0 and not isinstance(executor, futures.Executor):
+            raise ValueError('max_workers must be greater than zero')
+        return _executors.make_pool_runner(executor, workers)

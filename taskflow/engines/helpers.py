@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import sys
+import traceback
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -121,17 +123,30 @@ def _qualified_name(function: Callable) -> str:
 
 
 def _import_by_name(name: str) -> Any:
-    """Import ``package.module.attr.attr...``: the longest importable module prefix."""
+    """Import ``package.module.attr.attr...``: the longest importable module prefix.
+
+    Errors read as the original's (``Empty module name``, ``No module named
+    ...``, ``Class ... cannot be found (traceback)``).
+    """
+    module_name = name.rpartition('.')[0]
+    if not module_name:
+        raise ImportError('Empty module name')
     parts = name.split('.')
+    first_error: ImportError | None = None
     for split in range(len(parts) - 1, 0, -1):
         try:
             target = importlib.import_module('.'.join(parts[:split]))
-        except ImportError:
+        except ImportError as error:
+            first_error = first_error or error
             continue
-        for attr in parts[split:]:
-            target = getattr(target, attr)
+        try:
+            for attr in parts[split:]:
+                target = getattr(target, attr)
+        except AttributeError:
+            raise ImportError('Class %s cannot be found (%s)'
+                              % (parts[-1], traceback.format_exception(*sys.exc_info())))
         return target
-    raise ImportError('No module found for %r' % name)
+    raise first_error  # the whole module path's: it names the missing module
 
 
 def _factory_name(flow_factory: Any) -> str:

@@ -300,7 +300,9 @@ class Storage:
                     ad.put(state, result)
                     if progress is not None:
                         ad.meta[_META_PROGRESS] = progress
-            if state == states.FAILURE:
+            if state == states.FAILURE and ad.intention != states.REVERT:
+                # As the original: only failures that start a revert are
+                # listed; one of an atom already meant to revert is not.
                 self._failures[atom_name] = result
 
     def get_execute_result(self, atom_name: str) -> Any:

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 import taskflow.engines
+from taskflow import exceptions as exc
 from taskflow import states
 from taskflow.patterns import graph_flow as gf
 from taskflow.patterns import linear_flow as lf
@@ -181,3 +182,35 @@ def test_two_engines_share_one_user_executor_at_the_same_time():
         assert [e.storage.get_flow_state() for e in engines] == [states.SUCCESS] * 2
         assert not barrier.broken
         assert pool.submit(sum, [1, 2]).result(timeout=10) == 3
+
+
+class FailsAfter(Step):
+    """Fails once ``event`` is set (after another atom's failure was recorded)."""
+
+    def __init__(self, name, log, event, **kwargs):
+        super().__init__(name, log, fail=ValueError(name), **kwargs)
+        self._event = event
+
+    def execute(self, **kwargs):
+        assert self._event.wait(30)
+        return super().execute(**kwargs)
+
+
+def test_a_failure_after_the_revert_began_is_raised_but_not_a_flow_failure(parallel_kind):
+    """As the original: ``flow_failures`` (and ``get_failures()``) hold the
+    failures that started the revert, not those of atoms already reverting."""
+    log = Log()
+    first_failed = threading.Event()
+    flow = uf.Flow('u').add(Step('fast', log, fail=ValueError('fast')),
+                            FailsAfter('slow', log, first_failed))
+    engine = parallel_kind.load(flow)
+    engine.atom_notifier.register(
+        states.FAILURE, lambda state, details: first_failed.set()
+        if details['task_name'] == 'fast' else None)
+    with pytest.raises(exc.WrappedFailure) as info:
+        engine.run()
+    assert sorted(str(f) for f in info.value) == ['Failure: ValueError: fast',
+                                                  'Failure: ValueError: slow']
+    assert list(log.last('revert', 'slow')['flow_failures']) == ['fast']
+    assert list(engine.storage.get_failures()) == ['fast']
+    assert engine.storage.get_atom_state('slow') == states.REVERTED

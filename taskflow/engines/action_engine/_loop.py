@@ -61,6 +61,9 @@ class RunLoop:
         self._timers: list = []   # heap of (due, sequence, retry node) for delayed retries
         self._timer_sequence = 0
         self.failures: list[failure_module.Failure] = []   # what run() must re-raise
+        # Execute failures of atoms already meant to revert (storage does not
+        # list them; run() still raises them): atom name -> latest failure.
+        self.late_failures: dict[str, failure_module.Failure] = {}
         self._finished: list = []
         self.plan: _plan.Plan
         # Keys in the original's (alphabetical) order: programs print them.
@@ -302,6 +305,8 @@ class RunLoop:
             if is_task:
                 node.atom._notify_progress(1.0)
             return
+        if self.plan.intention[node.index] == st.REVERT:
+            self.late_failures[name] = value
         self._storage.save(name, value, st.FAILURE)
         self.plan.set_state(node, st.FAILURE)
         self._notify(node, st.FAILURE, st.RUNNING, value)

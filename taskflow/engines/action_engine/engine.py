@@ -272,11 +272,13 @@ class ActionEngine(base.Engine):
             if loop.failures:
                 failure_module.Failure.reraise_if_any(loop.failures)
             elif loop.final_state == st.REVERTED:
-                # A run that had nothing left to do: what earlier runs stored.
-                storage = self._storage
+                # Every execute failure stored (this run's and earlier ones'),
+                # then revert failures earlier runs left behind.
+                stored = self._storage.get_execute_failures()
+                late = [f for name, f in loop.late_failures.items() if name not in stored]
                 failure_module.Failure.reraise_if_any(
-                    list(storage.get_execute_failures().values())
-                    + list(storage.get_revert_failures().values()))
+                    list(stored.values()) + late
+                    + list(self._storage.get_revert_failures().values()))
 
     def _fail_after_error(self) -> None:
         """The loop itself broke (e.g. storage is down): end the flow in FAILURE if we can."""

@@ -18,7 +18,7 @@ import os
 import threading
 import uuid as uuid_module
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from taskflow import exceptions as exc
 from taskflow import retry as retry_module
@@ -514,8 +514,8 @@ class Storage:
         with self._lock:
             if name not in self._providers and not any(
                     name in source for source in self._flow_injected()):
-                raise exc.NotFound('Name %r is not mapped as a produced output by any'
-                                   ' providers' % name)
+                _raise_on_key_error(exc.NotFound('Name %r is not mapped as a produced'
+                                                 ' output by any providers' % name), name)
             values, problem = self._values_of(name)
         if not values:
             if problem is not None:
@@ -614,6 +614,7 @@ class Storage:
         if name in second:
             return True, second[name]
         unextractable = []
+        unreadable = None
         scanned = 0
         for provider in providers or ():
             if provider == self.injector_name:
@@ -627,23 +628,28 @@ class Storage:
                 return True, self._provided_value(provider, index, name)
             except _Missing as missing:
                 if not missing.unextractable:
-                    raise missing.args[0] from None
+                    unreadable = missing.args[0]
+                    break
                 unextractable.append(_provider_repr(provider, index))
+        if unreadable is not None:
+            raise unreadable  # outside the handler: its cause, not _Missing, shows
         # As the original: an optional argument takes its default only when
         # no atom at all provides the name, not when its providers are out
         # of reach or failed to produce it.
         if optional and name not in self._providers:
             return False, None
         if unextractable:
-            raise exc.NotFound('Unable to find result %r, expected to be able to find it'
-                               ' created by one of [%s] but was unable to perform successful'
-                               ' extraction' % (name, ', '.join(unextractable)))
-        if name not in self._providers:
-            raise exc.NotFound('Name %r is not mapped as a produced output by any providers'
-                               % name)
-        raise exc.NotFound('Mapped argument %r <= %r was not produced by any accessible'
-                           ' provider (%s possible providers were scanned)'
-                           % (arg, name, scanned))
+            error = exc.NotFound('Unable to find result %r, expected to be able to find it'
+                                 ' created by one of [%s] but was unable to perform'
+                                 ' successful extraction' % (name, ', '.join(unextractable)))
+        elif name not in self._providers:
+            error = exc.NotFound('Name %r is not mapped as a produced output by any providers'
+                                 % name)
+        else:
+            error = exc.NotFound('Mapped argument %r <= %r was not produced by any accessible'
+                                 ' provider (%s possible providers were scanned)'
+                                 % (arg, name, scanned))
+        _raise_on_key_error(error, name)
 
     def fetch_arguments(self, atom_name: str,
                         plan: Iterable[tuple[str, str, bool, list[str]]]) -> dict[str, Any]:
@@ -791,6 +797,15 @@ def _unreachable(name: str, provider: str, index: Any, cause: Exception) -> exc.
                          % (name, _provider_repr(provider, index)), cause=cause)
     error.__cause__ = cause
     return error
+
+
+def _raise_on_key_error(error: exc.NotFound, key: str) -> NoReturn:
+    """Raise ``error`` while a ``KeyError(key)`` is handled, as the original's
+    lookups do: printed tracebacks show the same chain."""
+    try:
+        raise KeyError(key)
+    except KeyError:
+        raise error  # the implicit context is the point
 
 
 def _raise_with(error: exc.TaskFlowException) -> None:

@@ -212,6 +212,18 @@ def test_retry_calls_on_the_wrong_atoms_fail_like_the_original(make_storage):
     assert str(info.value) == "Unknown atom name 'nope'"
 
 
+def test_lookup_errors_chain_like_the_originals(make_storage):
+    storage = make_storage(T('a'))
+    with pytest.raises(exc.NotFound) as info:
+        storage.fetch('nothing')
+    # Raised while a KeyError was handled: printed tracebacks show it.
+    assert repr(info.value.__context__) == "KeyError('nothing')"
+    storage.save('a', 1)
+    with pytest.raises(exc.NotFound) as info:
+        storage.fetch_mapped_args({'arg': 'nothing'})
+    assert repr(info.value.__context__) == "KeyError('nothing')"
+
+
 def test_storage_needs_a_flow_detail():
     with pytest.raises(exc.StorageFailure) as info:
         storage_module.Storage(None)

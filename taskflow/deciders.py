@@ -7,20 +7,18 @@ neither are the atoms after it.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 
+from taskflow.utils import misc
 
-class Depth(str, enum.Enum):
+
+class Depth(misc.StrEnum):
     """What a negative decider ignores, from widest to narrowest."""
 
     ALL = 'ALL'              # the atom and everything after it, nested flows included
     FLOW = 'FLOW'            # the atom and the atoms after it in the same flow
     NEIGHBORS = 'NEIGHBORS'  # the atom and the tasks right after it
     ATOM = 'ATOM'            # only the atom
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def translate(cls, desired_depth: Depth | str) -> Depth:
@@ -38,14 +36,15 @@ class Depth(str, enum.Enum):
                              " is expected and not '%s'" % (pretty, desired_depth)) from None
 
 
-# Widest first: picking the widest of several "no" votes is a scan of this order.
+# Widest first: the widest of several "no" votes is the one placed first here.
 _ORDER = (Depth.ALL, Depth.FLOW, Depth.NEIGHBORS, Depth.ATOM)
 
 
-def pick_widest(depths: Iterable[Depth]) -> Depth:
-    """The widest of ``depths`` (``ALL`` > ``FLOW`` > ``NEIGHBORS`` > ``ATOM``)."""
-    present = set(depths)
-    for depth in _ORDER:
-        if depth in present:
-            return depth
-    raise ValueError('No depths were provided')
+def pick_widest(depths: Iterable[Depth | str]) -> Depth:
+    """The widest of ``depths`` (``ALL`` > ``FLOW`` > ``NEIGHBORS`` > ``ATOM``).
+
+    Upper case names work too. No depths raise ``ValueError('min() arg is an
+    empty sequence')`` and an unknown one ``ValueError('tuple.index(x): x not
+    in tuple')``, as in the original.
+    """
+    return _ORDER[min(_ORDER.index(depth) for depth in depths)]

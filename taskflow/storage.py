@@ -122,7 +122,11 @@ class Storage:
 
     def _save_flow(self) -> None:
         if self._backend is not None:
-            self._conn().update_flow_details(self._flowdetail)
+            conn = self._conn()
+            # Our connections can skip building the merged copy that
+            # update_flow_details() returns; other backends' cannot.
+            write = getattr(conn, '_write_flow_details', conn.update_flow_details)
+            write(self._flowdetail)
 
     @contextlib.contextmanager
     def _changing(self, ad: models.AtomDetail, *fields: str):

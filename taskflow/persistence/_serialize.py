@@ -18,7 +18,8 @@ anything else (enums, ``complex``, custom objects...)   not serialisable
 ==========================================  =====================================
 
 Unserialisable values raise :class:`Unserialisable`, which names the type at
-fault; backends turn it into ``StorageFailure`` naming the atom detail.
+fault; backends raise ``StorageFailure`` with it (restated by
+:func:`describe` to name the atom detail) as the cause.
 """
 
 from __future__ import annotations
@@ -123,20 +124,26 @@ def loads(text: str | bytes | None) -> Any:
 
 
 def dump_field(kind: str, obj: Any, field: str, value: Any) -> str | None:
-    """JSON text for ``obj.<field>``, or ``StorageFailure`` naming the
+    """JSON text for ``obj.<field>``, or :class:`Unserialisable` naming the
     object (``kind`` is e.g. ``'atom detail'``), the field and the type."""
     if value is None:
         return None
     try:
         return dumps(value)
     except Unserialisable as e:
-        raise unserialisable_failure(kind, obj, field, e) from e
+        raise describe(kind, obj, field, e)
 
 
-def unserialisable_failure(kind: str, obj: Any, field: str,
-                           error: Unserialisable) -> Exception:
-    from taskflow import exceptions as exc
+def describe(kind: str, obj: Any, field: str,
+             error: Unserialisable) -> Unserialisable:
+    """``error`` restated (and chained to it) to name the object and field
+    it comes from.
+
+    Backends attach it as the ``cause`` of their ``StorageFailure`` (whose
+    message is the original's short one)."""
     message = ("Cannot store the %s of %s '%s' (uuid '%s'): a value of type"
                " %s is not JSON serialisable (%s)"
                % (field, kind, obj.name, obj.uuid, error.value_type, error))
-    return exc.StorageFailure(message, error)
+    described = Unserialisable(message, error.value_type)
+    described.__cause__ = error
+    return described

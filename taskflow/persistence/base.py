@@ -69,17 +69,39 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def update_atom_details(self, atom_detail: models.AtomDetail
                             ) -> models.AtomDetail:
-        """Save an existing atom detail (``NotFound`` if it is unknown)."""
+        """Save an existing atom detail (``NotFound`` if it is unknown);
+        returns the stored one merged with it (a new object)."""
 
     @abc.abstractmethod
     def update_flow_details(self, flow_detail: models.FlowDetail
                             ) -> models.FlowDetail:
         """Save an existing flow detail and its atom details (unknown atom
-        details are added; ``NotFound`` if the flow detail is unknown)."""
+        details are added; ``NotFound`` if the flow detail is unknown).
+
+        Returns the merged flow detail: SQL backends return a new object
+        holding every stored atom detail, the others ``flow_detail``.
+        """
 
     @abc.abstractmethod
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
-        """Insert or merge ``book`` with all its flow and atom details."""
+        """Insert or merge ``book`` with all its flow and atom details.
+
+        Returns the saved book: SQL backends return a new object (the stored
+        book merged with ``book``, holding every stored flow detail) when
+        the book existed, the others ``book``.
+        """
+
+    # Saving without the merged copy the two methods above return: what
+    # taskflow-ng itself calls (the engine's storage on every flow change).
+    # Backends for which that copy costs reads override these.
+
+    def _write_flow_details(self, flow_detail: models.FlowDetail) -> None:
+        """``update_flow_details(flow_detail)``, returning nothing."""
+        self.update_flow_details(flow_detail)
+
+    def _write_logbook(self, book: models.LogBook) -> None:
+        """``save_logbook(book)``, returning nothing."""
+        self.save_logbook(book)
 
     @abc.abstractmethod
     def destroy_logbook(self, book_uuid: str) -> None:

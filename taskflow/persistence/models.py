@@ -34,6 +34,7 @@ from typing import Any
 from taskflow import exceptions as exc
 from taskflow import states
 from taskflow.types import failure as ft
+from taskflow.utils import misc
 
 __all__ = [
     'ATOM_TYPES', 'AtomDetail', 'FlowDetail', 'LogBook', 'RetryDetail',
@@ -51,6 +52,11 @@ def _now() -> datetime.datetime:
 def _copy_function(deep_copy: bool) -> Callable[[Any], Any]:
     # A shallow merge shares the other object's values (no copy at all).
     return copy.deepcopy if deep_copy else (lambda value: value)
+
+
+def _copy_meta(meta: dict) -> dict:
+    # As the original: an empty meta dict is shared with the copy, not copied.
+    return meta.copy() if meta else meta
 
 
 def _fix_meta(data: dict) -> dict:
@@ -160,13 +166,14 @@ class LogBook:
 
     def copy(self, retain_contents: bool = True) -> LogBook:
         """A new book; shares the flow details unless ``retain_contents``
-        is false (then it has none). ``meta`` is copied shallowly."""
+        is false (then it has none). ``meta`` is copied shallowly (unless
+        empty)."""
         clone = copy.copy(self)
         if not retain_contents:
             clone._flowdetails_by_id = {}
         else:
             clone._flowdetails_by_id = self._flowdetails_by_id.copy()
-        clone.meta = self.meta.copy()
+        clone.meta = _copy_meta(self.meta)
         return clone
 
     def to_dict(self, marshal_time: bool = False) -> dict:
@@ -257,13 +264,13 @@ class FlowDetail:
 
     def copy(self, retain_contents: bool = True) -> FlowDetail:
         """A new detail; shares the atom details unless ``retain_contents``
-        is false. ``meta`` is copied shallowly."""
+        is false. ``meta`` is copied shallowly (unless empty)."""
         clone = copy.copy(self)
         if not retain_contents:
             clone._atomdetails_by_id = {}
         else:
             clone._atomdetails_by_id = self._atomdetails_by_id.copy()
-        clone.meta = self.meta.copy()
+        clone.meta = _copy_meta(self.meta)
         return clone
 
     def to_dict(self) -> dict:
@@ -427,7 +434,7 @@ class AtomDetail(abc.ABC):
         pad = ' ' * (indent + 1)
         lines = _format_shared(self, indent)
         lines.append('%s- state = %s' % (pad, self.state))
-        lines.append('%s- version = %s' % (pad, self.version))
+        lines.append('%s- version = %s' % (pad, misc.get_version_string(self)))
         lines.append('%s- results = %s' % (pad, self.results))
         lines.append('%s- failure = %s' % (pad, bool(self.failure)))
         if self.meta:
@@ -523,7 +530,7 @@ class TaskDetail(AtomDetail):
 
     def copy(self) -> TaskDetail:
         clone = copy.copy(self)
-        clone.meta = self.meta.copy()
+        clone.meta = _copy_meta(self.meta)
         return clone
 
 
@@ -553,7 +560,7 @@ class RetryDetail(AtomDetail):
         clone = copy.copy(self)
         clone.results = [(value, dict(failures))
                          for value, failures in self.results]
-        clone.meta = self.meta.copy()
+        clone.meta = _copy_meta(self.meta)
         return clone
 
     @property

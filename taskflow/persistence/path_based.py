@@ -23,7 +23,11 @@ from taskflow import exceptions as exc
 from taskflow.persistence import base
 from taskflow.persistence import models
 
-__all__ = ['PathBasedBackend', 'PathBasedConnection']
+__all__ = ['INTERNAL_ERROR', 'PathBasedBackend', 'PathBasedConnection']
+
+# The message of every StorageFailure these backends raise (the error that
+# caused it is attached as its cause), as the original's.
+INTERNAL_ERROR = 'Storage backend internal error'
 
 
 class PathBasedBackend(base.Backend, abc.ABC):
@@ -194,20 +198,25 @@ class PathBasedConnection(base.Connection, abc.ABC):
 
     def update_atom_details(self, atom_detail: models.AtomDetail
                             ) -> models.AtomDetail:
+        """Returns the stored atom detail merged with ``atom_detail``."""
         path = self._join_path(self.atom_path, atom_detail.uuid)
         with self._transaction() as transaction:
             stored = self._read_atom(atom_detail.uuid)  # NotFound if missing
             stored.merge(atom_detail)
             self._set_item(path, self._dump_atom(stored), transaction)
-        return atom_detail
+        return stored
 
     def update_flow_details(self, flow_detail: models.FlowDetail
                             ) -> models.FlowDetail:
+        """Returns ``flow_detail`` itself (as the original's path based
+        backends do)."""
         with self._transaction() as transaction:
             self._write_flow(flow_detail, transaction, ignore_missing=False)
         return flow_detail
 
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
+        """Returns ``book`` itself (as the original's path based backends
+        do)."""
         path = self._join_path(self.book_path, book.uuid)
         with self._transaction() as transaction:
             if self._exists(path):

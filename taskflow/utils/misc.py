@@ -96,11 +96,14 @@ def merge_uri(uri: SplitResult, conf: dict) -> dict:
     return conf
 
 
-def extract_driver_and_conf(conf: dict, conf_key: str) -> tuple[Any, dict]:
+def extract_driver_and_conf(conf: dict | str, conf_key: str
+                            ) -> tuple[Any, dict]:
     """``(driver, conf)`` from ``conf[conf_key]``: a uri's scheme (with the
     uri merged into a copy of ``conf``), or the value itself when it is not
-    a uri.
+    a uri. A string ``conf`` stands for ``{conf_key: conf}``.
     """
+    if isinstance(conf, str):
+        conf = {conf_key: conf}
     maybe_uri = conf[conf_key]
     try:
         uri = parse_uri(maybe_uri)

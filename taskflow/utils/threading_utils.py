@@ -70,13 +70,18 @@ class ThreadBundle:
              after_start: Callable | None = None,
              before_join: Callable | None = None,
              after_join: Callable | None = None) -> None:
-        """Add a thread factory; the callbacks get the thread as argument."""
-        for name, callback in (('thread_factory', thread_factory),
-                               ('before_start', before_start),
-                               ('after_start', after_start),
-                               ('before_join', before_join),
-                               ('after_join', after_join)):
-            if callback is not None and not callable(callback):
+        """Add a thread factory; the callbacks get the thread as argument.
+
+        :raises ValueError: if ``thread_factory`` (required) or a given
+            callback is not callable.
+        """
+        for name, callback, optional in (
+                ('thread_factory', thread_factory, False),
+                ('before_start', before_start, True),
+                ('after_start', after_start, True),
+                ('before_join', before_join, True),
+                ('after_join', after_join, True)):
+            if not callable(callback) and not (optional and callback is None):
                 raise ValueError("Provided callback for argument '%s' must"
                                  " be callable" % name)
         with self._lock:

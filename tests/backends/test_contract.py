@@ -198,7 +198,9 @@ def test_update_atom_details(conn):
     ad.put('RUNNING', None)
     ad.put('SUCCESS', ['ok'])
     ad.meta['progress'] = 1.0
-    assert conn.update_atom_details(ad) is ad
+    saved = conn.update_atom_details(ad)
+    assert saved is not ad  # a merged copy, as the original returns
+    assert (saved.state, saved.results) == ('SUCCESS', ['ok'])
     got = conn.get_atom_details(ad.uuid)
     assert (got.state, got.results, got.failure, got.meta['progress'],
             got.version) == ('SUCCESS', ['ok'], None, 1.0, '1.0')
@@ -223,7 +225,9 @@ def test_update_flow_details_adds_new_atoms(conn):
     new = models.TaskDetail('new', uuid='ad-new')
     new.state = 'PENDING'
     fd.add(new)
-    assert conn.update_flow_details(fd) is fd
+    saved = conn.update_flow_details(fd)
+    assert sorted(ad.name for ad in saved) == ['done', 'failed', 'new',
+                                               'retry']
     got = conn.get_flow_details(fd.uuid)
     assert (got.state, got.meta['duration']) == ('SUCCESS', 1.25)
     assert sorted(ad.name for ad in got) == ['done', 'failed', 'new',

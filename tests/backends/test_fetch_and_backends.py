@@ -8,6 +8,7 @@ import logging
 import sqlite3
 
 import pytest
+import sqlalchemy as sa
 
 from taskflow import exceptions as exc
 from taskflow.persistence import backends
@@ -22,10 +23,26 @@ from tests import _services
 
 # -- fetch ----------------------------------------------------------------------
 
-@pytest.mark.parametrize('conf', ['memory', 'memory://',
-                                  {'connection': 'memory'}])
+@pytest.mark.parametrize('conf', ['memory', 'memory://', 'memory:',
+                                  'memory:foo', {'connection': 'memory'},
+                                  {'connection': 'memory:'}])
 def test_fetch_memory_spellings(conf):
     assert isinstance(backends.fetch(conf), impl_memory.MemoryBackend)
+
+
+def test_fetch_takes_any_uri_scheme():
+    # As the original: 'name:' is a URI whose scheme names the backend.
+    with pytest.raises(ValueError, match='^Empty path is disallowed$'):
+        backends.fetch('dir:')
+    with pytest.raises(ValueError, match='^Empty path is disallowed$'):
+        backends.fetch('file:')
+    with pytest.raises(sa.exc.ArgumentError):
+        backends.fetch('sqlite:')
+    # Not a URI: the whole string is the name (IPv6 hosts as the original).
+    with pytest.raises(exc.NotFound, match="looking for '//h/p'$"):
+        backends.fetch('//h/p')
+    backend = backends.fetch('memory://u@[::1]:80/p')
+    assert backend._conf['hostname'] == '::1:80'
 
 
 def test_fetch_merges_uri_parts_into_conf():

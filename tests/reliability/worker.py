@@ -61,7 +61,8 @@ def _find_or_create(conn: Any, spec: dict) -> Any:
     return fd
 
 
-_WRITES = ('save_logbook', 'update_flow_details', 'update_atom_details')
+_WRITES = ('save_logbook', 'update_flow_details', 'update_atom_details',
+           '_write_flow_details', '_write_logbook')
 
 
 class _CountingConnection:

@@ -296,6 +296,17 @@ def test_logbook_merge_and_copy():
     assert not hasattr(la, 'update')
 
 
+def test_copies_share_an_empty_meta():
+    # As the original: meta is copied only when it holds something.
+    for obj in (models.LogBook('l'), models.FlowDetail('f', 'fu'),
+                models.TaskDetail('t', 'tu'), models.RetryDetail('r', 'ru')):
+        assert obj.copy().meta is obj.meta
+        obj.meta['k'] = 1
+        assert obj.copy().meta is not obj.meta
+    book = models.LogBook('l')
+    assert book.copy(retain_contents=False).meta is book.meta
+
+
 # -- dict forms ----------------------------------------------------------------------
 
 def test_atom_to_dict_keys_and_failures():
@@ -426,6 +437,18 @@ def test_pformat_layout():
     assert td.pformat(indent=2).startswith("  TaskDetail: 't'\n   - uuid")
     with pytest.raises(ValueError):
         td.pformat(indent=-1)
+
+
+@pytest.mark.parametrize('version, shown', [
+    ((1, 0), '1.0'), ([1, 2, 3], '1.2.3'), (('1', 'a'), '1.a'), ((), ''),
+    ('2.1', '2.1'), (None, 'None'), (3, '3'), (1.5, '1.5'),
+    ((((1, 2), 3)), '(1, 2).3'),
+])
+def test_pformat_version(version, shown):
+    # Versions print as misc.get_version_string() gives them (observed).
+    td = models.TaskDetail('t', 'tu')
+    td.version = version
+    assert '   - version = %s' % shown in td.pformat(indent=2).splitlines()
 
 
 # -- properties ------------------------------------------------------------------------

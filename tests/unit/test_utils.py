@@ -127,6 +127,19 @@ def test_merge_uri_and_extract_driver():
                     'password': 'p', 'hostname': 'h', 'x': '1'}
 
 
+@pytest.mark.parametrize('conf, expected', [
+    ('mysql://u:p@h:12/db?x=1',
+     ('mysql', {'connection': 'mysql://u:p@h:12/db?x=1', 'username': 'u',
+                'password': 'p', 'port': 12, 'hostname': 'h:12', 'x': '1'})),
+    ('memory', ('memory', {'connection': 'memory'})),
+    ('memory:', ('memory', {'connection': 'memory:'})),
+    ('x y', ('x y', {'connection': 'x y'})),
+])
+def test_extract_driver_and_conf_from_a_string(conf, expected):
+    # A plain string stands for {conf_key: string} (as the original).
+    assert misc.extract_driver_and_conf(conf, 'connection') == expected
+
+
 def test_clamp():
     clamped = []
     assert misc.clamp(5, 0, 3) == 3
@@ -263,6 +276,9 @@ def test_thread_bundle():
     assert bundle.stop() == 2 and bundle.stop() == 0
     assert sorted(events) == ['aj', 'as', 'bj', 'bs', 'run', 'run']
     for kwargs, name in (({'thread_factory': 5}, 'thread_factory'),
+                         ({'thread_factory': None}, 'thread_factory'),
+                         ({'thread_factory': factory, 'after_join': 'x'},
+                          'after_join'),
                          ({'thread_factory': factory, 'before_start': 5},
                           'before_start')):
         with pytest.raises(ValueError) as info:

@@ -1,10 +1,12 @@
 """Finding and building persistence backends from a configuration.
 
-``fetch(conf)`` accepts ``'memory'``, ``'memory://'``, an SQLAlchemy URL such
-as ``'sqlite:///tf.db'``, or a dict with a ``'connection'`` key (plus backend
-options). Built-in backends are looked up in a table; unknown names fall back
-to ``importlib.metadata`` entry points in the ``namespace`` group, so third
-party backends register the same way they do for the original.
+``fetch(conf)`` accepts ``'memory'``, ``'memory:'``, ``'memory://'``, an
+SQLAlchemy URL such as ``'sqlite:///tf.db'``, or a dict with a
+``'connection'`` key (plus backend options); see
+``misc.extract_driver_and_conf``. Built-in backends are looked up in a
+table; unknown names fall back to ``importlib.metadata`` entry points in the
+``namespace`` group, so third party backends register the same way they do
+for the original.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import urllib.parse
 from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
 from taskflow import exceptions as exc
 from taskflow.persistence import base
+from taskflow.utils import misc
 
 __all__ = ['BACKEND_NAMESPACE', 'backend', 'fetch']
 
@@ -41,32 +43,12 @@ _BUILTIN = {
 
 def _parse_conf(conf: str | dict) -> tuple[str, dict]:
     """Return ``(backend name, conf dict)`` (URI parts merged into conf)."""
-    if isinstance(conf, str):
-        conf = {'connection': conf}
-    connection = conf['connection']
-    if '://' in connection:
-        parsed = urllib.parse.urlsplit(connection)
-        name = parsed.scheme
-        extra: dict[str, Any] = {}
-        if parsed.username is not None:
-            extra['username'] = parsed.username
-        if parsed.password is not None:
-            extra['password'] = parsed.password
-        if parsed.port is not None:
-            extra['port'] = parsed.port
-        if parsed.hostname:
-            # The original keeps the port in 'hostname' ('host:port').
-            host = parsed.netloc.rpartition('@')[2]
-            extra['hostname'] = host
-        for key, value in urllib.parse.parse_qsl(parsed.query):
-            extra[key] = value  # the last value of a repeated key wins
-        conf = dict(conf)
-        for key, value in extra.items():
-            conf.setdefault(key, value)
-    else:
-        name = connection
-    # 'mysql+pymysql' selects 'mysql'; the dialect stays in the URL.
-    name = name.split('+', 1)[0]
+    name, conf = misc.extract_driver_and_conf(conf, 'connection')
+    # 'mysql+pymysql' selects 'mysql'; the dialect stays in the URL. (find()
+    # as the original: a non-string name fails the same way.)
+    plus = name.find('+')
+    if plus != -1:
+        name = name[:plus]
     return name, conf
 
 

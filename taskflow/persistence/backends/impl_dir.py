@@ -108,6 +108,10 @@ class _BackendLock:
             self._fd = None
 
 
+def _internal_error(cause: BaseException) -> exc.StorageFailure:
+    return exc.StorageFailure(path_based.INTERNAL_ERROR, cause)
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -132,9 +136,9 @@ class Connection(path_based.PathBasedConnection):
         try:
             return _serialize.dumps(data)
         except _serialize.Unserialisable as e:
-            field = self._find_bad_field(data['atom'])
-            raise _serialize.unserialisable_failure(
-                'atom detail', ad, field, e) from e
+            error = _serialize.describe(
+                'atom detail', ad, self._find_bad_field(data['atom']), e)
+            raise _internal_error(error) from error
 
     @staticmethod
     def _find_bad_field(data: dict) -> str:
@@ -156,8 +160,9 @@ class Connection(path_based.PathBasedConnection):
         try:
             return _serialize.dumps(data)
         except _serialize.Unserialisable as e:
-            raise _serialize.unserialisable_failure(
-                kind, obj, self._find_bad_field(data), e) from e
+            error = _serialize.describe(kind, obj, self._find_bad_field(data),
+                                        e)
+            raise _internal_error(error) from error
 
     # -- primitives ---------------------------------------------------------
 
@@ -169,11 +174,11 @@ class Connection(path_based.PathBasedConnection):
         except FileNotFoundError as e:
             raise exc.NotFound('Item not found: %s' % filename, e) from e
         except OSError as e:
-            raise exc.StorageFailure('Unable to read %s' % filename, e) from e
+            raise _internal_error(e) from e
         try:
             return json.loads(raw.decode(self._backend.encoding))
         except ValueError as e:
-            raise exc.StorageFailure('Corrupt JSON in %s' % filename, e) from e
+            raise _internal_error(e) from e
 
     def _set_item(self, path: str, value: str, transaction: Any) -> None:
         try:
@@ -182,7 +187,7 @@ class Connection(path_based.PathBasedConnection):
                 self._atomic_write(os.path.join(path, _METADATA),
                                    value.encode(self._backend.encoding))
         except OSError as e:
-            raise exc.StorageFailure('Unable to write %s' % path, e) from e
+            raise _internal_error(e) from e
 
     @staticmethod
     @contextlib.contextmanager
@@ -234,7 +239,7 @@ class Connection(path_based.PathBasedConnection):
         except FileNotFoundError as e:
             raise exc.NotFound('Item not found: %s' % path, e) from e
         except OSError as e:
-            raise exc.StorageFailure('Unable to delete %s' % path, e) from e
+            raise _internal_error(e) from e
 
     def _get_children(self, path: str) -> list[str]:
         try:
@@ -242,7 +247,7 @@ class Connection(path_based.PathBasedConnection):
         except FileNotFoundError as e:
             raise exc.NotFound('Item not found: %s' % path, e) from e
         except OSError as e:
-            raise exc.StorageFailure('Unable to list %s' % path, e) from e
+            raise _internal_error(e) from e
         if os.path.dirname(path) == self._backend.path:
             # A top directory (books/...): objects are directories.
             return [e.name for e in entries
@@ -254,7 +259,7 @@ class Connection(path_based.PathBasedConnection):
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as e:
-            raise exc.StorageFailure('Unable to create %s' % path, e) from e
+            raise _internal_error(e) from e
 
     def _create_link(self, src_path: str, dest_path: str,
                      transaction: Any) -> None:
@@ -263,8 +268,7 @@ class Connection(path_based.PathBasedConnection):
         except FileExistsError:
             pass
         except OSError as e:
-            raise exc.StorageFailure('Unable to link %s to %s'
-                                     % (dest_path, src_path), e) from e
+            raise _internal_error(e) from e
 
     def _exists(self, path: str) -> bool:
         return os.path.exists(os.path.join(path, _METADATA))
@@ -314,11 +318,11 @@ class Connection(path_based.PathBasedConnection):
                 shutil.rmtree(trash, ignore_errors=True)
 
     def validate(self) -> None:
-        for path in (self.book_path, self.flow_path, self.atom_path):
+        # In the original's order (and with its cause text).
+        for path in (self.flow_path, self.atom_path, self.book_path):
             if not os.path.isdir(path):
-                raise exc.StorageFailure(
-                    'Missing directory %s (call upgrade() first)' % path)
+                raise _internal_error(RuntimeError(
+                    'Missing required directory: %s' % path))
             if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
-                raise exc.StorageFailure(
-                    'Directory %s is not readable and writable' % path,
-                    OSError(errno.EACCES, os.strerror(errno.EACCES), path))
+                raise _internal_error(OSError(
+                    errno.EACCES, os.strerror(errno.EACCES), path))

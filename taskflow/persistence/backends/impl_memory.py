@@ -241,20 +241,16 @@ class Connection(path_based.PathBasedConnection):
         return posixpath.join(*parts)
 
     def _get_item(self, path: str) -> Any:
-        with self._wrap_errors():
-            return self._memory[path]
+        return self._memory[path]
 
     def _set_item(self, path: str, value: Any, transaction: Any) -> None:
-        with self._wrap_errors():
-            self._memory[path] = value
+        self._memory[path] = value
 
     def _del_tree(self, path: str, transaction: Any) -> None:
-        with self._wrap_errors():
-            self._memory.delete(path, recursive=True)
+        self._memory.delete(path, recursive=True)
 
     def _get_children(self, path: str) -> list[str]:
-        with self._wrap_errors():
-            return self._memory.ls(path)
+        return self._memory.ls(path)
 
     def _ensure_path(self, path: str) -> None:
         with self._wrap_errors():
@@ -262,8 +258,7 @@ class Connection(path_based.PathBasedConnection):
 
     def _create_link(self, src_path: str, dest_path: str,
                      transaction: Any) -> None:
-        with self._wrap_errors():
-            self._memory.symlink(src_path, dest_path)
+        self._memory.symlink(src_path, dest_path)
 
     def _exists(self, path: str) -> bool:
         try:
@@ -279,7 +274,10 @@ class Connection(path_based.PathBasedConnection):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self._backend.lock:
+        # Any failure inside (a value that cannot be copied, atom details
+        # of different types to merge...) is a StorageFailure, as the
+        # original's.
+        with self._backend.lock, self._wrap_errors():
             yield None
 
     @staticmethod
@@ -290,5 +288,4 @@ class Connection(path_based.PathBasedConnection):
         except exc.TaskFlowException:
             raise
         except Exception as e:
-            raise exc.StorageFailure('Storage backend internal error: %s'
-                                     % (e,), e) from e
+            raise exc.StorageFailure(path_based.INTERNAL_ERROR, e) from e

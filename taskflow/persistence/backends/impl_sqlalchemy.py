@@ -8,15 +8,17 @@ Write path (the engine writes through on every atom state change):
 
 * one SQLAlchemy engine (connection pool) per backend; statements are built
   once per backend and SQLAlchemy caches their compiled form;
-* ``update_atom_details(ad)`` is one ``UPDATE`` in its own short transaction;
-  values are encoded to JSON text before the transaction starts, so a value
-  that cannot be serialised raises ``StorageFailure`` naming the atom detail
-  and the type, and leaves the stored row as it was;
+* ``update_atom_details(ad)`` is one ``UPDATE`` in its own short transaction
+  (it only matches a row of the same name and type; the merged copy it
+  returns, as the original does, is built from ``ad`` without reading the
+  row); values are encoded to JSON text before the transaction starts, so a
+  value that cannot be serialised raises ``StorageFailure`` (its cause names
+  the atom detail and the type) and leaves the stored row as it was;
 * ``update_flow_details`` / ``save_logbook`` read only the uuids of the rows
   that already exist, then ``UPDATE`` those and ``INSERT`` the rest
-  (``executemany``), all in one transaction. Nothing is read back to merge:
-  merging into the stored copy, as the original does, gives the same row
-  because a merge takes every field from the given object.
+  (``executemany``), all in one transaction. To return the original's merged
+  copy they also read the stored children (every atom detail of the flow):
+  the engine's storage calls ``_write_flow_details``, which skips that.
 
 SQLite durability: a file database runs in WAL mode with
 ``synchronous=NORMAL`` (option ``sqlite_synchronous``). Every committed
@@ -28,11 +30,12 @@ transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue on
 the lock (up to ``sqlite_busy_timeout`` seconds, default 30) instead of
 failing.
 
-Errors from the database become ``exceptions.StorageFailure`` (the original
-exception is chained and kept as ``cause``); an operation that hit a lost
+Errors from the database become ``exceptions.StorageFailure`` with the
+original's short message (``'Failed getting logbooks'``...); the database
+error is chained and kept as ``cause``. An operation that hit a lost
 connection, a deadlock or a serialization failure is run again (it is one
 transaction) up to ``max_retries`` times. Passwords in connection URLs are
-masked in every message, log line and repr.
+masked in log lines and reprs.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from taskflow import exceptions as exc
 from taskflow.persistence import _serialize
@@ -120,7 +123,6 @@ class SQLAlchemyBackend(base.Backend):
         else:
             self._engine = self._create_engine(self._conf)
             self._owns_engine = True
-        self._secrets = _secrets(self._conf, self._engine)
         self._max_retries = int(self._conf.get('max_retries',
                                                DEFAULT_MAX_RETRIES))
         dialect = self._engine.dialect.name
@@ -188,14 +190,6 @@ class SQLAlchemyBackend(base.Backend):
         return engine
 
 
-def _secrets(conf: dict, engine: sa.Engine) -> list[str]:
-    secrets = []
-    for value in (engine.url.password, conf.get('password')):
-        if value and str(value) not in secrets:
-            secrets.append(str(value))
-    return secrets
-
-
 # SQLSTATEs (PostgreSQL) and error numbers (MySQL) of failures that only
 # mean "try the transaction again": serialization failure, deadlock, lock
 # wait timeout.
@@ -243,6 +237,36 @@ def _retry_transient(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class _StorageErrors:
+    """Turns database (and encoding) errors into ``StorageFailure(message)``
+    with the error as its cause, as the original does: ``str()`` shows the
+    message, then the cause on its own line. (A class: it wraps every call,
+    and is cheaper than a generator based context manager.)"""
+
+    __slots__ = ('_message',)
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, error: Any, tb: Any) -> bool:
+        if (isinstance(error, (sa_exc.SQLAlchemyError, OSError, ValueError))
+                and not isinstance(error, exc.TaskFlowException)):
+            raise exc.StorageFailure(self._message, error) from error
+        return False
+
+
+def _merged_atom(atom_type: str, name: str, ad: models.AtomDetail
+                 ) -> models.AtomDetail:
+    """What merging ``ad`` into its stored copy (of ``atom_type``, named
+    ``name``) gives: the merge takes every other field from ``ad``, so the
+    stored values need not be read. A type mismatch raises
+    ``NotImplementedError``, as the original's merge does."""
+    return models.atom_detail_class(atom_type)(name, ad.uuid).merge(ad)
+
+
 class Connection(base.Connection):
     """A connection to a :class:`SQLAlchemyBackend` (cheap: it borrows a
     pooled database connection per call)."""
@@ -260,18 +284,7 @@ class Connection(base.Connection):
 
     # -- plumbing -----------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _errors(self, message: str) -> Iterator[None]:
-        """Turn database errors into StorageFailure, passwords masked."""
-        try:
-            yield
-        except exc.TaskFlowException:
-            raise
-        except (sa_exc.SQLAlchemyError, OSError, ValueError) as e:
-            text = '%s: %s' % (message, e)
-            for secret in self._backend._secrets:
-                text = text.replace(secret, '***')
-            raise exc.StorageFailure(text, e) from e
+    _errors = _StorageErrors
 
     @contextlib.contextmanager
     def _writing(self, message: str) -> Iterator[sa.Connection]:
@@ -358,8 +371,9 @@ class Connection(base.Connection):
                          .scalars())
         return found
 
-    def _save_atoms(self, conn: sa.Connection, parent_uuid: str,
-                    atoms: list[tuple[models.AtomDetail, dict]]) -> None:
+    def _store_atoms(self, conn: sa.Connection, parent_uuid: str,
+                     atoms: list[tuple[models.AtomDetail, dict]]) -> None:
+        """UPDATE the atom details that exist, INSERT the others."""
         if not atoms:
             return
         existing = self._existing(conn, self._st.existing_atoms,
@@ -372,73 +386,182 @@ class Connection(base.Connection):
         if inserts:
             conn.execute(self._st.insert_atom, inserts)
 
+    def _store_flows(self, conn: sa.Connection, book_uuid: str,
+                     flows: list[tuple[models.FlowDetail, dict, list]],
+                     now: datetime.datetime) -> None:
+        """Save the flow details of a book and their atom details."""
+        existing = self._existing(conn, self._st.existing_flows,
+                                  [fd.uuid for fd, _, _ in flows])
+        updates = [params for fd, params, _ in flows if fd.uuid in existing]
+        inserts = [{'uuid': fd.uuid, 'name': fd.name,
+                    'parent_uuid': book_uuid, 'state': params['b_state'],
+                    'meta': params['b_meta'], 'created_at': now,
+                    'updated_at': None}
+                   for fd, params, _ in flows if fd.uuid not in existing]
+        if updates:
+            conn.execute(self._st.update_flow, updates)
+        if inserts:
+            conn.execute(self._st.insert_flow, inserts)
+        for fd, _, atoms in flows:
+            self._store_atoms(conn, fd.uuid, atoms)
+
+    # What the public writes return is the original's: the stored object
+    # merged with the given one, holding all the stored children (built
+    # before writing, so a merge error leaves the store as it was). A merge
+    # takes every field but the name (and class) from the given atom
+    # details, so only their names and types are read; stored children the
+    # given object lacks are loaded in full. Finding those reads every child
+    # of the flow (or book): the engine's storage, which needs no copy,
+    # calls _write_flow_details instead.
+
+    def _load_atoms(self, conn: sa.Connection, uuids: Sequence[str]
+                    ) -> dict[str, models.AtomDetail]:
+        loaded = {}
+        for chunk in _chunks(uuids):
+            for row in conn.execute(self._st.select_atoms_in,
+                                    {'b_uuids': list(chunk)}):
+                loaded[row.uuid] = _rows.atom_from_row(row)
+        return loaded
+
+    def _merged_flow(self, conn: sa.Connection, flow_row: Any,
+                     fd: models.FlowDetail) -> models.FlowDetail:
+        """The flow detail stored as ``flow_row`` merged with ``fd``: stored
+        atoms first, then the new ones (the given objects themselves)."""
+        merged = _rows.flow_from_row(flow_row, ()).merge(fd)
+        given = {ad.uuid: ad for ad in fd}
+        kinds = conn.execute(self._st.atom_kinds_of_flow,
+                             {'b_parent': fd.uuid}).all()
+        loaded = self._load_atoms(
+            conn, [row.uuid for row in kinds if row.uuid not in given])
+        for row in kinds:
+            ad = given.get(row.uuid)
+            merged.add(loaded[row.uuid] if ad is None
+                       else _merged_atom(row.atom_type, row.name, ad))
+        for ad in fd:
+            if merged.find(ad.uuid) is None:
+                merged.add(ad)
+        return merged
+
     @_retry_transient
     def update_atom_details(self, atom_detail: models.AtomDetail
                             ) -> models.AtomDetail:
-        """Save an existing atom detail: one UPDATE, one short transaction.
+        """Save an existing atom detail; returns the stored one merged with
+        it (a new object).
 
-        Returns ``atom_detail`` itself.
+        One UPDATE in one short transaction when the stored row has the
+        given name and type (always, for the engine); otherwise the row's
+        name and type are read first.
         """
-        params = self._atom_params(atom_detail, _now())
         message = ('Failed updating atom details with uuid %r'
                    % (atom_detail.uuid,))
+        with self._errors(message):
+            params = self._atom_params(atom_detail, _now())
+        atom_type = models.atom_detail_type(atom_detail)
+        params['b_name'] = atom_detail.name
+        params['b_type'] = atom_type
         with self._writing(message) as conn:
-            if conn.execute(self._st.update_atom, params).rowcount == 0:
+            if conn.execute(self._st.update_atom_if_same, params).rowcount:
+                return _merged_atom(atom_type, atom_detail.name, atom_detail)
+            row = conn.execute(self._st.atom_kind,
+                               {'b_uuid': atom_detail.uuid}).first()
+            if row is None:
                 raise exc.NotFound('No atom details found with uuid %r'
                                    % (atom_detail.uuid,))
-        return atom_detail
+            # Raises NotImplementedError (nothing saved) if the types differ.
+            merged = _merged_atom(row.atom_type, row.name, atom_detail)
+            params['b_name'] = row.name
+            conn.execute(self._st.update_atom_if_same, params)
+        return merged
 
-    @_retry_transient
     def update_flow_details(self, flow_detail: models.FlowDetail
                             ) -> models.FlowDetail:
         """Save an existing flow detail and its atom details (new atom
-        details are inserted). Returns ``flow_detail`` itself."""
-        flow_params, atoms = self._encode_flow(flow_detail, _now())
+        details are inserted); returns the stored flow detail merged with
+        it, holding all its atom details."""
+        return cast(models.FlowDetail,
+                    self._update_flow(flow_detail, merged=True))
+
+    def _write_flow_details(self, flow_detail: models.FlowDetail) -> None:
+        self._update_flow(flow_detail, merged=False)
+
+    @_retry_transient
+    def _update_flow(self, flow_detail: models.FlowDetail, merged: bool
+                     ) -> models.FlowDetail | None:
         message = ('Failed updating flow details with uuid %r'
                    % (flow_detail.uuid,))
+        with self._errors(message):
+            flow_params, atoms = self._encode_flow(flow_detail, _now())
         with self._writing(message) as conn:
+            result = None
+            if merged:
+                row = conn.execute(self._st.select_flow,
+                                   {'b_uuid': flow_detail.uuid}).first()
+                if row is not None:  # else NotFound below
+                    result = self._merged_flow(conn, row, flow_detail)
             if conn.execute(self._st.update_flow, flow_params).rowcount == 0:
                 raise exc.NotFound('No flow details found with uuid %r'
                                    % (flow_detail.uuid,))
-            self._save_atoms(conn, flow_detail.uuid, atoms)
-        return flow_detail
+            self._store_atoms(conn, flow_detail.uuid, atoms)
+        return result
 
-    @_retry_transient
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
         """Insert or update ``book`` with all its flow and atom details.
-        Returns ``book`` itself."""
-        now = _now()
-        book_params = {
-            'b_uuid': book.uuid, 'b_created_at': book.created_at,
-            'b_updated_at': book.updated_at,
-            'b_meta': _serialize.dump_field('logbook', book, 'meta',
-                                            book.meta),
-        }
-        flows = [(fd,) + self._encode_flow(fd, now) for fd in book]
+
+        Returns ``book`` itself when it was new, else the stored book merged
+        with it, holding all its flow details (as the original does).
+        """
+        return cast(models.LogBook, self._save_book(book, merged=True))
+
+    def _write_logbook(self, book: models.LogBook) -> None:
+        self._save_book(book, merged=False)
+
+    @_retry_transient
+    def _save_book(self, book: models.LogBook, merged: bool
+                   ) -> models.LogBook | None:
         message = 'Failed saving logbook %r' % (book.uuid,)
+        now = _now()
+        with self._errors(message):
+            book_params = {
+                'b_uuid': book.uuid, 'b_created_at': book.created_at,
+                'b_updated_at': book.updated_at,
+                'b_meta': _serialize.dump_field('logbook', book, 'meta',
+                                                book.meta),
+            }
+            flows = [(fd,) + self._encode_flow(fd, now) for fd in book]
         with self._writing(message) as conn:
-            if conn.execute(self._st.update_book, book_params).rowcount == 0:
+            row = conn.execute(self._st.select_book,
+                               {'b_uuid': book.uuid}).first()
+            if row is None:
                 conn.execute(self._st.insert_book, {
                     'uuid': book.uuid, 'name': book.name,
                     'meta': book_params['b_meta'],
                     'created_at': book.created_at,
                     'updated_at': book.updated_at})
-            existing = self._existing(conn, self._st.existing_flows,
-                                      [fd.uuid for fd, _, _ in flows])
-            updates = [params for fd, params, _ in flows
-                       if fd.uuid in existing]
-            inserts = [{'uuid': fd.uuid, 'name': fd.name,
-                        'parent_uuid': book.uuid, 'state': params['b_state'],
-                        'meta': params['b_meta'], 'created_at': now,
-                        'updated_at': None}
-                       for fd, params, _ in flows if fd.uuid not in existing]
-            if updates:
-                conn.execute(self._st.update_flow, updates)
-            if inserts:
-                conn.execute(self._st.insert_flow, inserts)
-            for fd, _, atoms in flows:
-                self._save_atoms(conn, fd.uuid, atoms)
-        return book
+                result = book
+            else:
+                result = self._merged_book(conn, row, book) if merged else None
+                conn.execute(self._st.update_book, book_params)
+            self._store_flows(conn, book.uuid, flows, now)
+        return result if merged else None
+
+    def _merged_book(self, conn: sa.Connection, book_row: Any,
+                     book: models.LogBook) -> models.LogBook:
+        """The book stored as ``book_row`` merged with ``book``: stored flow
+        details first (merged with the given ones), then the new ones."""
+        result = _rows.book_from_row(book_row)
+        stored = conn.execute(self._st.select_flows_of_book,
+                              {'b_parent': book.uuid}).all()
+        not_given = iter(self._flows_with_atoms(
+            conn, [row for row in stored if book.find(row.uuid) is None]))
+        for row in stored:
+            fd = book.find(row.uuid)
+            result.add(next(not_given) if fd is None
+                       else self._merged_flow(conn, row, fd))
+        result.merge(book)
+        for fd in book:
+            if result.find(fd.uuid) is None:
+                result.add(fd)  # touches updated_at, as the original's does
+        return result
 
     @_retry_transient
     def destroy_logbook(self, book_uuid: str) -> None:
@@ -507,7 +630,7 @@ class Connection(base.Connection):
     @_retry_transient
     def get_flows_for_book(self, book_uuid: str, lazy: bool = False
                            ) -> Iterator[models.FlowDetail]:
-        message = 'Failed getting flow details of logbook %r' % (book_uuid,)
+        message = 'Failed getting flow details in logbook %r' % (book_uuid,)
         with self._reading(message) as conn:
             rows = conn.execute(self._st.select_flows_of_book,
                                 {'b_parent': book_uuid}).all()
@@ -547,7 +670,8 @@ class Connection(base.Connection):
     @_retry_transient
     def get_atoms_for_flow(self, fd_uuid: str
                            ) -> Iterator[models.AtomDetail]:
-        message = 'Failed getting atom details of flow %r' % (fd_uuid,)
+        message = ('Failed getting atom details in flow detail %r'
+                   % (fd_uuid,))
         with self._reading(message) as conn:
             rows = conn.execute(self._st.select_atoms_of_flow,
                                 {'b_parent': fd_uuid}).all()

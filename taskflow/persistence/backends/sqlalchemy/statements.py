@@ -53,11 +53,24 @@ class Statements:
         self.select_atoms_of_flows = sa.select(ad).where(
             ad.c.parent_uuid.in_(b('b_parents', expanding=True)))
         self.select_atoms = sa.select(ad)
+        self.select_atoms_in = sa.select(ad).where(
+            ad.c.uuid.in_(b('b_uuids', expanding=True)))
+        # Names and types: all a merge keeps from a stored atom detail.
+        self.atom_kind = sa.select(ad.c.name, ad.c.atom_type).where(
+            ad.c.uuid == b('b_uuid'))
+        self.atom_kinds_of_flow = sa.select(
+            ad.c.uuid, ad.c.name, ad.c.atom_type).where(
+            ad.c.parent_uuid == b('b_parent'))
         self.existing_atoms = sa.select(ad.c.uuid).where(
             ad.c.uuid.in_(b('b_uuids', expanding=True)))
         self.insert_atom = ad.insert()
-        self.update_atom = ad.update().where(ad.c.uuid == b('b_uuid')).values(
-            **{name: b('b_' + name) for name in ATOM_UPDATE_COLUMNS})
+        atom_values = {name: b('b_' + name) for name in ATOM_UPDATE_COLUMNS}
+        self.update_atom = ad.update().where(
+            ad.c.uuid == b('b_uuid')).values(**atom_values)
+        # Matches only a row with the given name and type.
+        self.update_atom_if_same = ad.update().where(
+            ad.c.uuid == b('b_uuid'), ad.c.name == b('b_name'),
+            ad.c.atom_type == b('b_type')).values(**atom_values)
         self.delete_atoms_of_book = ad.delete().where(
             ad.c.parent_uuid.in_(
                 sa.select(fd.c.uuid).where(fd.c.parent_uuid == b('b_parent'))

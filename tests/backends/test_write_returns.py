@@ -134,3 +134,30 @@ def test_write_methods_return_nothing(conn):
     assert conn.get_logbook('b-1').meta == {'written': True}
     with pytest.raises(exc.NotFound):
         conn._write_flow_details(models.FlowDetail('x', 'nope'))
+
+
+def test_a_uuid_stored_under_another_parent_is_refused_not_overwritten(conn, kind):
+    """As the original's SQL backends: the primary key refuses the row, so a
+    detail saved under a new book (or flow) never takes over another's."""
+    stored_book(conn)
+    intruder = models.LogBook('intruder')
+    intruder.add(models.FlowDetail('stolen', 'f-1'))
+    if kind not in SQL_KINDS:
+        # Memory and dir backends (the original's too) key details by uuid
+        # alone: the new book lists the stored flow detail.
+        conn.save_logbook(intruder)
+        assert [fd.uuid for fd in conn.get_logbook(intruder.uuid)] == ['f-1']
+        return
+    with pytest.raises(exc.StorageFailure):
+        conn.save_logbook(intruder)
+    other = models.LogBook('other')
+    fd = models.FlowDetail('other-flow', 'f-9')
+    other.add(fd)
+    conn.save_logbook(other)
+    fd.add(models.TaskDetail('stolen', 'a-1'))
+    with pytest.raises(exc.StorageFailure):
+        conn.update_flow_details(fd)
+    book = conn.get_logbook('b-1')
+    assert book.find('f-1').name == 'flow-f-1'
+    assert book.find('f-1').find('a-1').name == 't1'
+    assert [ad.uuid for ad in conn.get_flow_details('f-9')] == []

@@ -363,11 +363,13 @@ class Connection(base.Connection):
 
     # -- writing ------------------------------------------------------------
 
-    def _existing(self, conn: sa.Connection, statement: Any,
+    def _existing(self, conn: sa.Connection, statement: Any, parent_uuid: str,
                   uuids: Sequence[str]) -> set[str]:
+        """Which of ``uuids`` are stored under ``parent_uuid``."""
         found: set[str] = set()
         for chunk in _chunks(list(uuids)):
-            found.update(conn.execute(statement, {'b_uuids': list(chunk)})
+            found.update(conn.execute(statement, {'b_uuids': list(chunk),
+                                                  'b_parent': parent_uuid})
                          .scalars())
         return found
 
@@ -376,7 +378,7 @@ class Connection(base.Connection):
         """UPDATE the atom details that exist, INSERT the others."""
         if not atoms:
             return
-        existing = self._existing(conn, self._st.existing_atoms,
+        existing = self._existing(conn, self._st.existing_atoms, parent_uuid,
                                   [ad.uuid for ad, _ in atoms])
         updates = [params for ad, params in atoms if ad.uuid in existing]
         inserts = [self._atom_insert_row(params, ad, parent_uuid)
@@ -390,7 +392,7 @@ class Connection(base.Connection):
                      flows: list[tuple[models.FlowDetail, dict, list]],
                      now: datetime.datetime) -> None:
         """Save the flow details of a book and their atom details."""
-        existing = self._existing(conn, self._st.existing_flows,
+        existing = self._existing(conn, self._st.existing_flows, book_uuid,
                                   [fd.uuid for fd, _, _ in flows])
         updates = [params for fd, params, _ in flows if fd.uuid in existing]
         inserts = [{'uuid': fd.uuid, 'name': fd.name,

@@ -38,8 +38,11 @@ class Statements:
         self.select_flows_of_book = sa.select(fd).where(
             fd.c.parent_uuid == b('b_parent'))
         self.select_flows = sa.select(fd)
+        # Rows of this parent only: a uuid used under another parent is
+        # inserted, and the primary key refuses it (nothing is overwritten).
         self.existing_flows = sa.select(fd.c.uuid).where(
-            fd.c.uuid.in_(b('b_uuids', expanding=True)))
+            fd.c.uuid.in_(b('b_uuids', expanding=True)),
+            fd.c.parent_uuid == b('b_parent'))
         self.insert_flow = fd.insert()
         self.update_flow = fd.update().where(fd.c.uuid == b('b_uuid')).values(
             meta=b('b_meta'), state=b('b_state'),
@@ -62,7 +65,8 @@ class Statements:
             ad.c.uuid, ad.c.name, ad.c.atom_type).where(
             ad.c.parent_uuid == b('b_parent'))
         self.existing_atoms = sa.select(ad.c.uuid).where(
-            ad.c.uuid.in_(b('b_uuids', expanding=True)))
+            ad.c.uuid.in_(b('b_uuids', expanding=True)),
+            ad.c.parent_uuid == b('b_parent'))
         self.insert_atom = ad.insert()
         atom_values = {name: b('b_' + name) for name in ATOM_UPDATE_COLUMNS}
         self.update_atom = ad.update().where(

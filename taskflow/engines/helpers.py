@@ -119,6 +119,8 @@ def run(flow: Any, store: Mapping[str, Any] | None = None, flow_detail: Any = No
 # -- factories (flows that can be rebuilt to resume them) --------------------
 
 def _qualified_name(function: Callable) -> str:
+    if not hasattr(function, '__qualname__'):  # partials, callable objects...
+        function = type(function)  # named after their type: never reimportable
     return '%s.%s' % (function.__module__, function.__qualname__)
 
 

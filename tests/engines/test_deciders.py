@@ -254,3 +254,30 @@ def test_a_decider_is_asked_again_when_a_retry_reruns_its_subflow(kind):
     assert len(says.histories) == 2
     assert states_of(engine, ['src', 'skipped', 'flaky']) == {'src': S, 'skipped': I,
                                                               'flaky': S}
+
+
+@pytest.mark.parametrize('depth, final, after', [
+    ('ALL', states.SUCCESS, {'b': I, 'c': I, 'd': I}),
+    ('ATOM', states.SUSPENDED, {'b': I, 'c': states.PENDING, 'd': states.PENDING}),
+])
+def test_deciders_due_while_suspending_still_decide(kind, depth, final, after):
+    """As the original: suspending stops atoms, not deciders; what they skip
+    is stored IGNORE, and nothing left to run means SUCCESS."""
+    log = Log()
+
+    class Suspender(Step):
+        def execute(self, **kwargs):
+            engine.suspend()
+            return super().execute(**kwargs)
+
+    a, b, c, d = Suspender('a', log), Step('b', log), Step('c', log), Step('d', log)
+    flow = gf.Flow('g').add(a, b, c, d)
+    flow.link(a, b, decider=Decider(False), decider_depth=depth)
+    flow.link(b, c).link(c, d)
+    engine = kind.load(flow)
+    engine.run()
+    assert engine.storage.get_flow_state() == final
+    assert states_of(engine, 'bcd') == after
+    engine.run()
+    assert engine.storage.get_flow_state() == states.SUCCESS
+    assert log.names('execute') == ['a'] + [n for n in 'bcd' if after[n] != I]

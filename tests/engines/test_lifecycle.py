@@ -594,3 +594,33 @@ def test_an_engine_without_a_flow_detail_fails_only_once_storage_is_used():
     assert engine.options == {}
     with pytest.raises(exc.StorageFailure, match='Invalid storage class'):
         engine.run()
+
+
+def test_a_resumed_atom_waits_for_a_pending_one_before_it(kind):
+    """A flow changed between runs: ``z`` (new, first) must finish before
+    ``c`` runs, although ``c``'s direct predecessor is already done."""
+    backend = backends.fetch('memory://')
+    book = models.LogBook('book')
+    detail = models.FlowDetail('lin', uuid='fd-1')
+    book.add(detail)
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.save_logbook(book)
+    log = Log()
+
+    class Suspender(Step):
+        def execute(self, **kwargs):
+            first.suspend()
+            return super().execute(**kwargs)
+
+    first = kind.load(lf.Flow('lin').add(Step('a', log), Suspender('b', log), Step('c', log)),
+                      flow_detail=detail, book=book, backend=backend)
+    first.run()
+    assert first.storage.get_flow_state() == states.SUSPENDED
+    changed = lf.Flow('lin').add(Step('z', log, fail=ValueError('z')), Step('a', log),
+                                 Step('b', log), Step('c', log))
+    second = kind.load(changed, flow_detail=detail, book=book, backend=backend)
+    with pytest.raises(ValueError):
+        second.run()
+    assert log.names('execute') == ['a', 'b', 'z']   # c never ran
+    assert states_of(second, 'zabc') == {'z': states.REVERTED, 'a': states.REVERTED,
+                                         'b': states.REVERTED, 'c': P}

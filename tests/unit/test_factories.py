@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 import taskflow.engines
@@ -48,8 +50,8 @@ def test_factory_names_that_do_not_import_say_why(factory, reason):
     assert str(info.value).startswith("Could not import factory '%s': %s" % (factory, reason))
 
 
-def test_a_factory_that_cannot_be_reimported_is_refused():
-    def local_factory():
-        return make_flow('local')
+@pytest.mark.parametrize('factory', [lambda: make_flow('local'),
+                                     functools.partial(make_flow, 'partial')])
+def test_a_factory_that_cannot_be_reimported_is_refused(factory):
     with pytest.raises(ValueError, match='is not reimportable'):
-        taskflow.engines.load_from_factory(local_factory)
+        taskflow.engines.load_from_factory(factory)

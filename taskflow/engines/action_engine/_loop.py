@@ -177,6 +177,8 @@ class RunLoop:
             else:
                 self._reverted(node, ok, value)
         self._release_due_timers()
+        if self._engine._suspend_requested:
+            self._settle_decisions()
         if not self._stopping() and self.plan._ready:
             return st.SCHEDULING
         if self._runner.pending or (self._timers and not self._stopping()):
@@ -438,6 +440,16 @@ class RunLoop:
             self.plan.release(heapq.heappop(timers)[2])
 
     # -- deciders -------------------------------------------------------------
+
+    def _settle_decisions(self) -> None:
+        """While suspending, still ask the deciders that have become due (as
+        the original): what they skip is stored ``IGNORE`` before the run
+        stops, and a run left with nothing else to do ends ``SUCCESS``."""
+        steps = self.plan.take_decisions()
+        while steps:
+            for _kind, node in steps:
+                self._decide(node)
+            steps = self.plan.take_decisions()
 
     def _decide(self, node: _compile.Node) -> None:
         plan = self.plan

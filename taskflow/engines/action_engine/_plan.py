@@ -13,8 +13,11 @@ State of the plan, per node index ``i``:
     The atom's state and intention (as in storage).  Joins have neither.
 ``wait_exec[i]``
     Predecessors that are not *done*.  An atom is done when ``SUCCESS`` or
-    ``IGNORE``; a join when its own ``wait_exec`` is 0 (and its deciders, if
-    any, said yes).  A node may execute only when this is 0.
+    ``IGNORE`` and its own ``wait_exec`` is 0 (as the original walks a flow
+    forward: an atom resumed as ``SUCCESS`` behind a ``PENDING`` one holds
+    its successors back until that one finishes); a join when its own
+    ``wait_exec`` is 0 (and its deciders, if any, said yes).  A node may
+    execute only when this is 0.
 ``wait_revert[i]``
     Successors that are not *clear*.  An atom is clear when ``PENDING`` or
     ``REVERTED`` (nothing of it left to undo); a join or an ``IGNORE`` atom
@@ -100,8 +103,10 @@ class Plan:
     # -- derived status -------------------------------------------------------
 
     def _done(self, i: int) -> bool:
+        if self.wait_exec[i] != 0:
+            return False
         if self._is_join[i]:
-            return self.wait_exec[i] == 0 and self.decided[i]
+            return self.decided[i]
         return self.state[i] in _DONE
 
     def _passes_through(self, i: int) -> bool:
@@ -160,6 +165,24 @@ class Plan:
             steps.sort(key=lambda step: -step[1].priority)
         return steps
 
+    def take_decisions(self) -> list[Step]:
+        """Only the ``DECIDE`` steps ready now; other ready steps stay queued."""
+        if self.halted:
+            return []
+        steps, others = [], deque()
+        while self._ready:
+            i = self._ready.popleft()
+            kind = self._step_for(i)
+            if kind == DECIDE:
+                self._queued[i] = False
+                steps.append((kind, self._nodes[i]))
+            elif kind is not None:
+                others.append(i)
+            else:
+                self._queued[i] = False
+        self._ready = others
+        return steps
+
     def has_ready(self) -> bool:
         return any(self._step_for(i) is not None for i in self._ready)
 
@@ -171,9 +194,9 @@ class Plan:
         old = self.state[i]
         if old == new_state:
             return
-        was_done, was_clear = old in _DONE, self._clear(i)
+        was_done, was_clear = self._done(i), self._clear(i)
         self.state[i] = new_state
-        is_done, is_clear = new_state in _DONE, self._clear(i)
+        is_done, is_clear = self._done(i), self._clear(i)
         if was_done != is_done:
             self._propagate_done(node, -1 if is_done else 1)
         if was_clear != is_clear:
@@ -196,12 +219,11 @@ class Plan:
                 j = succ.index
                 before = wait[j]
                 wait[j] = before + change
-                if self._is_join[j]:
-                    # A join flips when its counter crosses zero.
-                    if self.decided[j] and (before == 0 or wait[j] == 0):
-                        stack.append((succ, change))
-                    elif wait[j] == 0:
-                        self._check(j)
+                # A join (once decided) or a finished atom is done exactly
+                # when its counter is 0: it flips, and so do its successors.
+                flips = self.decided[j] if self._is_join[j] else self.state[j] in _DONE
+                if flips and (before == 0 or wait[j] == 0):
+                    stack.append((succ, change))
                 elif wait[j] == 0:
                     self._check(j)
 

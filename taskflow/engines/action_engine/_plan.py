@@ -219,10 +219,11 @@ class Plan:
                 j = succ.index
                 before = wait[j]
                 wait[j] = before + change
+                if before and wait[j]:
+                    continue  # still waiting: nothing flips
                 # A join (once decided) or a finished atom is done exactly
                 # when its counter is 0: it flips, and so do its successors.
-                flips = self.decided[j] if self._is_join[j] else self.state[j] in _DONE
-                if flips and (before == 0 or wait[j] == 0):
+                if self.decided[j] if self._is_join[j] else self.state[j] in _DONE:
                     stack.append((succ, change))
                 elif wait[j] == 0:
                     self._check(j)

@@ -221,6 +221,20 @@ class Storage:
     def get_atom_intention(self, atom_name: str) -> str:
         return self._atom(atom_name).intention
 
+    def set_atom_pending(self, atom_name: str) -> None:
+        """Back to ``PENDING`` with intention ``EXECUTE``, in one write.
+
+        Unlike :meth:`reset`, results and failures stay stored (unreadable
+        while ``PENDING``; a failure still counts): what the original does
+        to atoms an engine reset or a retry will run again.
+        """
+        with self._lock:
+            ad = self._atom(atom_name)
+            if ad.state != states.PENDING or ad.intention != states.EXECUTE:
+                with self._changing(ad, 'state', 'intention'):
+                    ad.state = states.PENDING
+                    ad.intention = states.EXECUTE
+
     def set_atom_intention(self, atom_name: str, intention: str) -> None:
         with self._lock:
             ad = self._atom(atom_name)
@@ -336,12 +350,16 @@ class Storage:
         return ad.revert_results
 
     def get_execute_failures(self) -> dict[str, failure_module.Failure]:
-        """``{atom name: Failure}``: the latest execute failure of each atom that failed.
+        """``{atom name: Failure}``: the latest execute failure of each atom
+        that failed, in flow order (as the original).
 
         Failures stay listed after the atom is reset (e.g. retried), for the
         life of this storage.
         """
-        return dict(self._failures)
+        failures = self._failures
+        if len(failures) < 2:
+            return dict(failures)
+        return {name: failures[name] for name in self._atoms if name in failures}
 
     get_failures = get_execute_failures
 

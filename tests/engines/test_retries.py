@@ -585,3 +585,74 @@ def test_a_failure_a_retry_recovered_from_is_still_listed_by_storage(kind):
     assert engine.storage.get('t1') == 't1'
     assert list(engine.storage.get_execute_failures()) == ['t1']
     assert engine.storage.has_failures()
+
+
+class _Scripted(retry.Retry):
+    """A retry whose ``on_failure`` answers (or raises) what it is given."""
+
+    def __init__(self, on_failure, **kwargs):
+        super().__init__(**kwargs)
+        self._on_failure = on_failure
+
+    def on_failure(self, history, *args, **kwargs):
+        return self._on_failure()
+
+    def execute(self, history, *args, **kwargs):
+        return len(history) + 1
+
+    def revert(self, history, *args, **kwargs):
+        return 'undone'
+
+
+def test_a_retried_atoms_old_failure_stays_readable_and_failures_keep_flow_order(kind):
+    """As the original: a retry puts atoms back to PENDING without clearing
+    their failures; failures are listed (and raised) in flow order."""
+    log = Log()
+
+    class SecondTimeFails(Step):
+        runs = 0
+
+        def execute(self, **kwargs):
+            SecondTimeFails.runs += 1
+            if SecondTimeFails.runs == 2:
+                raise ValueError('s2')
+            return super().execute(**kwargs)
+
+    # Attempt 1: s succeeds, b fails; attempt 2: s fails, b never runs again.
+    flow = lf.Flow('f', retry=retry.Times(2, name='r')).add(
+        SecondTimeFails('s', log), Step('b', log, fail=RuntimeError('b')))
+    engine = kind.load(flow)
+    with pytest.raises(exc.WrappedFailure) as info:
+        engine.run()
+    assert [f.exception_str for f in info.value] == ['s2', 'b']
+    assert list(engine.storage.get_failures()) == ['s', 'b']
+    assert engine.storage.get_atom_state('b') == P
+    assert engine.storage.get('b').exception_str == 'b'
+
+
+def test_a_retrys_revert_result_is_notified_not_stored(kind):
+    flow = lf.Flow('f', retry=_Scripted(lambda: retry.REVERT, name='r')).add(
+        Step('b', Log(), fail=RuntimeError('b')))
+    engine = kind.load(flow)
+    seen = []
+    engine.atom_notifier.register(
+        RVD, lambda state, details: seen.append((details.get('retry_name'),
+                                                 details.get('result'))))
+    with pytest.raises(RuntimeError):
+        engine.run()
+    assert ('r', 'undone') in seen
+    assert engine.storage.get_revert_result('r') is None
+
+
+def test_statistics_when_on_failure_raises(kind):
+    def broken():
+        raise KeyError('on_failure')
+    flow = lf.Flow('f', retry=_Scripted(broken, name='r')).add(
+        Step('a', Log()), Step('b', Log(), fail=RuntimeError('b')))
+    engine = kind.load(flow)
+    with pytest.raises(KeyError):
+        engine.run()
+    assert engine.storage.get_flow_state() == F
+    # As the original: the failure was not resolved, nor its execution counted.
+    assert engine.statistics['discarded_failures'] == 0
+    assert engine.statistics['completed'] == 2

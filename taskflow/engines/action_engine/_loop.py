@@ -300,8 +300,8 @@ class RunLoop:
                 self._storage.save(name, value, st.SUCCESS, progress=1.0 if is_task else None)
             except exc.StorageFailure:
                 ok, value = False, failure_module.Failure()
-        self.completed += 1
         if ok:
+            self.completed += 1
             self.plan.set_state(node, st.SUCCESS)
             self._notify(node, st.SUCCESS, st.RUNNING, value)
             if is_task:
@@ -312,14 +312,17 @@ class RunLoop:
         self._storage.save(name, value, st.FAILURE)
         self.plan.set_state(node, st.FAILURE)
         self._notify(node, st.FAILURE, st.RUNNING, value)
-        self._resolve(node, value)
+        if self._resolve(node, value):
+            self.completed += 1  # (as the original: not when resolving broke)
 
     def _reverted(self, node: _compile.Node, ok: bool, value: Any) -> None:
         name = node.name
         self.completed += 1
         if ok:
             is_task = node.kind == _compile.TASK
-            self._storage.save(name, value, st.REVERTED, progress=1.0 if is_task else None)
+            # As the original, a retry's revert result is notified, not stored.
+            self._storage.save(name, value if is_task else None, st.REVERTED,
+                               progress=1.0 if is_task else None)
             if not is_task:
                 self._storage.cleanup_retry_history(name, st.REVERTED)
             self.plan.set_state(node, st.REVERTED)
@@ -340,8 +343,11 @@ class RunLoop:
     # -- failure resolution ---------------------------------------------------
 
     def _resolve(self, node: _compile.Node, failure: failure_module.Failure,
-                 this_run: bool = True) -> None:
+                 this_run: bool = True) -> bool:
         """Decide, with the retries in charge, what to revert (and retry).
+
+        Returns False when deciding broke (a retry's ``on_failure`` raised):
+        the run halts with that error.
 
         ``never_resolve`` leaves failures alone: one of this run halts it;
         one an earlier run left behind stays as it is (as in the original;
@@ -350,8 +356,7 @@ class RunLoop:
         if self._never_resolve:
             if this_run:
                 self._halt(failure)
-            return
-        self.discarded_failures += 1
+            return True
 
         def ask(retry: _compile.Node, failed_name: str) -> Any:
             return self._ask(retry, failed_name, failure)
@@ -360,10 +365,12 @@ class RunLoop:
                                                 self._defer_reverts)
         except _Abort as abort:
             self._halt(abort.failure)
-            return
+            return False
         except _resolution.UnknownDecision:
             self._halt(failure_module.Failure())
-            return
+            return False
+        if this_run:  # one resolved again on resume was counted by its run
+            self.discarded_failures += 1
         if action == retry_module.RETRY:
             self._set_intentions(self._compilation.subflow(retry), st.REVERT)
             self._set_intentions([retry], st.RETRY)
@@ -371,6 +378,7 @@ class RunLoop:
             self._set_intentions(_resolution.downstream(retry), st.REVERT)
         else:
             self._set_intentions(self._compilation.atoms, st.REVERT)
+        return True
 
     def _ask(self, retry: _compile.Node, failed_name: str,
              failure: failure_module.Failure) -> Any:
@@ -408,7 +416,7 @@ class RunLoop:
                 plan.reset(node)
                 continue
             old_state = plan.state[node.index]
-            storage.reset(node.name)
+            storage.set_atom_pending(node.name)
             plan.reset(node)
             if old_state != st.PENDING:
                 self._notify(node, st.PENDING, old_state)

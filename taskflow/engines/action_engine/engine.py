@@ -187,8 +187,7 @@ class ActionEngine(base.Engine):
             # States and intentions only: results stay stored (unreadable
             # while PENDING), so a retry's history carries on counting.
             old_state = storage.get_atom_state(node.name)
-            storage.set_atom_intention(node.name, st.EXECUTE)
-            storage.set_atom_state(node.name, st.PENDING)
+            storage.set_atom_pending(node.name)
             if old_state != st.PENDING:
                 _loop.notify_atom(self._atom_notifier, storage, node, st.PENDING,
                                   old_state)

@@ -321,7 +321,7 @@ class Storage:
             if state == states.FAILURE and ad.intention != states.REVERT:
                 # As the original: only failures that start a revert are
                 # listed; one of an atom already meant to revert is not.
-                self._failures[atom_name] = result
+                self._remember_failure(atom_name, result)
 
     def get_execute_result(self, atom_name: str) -> Any:
         """The atom's execute result, or its ``Failure`` if it failed."""
@@ -356,12 +356,18 @@ class Storage:
         Failures stay listed after the atom is reset (e.g. retried), for the
         life of this storage.
         """
-        failures = self._failures
-        if len(failures) < 2:
-            return dict(failures)
-        return {name: failures[name] for name in self._atoms if name in failures}
+        return dict(self._failures)
 
     get_failures = get_execute_failures
+
+    def _remember_failure(self, atom_name: str, failure: failure_module.Failure) -> None:
+        failures = self._failures
+        known = atom_name in failures
+        failures[atom_name] = failure
+        if not known and len(failures) > 1:
+            # Kept in flow order (rare: a new atom failed), so reads are copies.
+            self._failures = {name: failures[name] for name in self._atoms
+                              if name in failures}
 
     def get_revert_failures(self) -> dict[str, failure_module.Failure]:
         return {name: ad.revert_failure for name, ad in self._atoms.items()

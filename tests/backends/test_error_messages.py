@@ -82,16 +82,23 @@ class NotSerialisable:
     pass
 
 
+def _update_with_results(conn, results) -> pytest.ExceptionInfo:
+    """Save a small book, then update its atom 'a-1' with ``results``; the
+    StorageFailure that raises."""
+    book = small_book()
+    conn.save_logbook(book)
+    ad = book.find('f-1').find('a-1')
+    ad.results = results
+    with pytest.raises(exc.StorageFailure) as info:
+        conn.update_atom_details(ad)
+    return info
+
+
 def test_sql_unserialisable_value_message():
     backend = backends.fetch('sqlite://')
     with contextlib.closing(backend.get_connection()) as conn:
         conn.upgrade()
-        book = small_book()
-        conn.save_logbook(book)
-        ad = book.find('f-1').find('a-1')
-        ad.results = NotSerialisable()
-        with pytest.raises(exc.StorageFailure) as info:
-            conn.update_atom_details(ad)
+        info = _update_with_results(conn, NotSerialisable())
     assert info.value.args == ("Failed updating atom details with uuid"
                                " 'a-1'",)
     assert "results of atom detail 't'" in str(info.value.cause)
@@ -100,12 +107,7 @@ def test_sql_unserialisable_value_message():
 def test_memory_failure_message():
     backend = backends.fetch('memory')
     conn = backend.get_connection()
-    book = small_book()
-    conn.save_logbook(book)
-    ad = book.find('f-1').find('a-1')
-    ad.results = threading.Lock()  # cannot be deep copied
-    with pytest.raises(exc.StorageFailure) as info:
-        conn.update_atom_details(ad)
+    info = _update_with_results(conn, threading.Lock())  # cannot be deep copied
     assert info.value.args == (INTERNAL,)
     assert str(info.value) == (INTERNAL + "\n  TypeError: cannot pickle"
                                " '_thread.lock' object")
@@ -121,12 +123,7 @@ def test_dir_failure_messages(tmp_path):
         INTERNAL + '\n  RuntimeError: Missing required directory: %s'
         % os.path.join(path, 'flow_details'))
     conn.upgrade()
-    book = small_book()
-    conn.save_logbook(book)
-    ad = book.find('f-1').find('a-1')
-    ad.results = NotSerialisable()
-    with pytest.raises(exc.StorageFailure) as info:
-        conn.update_atom_details(ad)
+    info = _update_with_results(conn, NotSerialisable())
     assert info.value.args == (INTERNAL,)
     assert "results of atom detail 't'" in str(info.value.cause)
     with open(os.path.join(path, 'atom_details', 'a-1', 'metadata'),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.reliability import invariants, observe
 from tests.reliability.driver import Baseline
 from tests.reliability.ledger import Record
@@ -117,24 +119,17 @@ def test_an_execution_cut_short_may_be_reverted_instead():
                  REVERTED) == []
 
 
-def test_an_execution_killed_before_it_began_may_be_reverted_instead():
-    """Stored RUNNING, killed before execute() wrote its ledger start."""
+@pytest.mark.parametrize('stored, found', [
+    ('RUNNING', []),   # handed over, killed before execute() wrote its start
+    ('PENDING', ['c']),  # never handed over: reverting it is a violation
+])
+def test_an_atom_reverted_without_a_ledger_start(stored, found):
     records = (ran(1, 'boom', outcome='raised')
                + ran(2, 'boom', 'revert') + ran(2, 'a', 'revert'))
-    incs = incarnations(snap(), snap(a=('RUNNING', 'REVERT', None),
+    incs = incarnations(snap(), snap(a=(stored, 'REVERT', None),
                                      boom=('FAILURE', 'REVERT', None)))
     assert check(FAILING, FAILING_BASELINE, incs, records, REVERTED_OUTCOME,
-                 REVERTED) == []
-
-
-def test_reverting_an_atom_that_never_ran_is_c():
-    """An atom only ever stored PENDING was never handed over: no revert."""
-    records = (ran(1, 'boom', outcome='raised')
-               + ran(2, 'boom', 'revert') + ran(2, 'a', 'revert'))
-    incs = incarnations(snap(), snap(a=('PENDING', 'REVERT', None),
-                                     boom=('FAILURE', 'REVERT', None)))
-    assert check(FAILING, FAILING_BASELINE, incs, records, REVERTED_OUTCOME,
-                 REVERTED) == ['c']
+                 REVERTED) == found
 
 
 def test_reverting_again_what_was_saved_as_reverted_is_b():

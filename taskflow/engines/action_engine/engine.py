@@ -170,11 +170,8 @@ class ActionEngine(base.Engine):
                         last_cause = exc.MissingDependencies(node.atom, missing,
                                                              cause=last_cause, method=method)
         if last_cause is not None:
-            if compilation.root_scope.flow is not None:
-                raise exc.MissingDependencies(self._flow, sorted(missing_all),
-                                              cause=last_cause)
-            if causes == 1:  # a bare atom with one unsatisfied method
-                raise last_cause
+            if compilation.root_scope.flow is None and causes == 1:
+                raise last_cause  # a bare atom with one unsatisfied method
             raise exc.MissingDependencies(self._flow, sorted(missing_all), cause=last_cause)
         self._validated = True
 

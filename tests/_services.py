@@ -12,7 +12,14 @@ variables:
 ``TASKFLOW_TEST_PG_URL``     ``postgresql+psycopg://postgres@127.0.0.1:5432/test``
 ``TASKFLOW_TEST_MYSQL_URL``  ``mysql+pymysql://root@127.0.0.1:3306/test``
 ``TASKFLOW_ORACLE``          ``../shared/tools/oracle`` (the original TaskFlow)
+``TASKFLOW_TEST_REDIS``      ``127.0.0.1:6379``
+``TASKFLOW_TEST_RABBITMQ``   ``127.0.0.1:5672`` (guest/guest)
+``TASKFLOW_TEST_ZOOKEEPER``  ``127.0.0.1:2181``
+``TASKFLOW_TEST_ETCD``       ``127.0.0.1:2379``
 ==========================  ===================================================
+
+``require_endpoint(kind)`` gives ``(host, port)`` of one of the servers above
+that have no SQL database (Redis, RabbitMQ, ZooKeeper, etcd).
 
 ``scratch_database(kind)`` creates a uniquely named database on a server
 (dropped again by ``drop_scratch_database``) so test sessions never see each
@@ -88,6 +95,41 @@ def _probe(kind: str) -> str | None:
     finally:
         engine.dispose()
     return None
+
+
+DEFAULT_ENDPOINTS = {
+    'redis': ('TASKFLOW_TEST_REDIS', '127.0.0.1:6379'),
+    'rabbitmq': ('TASKFLOW_TEST_RABBITMQ', '127.0.0.1:5672'),
+    'zookeeper': ('TASKFLOW_TEST_ZOOKEEPER', '127.0.0.1:2181'),
+    'etcd': ('TASKFLOW_TEST_ETCD', '127.0.0.1:2379'),
+}
+
+
+def endpoint(kind: str) -> tuple[str, int]:
+    """The configured ``(host, port)`` of a non-SQL service (see the table above)."""
+    env, default = DEFAULT_ENDPOINTS[kind]
+    host, _, port = os.environ.get(env, default).rpartition(':')
+    return host, int(port)
+
+
+def require_endpoint(kind: str) -> tuple[str, int]:
+    """``(host, port)`` of a reachable ``kind`` server, else skip (fail under CI)."""
+    host, port = endpoint(kind)
+    if not _port_open(host, port):
+        unavailable(kind, 'nothing listens on %s:%s (set %s to point elsewhere)'
+                    % (host, port, DEFAULT_ENDPOINTS[kind][0]))
+    return host, port
+
+
+def require_program(name: str, *candidates: str) -> str:
+    """Path of an installed program (the first candidate found), else skip."""
+    import shutil
+
+    for candidate in candidates or (name,):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    unavailable(name, 'none of %s is installed' % (list(candidates or (name,)),))
 
 
 def require_postgresql() -> str:

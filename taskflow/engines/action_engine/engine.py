@@ -73,10 +73,8 @@ class ActionEngine(base.Engine):
         super().__init__(flow, flow_detail, backend, options)
         self._compilation: _compile.Compilation | None = None
         self._storage_ensured = False
-        self._validated = False
         self._engine_lock = threading.Lock()
-        self._suspend_requested = False
-        self._runner: Any = None
+        self._suspension = _loop.Suspension()
         self._statistics: dict[str, Any] = {}
         self._task_timeout = _timeout_option(self._options)
 
@@ -148,8 +146,6 @@ class ActionEngine(base.Engine):
 
     def validate(self) -> None:
         self._require('validate', prepared=True)
-        if self._validated:
-            return  # later injections can only satisfy more, never less
         compilation = self._compilation
         storage = self._storage
         last_cause: exc.MissingDependencies | None = None
@@ -173,7 +169,6 @@ class ActionEngine(base.Engine):
             if compilation.root_scope.flow is None and causes == 1:
                 raise last_cause  # a bare atom with one unsatisfied method
             raise exc.MissingDependencies(self._flow, sorted(missing_all), cause=last_cause)
-        self._validated = True
 
     def reset(self) -> None:
         self._require('reset', prepared=True)
@@ -197,11 +192,8 @@ class ActionEngine(base.Engine):
         Thread safe; may be called from a task.  A no-op when not running.
         """
         self._require('suspend')
-        self._suspend_requested = True
+        self._suspension.request()
         self._change_flow_state(st.SUSPENDING)
-        runner = self._runner
-        if runner is not None:
-            runner.wake()  # end a wait for a delayed retry now
 
     def _change_flow_state(self, state: str) -> bool:
         moved, old_state = self._storage.change_flow_state(state)
@@ -231,74 +223,113 @@ class ActionEngine(base.Engine):
     def run_iter(self, timeout: float | None = None) -> Iterator[str]:
         """Run step by step, yielding engine states (``RESUMING``, ``SCHEDULING``...).
 
-        Sending a truthy value into the iterator (or closing it) suspends the run.
+        Sending a truthy value into the iterator suspends the run; closing it
+        suspends the run and lets it finish quietly; an exception thrown into
+        it ends the run in ``FAILURE`` once the current round's atoms are
+        recorded, then propagates.
         """
         self.compile()
         self.prepare()
         self.validate()
-        if timeout is None:
-            timeout = DEFAULT_WAIT_TIMEOUT
+        options = self._run_options(timeout)   # refused before anything runs
         runner = self._make_runner()
-        loop = _loop.RunLoop(self, runner, timeout,
-                             never_resolve=_boolean_option(self._options, 'never_resolve', False),
-                             defer_reverts=_boolean_option(self._options, 'defer_reverts', False),
-                             task_timeout=self._task_timeout)
-        self._suspend_requested = False
-        self._runner = runner
-        started = time.monotonic()
+        loop = _loop.RunLoop(self._compilation, self._storage, self._atom_notifier, runner,
+                             self._change_flow_state, self._suspension, options)
+        self._suspension.start(runner)
+        work, spent, clock = loop.work, loop.seconds_per_state, time.monotonic
+        started = clock()
         try:
             self._change_flow_state(st.RUNNING)
+            state = st.RESUMING
             try:
-                for state in loop.iterate():
-                    sent = yield state
+                while state not in _loop.FINAL_STATES:
+                    try:
+                        sent = yield state
+                    except GeneratorExit:
+                        self.suspend()
+                        loop.finish_quietly(state)
+                        raise
+                    except Exception:
+                        loop.finish_round(state)
+                        raise
                     if sent:
                         self.suspend()
+                    began = clock()
+                    next_state = work[state]()
+                    spent[state] += clock() - began
+                    state = next_state
+            except exc.StorageFailure:
+                raise  # storage is down (or the flow moved on): leave it resumable
             except Exception:
                 self._fail_after_error()
                 raise
             # Anything else (SystemExit, KeyboardInterrupt, closing the
             # iterator) passes through with the flow left as it is: like a
             # crash, a later run resumes it (as the original).
+            if state != st.FAILURE:  # like the original: a failed run raises instead
+                yield state
         finally:
-            self._runner = None
+            self._suspension.stop()
             runner.stop()
             loop.detach()
-            self._record_statistics(loop, started)
-        if loop.final_state not in self.NO_RERAISING_STATES:
-            if loop.failures:
-                failure_module.Failure.reraise_if_any(loop.failures)
-            elif loop.final_state == st.REVERTED:
-                # Every execute failure stored (this run's and earlier ones'),
-                # then revert failures earlier runs left behind.
-                stored = self._storage.get_execute_failures()
-                late = [f for name, f in loop.late_failures.items() if name not in stored]
-                failure_module.Failure.reraise_if_any(
-                    list(stored.values()) + late
-                    + list(self._storage.get_revert_failures().values()))
+            outcome = loop.outcome()
+            self._record_statistics(outcome, started)
+        self._raise_failures(outcome)
+
+    def _run_options(self, timeout: float | None) -> _loop.RunOptions:
+        """This run's options, every one checked before anything runs."""
+        if timeout is None:
+            timeout = DEFAULT_WAIT_TIMEOUT
+        elif (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                or not timeout >= 0):
+            raise ValueError("run()'s timeout must be a number of seconds >= 0 (or None),"
+                             " not %r" % (timeout,))
+        self._check_runner_options()
+        return _loop.RunOptions(
+            timeout=float(timeout),
+            never_resolve=_boolean_option(self._options, 'never_resolve', False),
+            defer_reverts=_boolean_option(self._options, 'defer_reverts', False),
+            task_timeout=self._task_timeout)
+
+    def _check_runner_options(self) -> None:
+        """Refuse runner options that cannot work (before anything runs)."""
+
+    def _raise_failures(self, outcome: _loop.RunOutcome) -> None:
+        if outcome.final_state in self.NO_RERAISING_STATES:
+            return
+        if outcome.failures:
+            failure_module.Failure.reraise_if_any(list(outcome.failures))
+        elif outcome.final_state == st.REVERTED:
+            # Every execute failure stored (this run's and earlier ones'),
+            # then revert failures earlier runs left behind.
+            stored = self._storage.get_execute_failures()
+            late = [f for name, f in outcome.late_failures.items() if name not in stored]
+            failure_module.Failure.reraise_if_any(
+                list(stored.values()) + late
+                + list(self._storage.get_revert_failures().values()))
 
     def _fail_after_error(self) -> None:
-        """The loop itself broke (e.g. storage is down): end the flow in FAILURE if we can."""
+        """The loop itself broke: end the flow in FAILURE if we can."""
         try:
             self._change_flow_state(st.FAILURE)
         except Exception:  # the original error matters more
             pass
 
-    def _make_runner(self) -> Any:
+    def _make_runner(self) -> _executors.Runner:
         return _executors.SerialRunner()
 
-    def _record_statistics(self, loop: _loop.RunLoop, started: float) -> None:
+    def _record_statistics(self, outcome: _loop.RunOutcome, started: float) -> None:
         if not _boolean_option(self._options, 'gather_statistics', True):
             return
         # Keys in the original's order.  A run only ends when nothing it
         # started is still in flight, so 'awaiting' and 'incomplete' (started
         # but unfinished work) are 0 unless the loop broke off.
-        in_flight = loop.in_flight
         self._statistics = {
-            'seconds_per_state': dict(loop.seconds_per_state),
-            'discarded_failures': loop.discarded_failures,
-            'awaiting': in_flight,
-            'completed': loop.completed,
-            'incomplete': in_flight,
+            'seconds_per_state': dict(outcome.seconds_per_state),
+            'discarded_failures': outcome.discarded_failures,
+            'awaiting': outcome.in_flight,
+            'completed': outcome.completed,
+            'incomplete': outcome.in_flight,
             'active_for': time.monotonic() - started,
         }
 
@@ -328,10 +359,12 @@ class ParallelActionEngine(ActionEngine):
         value = self._options.get('max_workers')
         return None if value is None else int(value)
 
-    def _make_runner(self) -> Any:
-        executor = self._options.get('executor')
+    def _check_runner_options(self) -> None:
         workers = self._max_workers
         # An executor instance is used as given: max_workers does not apply.
-        if workers is not None and workers <= 0 and not isinstance(executor, futures.Executor):
+        if (workers is not None and workers <= 0
+                and not isinstance(self._options.get('executor'), futures.Executor)):
             raise ValueError('max_workers must be greater than zero')
-        return _executors.make_pool_runner(executor, workers)
+
+    def _make_runner(self) -> _executors.Runner:
+        return _executors.make_pool_runner(self._options.get('executor'), self._max_workers)

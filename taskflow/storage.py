@@ -34,7 +34,7 @@ _META_PROGRESS_DETAILS = 'progress_details'
 _READABLE_STATES = (states.SUCCESS, states.FAILURE, states.REVERTING)
 _REVERT_READABLE_STATES = (states.REVERTED, states.REVERT_FAILURE, states.REVERTING)
 
-ScopeFetcher = Callable[[str, str], list]   # (atom name, value name) -> provider names
+ScopeFetcher = Callable[[str, str], list[str]]   # (atom name, value name) -> provider names
 
 
 class _Missing(Exception):
@@ -97,7 +97,7 @@ class Storage:
         return self._flowdetail.uuid
 
     @property
-    def flow_meta(self) -> dict:
+    def flow_meta(self) -> dict[str, Any]:
         return self._flowdetail.meta
 
     @property
@@ -129,7 +129,7 @@ class Storage:
             write(self._flowdetail)
 
     @contextlib.contextmanager
-    def _changing(self, ad: models.AtomDetail, *fields: str):
+    def _changing(self, ad: models.AtomDetail, *fields: str) -> Iterator[models.AtomDetail]:
         """Apply a change to ``ad`` and save it; on a failed save, undo the change."""
         saved = [(f, getattr(ad, f)) for f in fields]
         meta = dict(ad.meta) if 'meta' in fields else None
@@ -197,7 +197,7 @@ class Storage:
         return self._atom(atom_name).uuid
 
     def get_atom_state(self, atom_name: str) -> str:
-        return self._atom(atom_name).state
+        return _str(self._atom(atom_name).state)
 
     def set_atom_state(self, atom_name: str, state: str, *,
                        progress: float | None = None) -> None:
@@ -219,7 +219,7 @@ class Storage:
                     raise
 
     def get_atom_intention(self, atom_name: str) -> str:
-        return self._atom(atom_name).intention
+        return _str(self._atom(atom_name).intention)
 
     def set_atom_pending(self, atom_name: str) -> None:
         """Back to ``PENDING`` with intention ``EXECUTE``, in one write.
@@ -291,9 +291,9 @@ class Storage:
                     raise
 
     def get_task_progress(self, task_name: str) -> float:
-        return self._atom(task_name).meta.get(_META_PROGRESS, 0.0)
+        return float(self._atom(task_name).meta.get(_META_PROGRESS, 0.0))
 
-    def get_task_progress_details(self, task_name: str) -> dict | None:
+    def get_task_progress_details(self, task_name: str) -> dict[str, Any] | None:
         return self._atom(task_name).meta.get(_META_PROGRESS_DETAILS)
 
     # -- results --------------------------------------------------------------
@@ -515,7 +515,7 @@ class Storage:
                 % (name, _provider_repr(provider, index)), cause=e),
                 unextractable=True) from None
 
-    def _values_of(self, name: str) -> tuple[list, Exception | None]:
+    def _values_of(self, name: str) -> tuple[list[Any], Exception | None]:
         """Every value published as ``name`` (injected first), ignoring scopes."""
         values, problem = [], None
         for source in self._flow_injected():
@@ -532,7 +532,7 @@ class Storage:
                 problem = problem or missing.args[0]
         return values, problem
 
-    def fetch(self, name: str, many_handler: Callable[[list], Any] | None = None) -> Any:
+    def fetch(self, name: str, many_handler: Callable[[list[Any]], Any] | None = None) -> Any:
         """The value published under ``name``, whatever the scope.
 
         Flow-level injected values come first, then atom results in the order
@@ -554,7 +554,8 @@ class Storage:
             return values[0]
         return many_handler(values)
 
-    def fetch_all(self, many_handler: Callable[[list], Any] | None = None) -> dict[str, Any]:
+    def fetch_all(self, many_handler: Callable[[list[Any]], Any] | None = None
+                  ) -> dict[str, Any]:
         """Every fetchable name; a name with several values maps to their list."""
         if many_handler is None:
             many_handler = _one_or_all
@@ -745,6 +746,12 @@ class Storage:
 _VERSION_STRINGS: dict[Any, str] = {}
 
 
+def _str(value: str | None) -> str:
+    """A state or intention: always set on the details storage manages."""
+    assert value is not None
+    return value
+
+
 def _version_string(version: Any) -> str:
     try:
         return _VERSION_STRINGS[version]
@@ -789,14 +796,14 @@ def _as_values(pairs: Any, what: str) -> dict[str, Any]:
                           ' pairs), not %r' % (what, pairs)) from error
 
 
-def _restore(mapping: dict, key: str, value: Any) -> None:
+def _restore(mapping: dict[str, Any], key: str, value: Any) -> None:
     if value is _UNSET:
         mapping.pop(key, None)
     else:
         mapping[key] = value
 
 
-def _one_or_all(values: list) -> Any:
+def _one_or_all(values: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
@@ -807,7 +814,7 @@ def _index_of(entries: tuple[tuple[str, Any], ...], provider: str) -> Any:
     return None
 
 
-def _disallowed(atom_name: str, state: str, allowed: tuple) -> exc.DisallowedAccess:
+def _disallowed(atom_name: str, state: str | None, allowed: tuple[str, ...]) -> exc.DisallowedAccess:
     return exc.DisallowedAccess(
         "Result for atom '%s' is not known/accessible due to it being in %s state when"
         " result access is restricted to %s states" % (atom_name, state, allowed), state=state)
@@ -836,6 +843,6 @@ def _raise_on_key_error(error: exc.NotFound, key: str) -> NoReturn:
         raise error  # the implicit context is the point
 
 
-def _raise_with(error: exc.TaskFlowException) -> None:
+def _raise_with(error: exc.TaskFlowException) -> NoReturn:
     """Raise ``error`` chained (``__cause__``) to its taskflow ``cause``."""
     raise error from error.cause

@@ -245,14 +245,15 @@ class RunLoop:
         return self.plan.halted or self._suspension.requested
 
     def _finish(self) -> str:
-        final_state: str | None = st.FAILURE
+        final_state = st.FAILURE
         if not self._failures:
-            final_state = self.plan.final_state(self._suspension.requested, bool(self._timers))
-            if final_state is None:
+            decided = self.plan.final_state(self._suspension.requested, bool(self._timers))
+            if decided is None:
                 self._failures.append(failure_module.Failure.from_exception(
                     exc.ExecutionFailure('Engine stopped with atoms that can never run: %s'
                                          % self.plan.unfinished_names())))
-                final_state = st.FAILURE
+            else:
+                final_state = decided
         self._final_state = final_state
         self._change_flow_state(final_state)
         return final_state

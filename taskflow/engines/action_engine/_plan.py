@@ -87,8 +87,9 @@ class Plan:
         n = len(nodes)
         self._nodes = nodes
         self._is_join = [node.kind == _compile.JOIN for node in nodes]
-        self.state: list[str | None] = [None] * n
-        self.intention: list[str | None] = [None] * n
+        # Joins have neither a state nor an intention ('').
+        self.state: list[str] = [''] * n
+        self.intention: list[str] = [''] * n
         for node in compilation.atoms:
             state = states.get(node.name, st.PENDING)
             self.state[node.index] = _LOADED_AS.get(state, state)
@@ -179,7 +180,8 @@ class Plan:
         """Only the ``DECIDE`` steps ready now; other ready steps stay queued."""
         if self.halted:
             return []
-        steps, others = [], deque()
+        steps: list[Step] = []
+        others: deque[int] = deque()
         while self._ready:
             i = self._ready.popleft()
             kind = self._step_for(i)

@@ -29,7 +29,7 @@ _TRUE_STRINGS = ('1', 't', 'true', 'on', 'y', 'yes')
 DEFAULT_WAIT_TIMEOUT = 60.0
 
 
-def _boolean_option(options: dict, name: str, default: bool) -> bool:
+def _boolean_option(options: dict[str, Any], name: str, default: bool) -> bool:
     """A boolean option; a string counts as true only when it says so ('yes'...).
 
     Like the original, any other string means False.
@@ -40,7 +40,7 @@ def _boolean_option(options: dict, name: str, default: bool) -> bool:
     return bool(value)
 
 
-def _timeout_option(options: dict) -> float | None:
+def _timeout_option(options: dict[str, Any]) -> float | None:
     value = options.get('task_timeout')
     if value is None:
         return None
@@ -109,12 +109,14 @@ class ActionEngine(base.Engine):
 
     # -- lifecycle ------------------------------------------------------------
 
-    def _require(self, method: str, prepared: bool = False) -> None:
+    def _require(self, method: str, prepared: bool = False) -> _compile.Compilation:
+        """The compilation, if the engine has got far enough to ``method``."""
         if self._compilation is None:
             raise exc.InvalidState('Can not %s an engine which has not been compiled' % method)
         if prepared and not self._storage_ensured:
             raise exc.InvalidState('Can not %s an engine which has not had its storage'
                                    ' populated' % method)
+        return self._compilation
 
     def compile(self) -> None:
         if self._compilation is None:
@@ -122,31 +124,30 @@ class ActionEngine(base.Engine):
                 self._compilation = _compile.Compilation(self._flow)
 
     def prepare(self) -> None:
-        self._require('prepare')
+        compilation = self._require('prepare')
         if not self._storage_ensured:
             # Resuming a flow stored as RUNNING (a crash) is announced; for a
             # fresh flow these transitions are ignored and nothing is notified.
             self._change_flow_state(st.RESUMING)
-            for node in self._compilation.atoms:
+            for node in compilation.atoms:
                 if node.kind == _compile.RETRY and not node.name:
                     raise ValueError('Retry name must be non-empty')
             with _gc.paused():
-                self._storage.ensure_atoms(self._compilation.iter_atoms())
-            self._inject_atom_values()
+                self._storage.ensure_atoms(compilation.iter_atoms())
+            self._inject_atom_values(compilation)
             self._change_flow_state(st.SUSPENDED)
             self._storage_ensured = True
         if self._storage.get_flow_state() == st.REVERTED:
             self.reset()
 
-    def _inject_atom_values(self) -> None:
+    def _inject_atom_values(self, compilation: _compile.Compilation) -> None:
         transient = _boolean_option(self._options, 'inject_transient', True)
-        for atom in self._compilation.iter_atoms():
+        for atom in compilation.iter_atoms():
             if atom.inject:
                 self._storage.inject_atom_args(atom.name, atom.inject, transient=transient)
 
     def validate(self) -> None:
-        self._require('validate', prepared=True)
-        compilation = self._compilation
+        compilation = self._require('validate', prepared=True)
         storage = self._storage
         last_cause: exc.MissingDependencies | None = None
         causes = 0
@@ -171,11 +172,11 @@ class ActionEngine(base.Engine):
             raise exc.MissingDependencies(self._flow, sorted(missing_all), cause=last_cause)
 
     def reset(self) -> None:
-        self._require('reset', prepared=True)
+        compilation = self._require('reset', prepared=True)
         # Check the flow transition first so a refused reset changes nothing.
         st.check_flow_transition(self._storage.get_flow_state(), st.PENDING)
         storage = self._storage
-        for node in self._compilation.atoms:
+        for node in compilation.atoms:
             # States and intentions only: results stay stored (unreadable
             # while PENDING), so a retry's history carries on counting.
             old_state = storage.get_atom_state(node.name)
@@ -233,7 +234,7 @@ class ActionEngine(base.Engine):
         self.validate()
         options = self._run_options(timeout)   # refused before anything runs
         runner = self._make_runner()
-        loop = _loop.RunLoop(self._compilation, self._storage, self._atom_notifier, runner,
+        loop = _loop.RunLoop(self._require('run'), self._storage, self._atom_notifier, runner,
                              self._change_flow_state, self._suspension, options)
         self._suspension.start(runner)
         work, spent, clock = loop.work, loop.seconds_per_state, time.monotonic

@@ -24,6 +24,7 @@ from taskflow import exceptions as exc
 from taskflow import retry as retry_module
 from taskflow import states
 from taskflow.persistence import models
+from taskflow.persistence import ownership
 from taskflow.types import failure as failure_module
 
 _META_INJECTED = 'injected'
@@ -79,6 +80,9 @@ class Storage:
         # storage even when the atom is reset (retried, re-run): the original
         # re-raises and reports them all when a run ends reverted.
         self._failures: dict[str, failure_module.Failure] = {}
+        self._lease: ownership.Lease | None = None   # while this storage owns the flow
+        self._last_token: int | None = None          # of the last lease it held
+        self._lease_connection: Any = None           # renewals (from another thread)
         for ad in flow_detail:
             self._atoms[ad.name] = ad
             if ad.failure is not None:
@@ -734,6 +738,98 @@ class Storage:
                 meta.clear()
                 meta.update(before)
                 raise
+
+    # -- ownership (see taskflow.persistence.ownership) ------------------------
+
+    @property
+    def lease(self) -> ownership.Lease | None:
+        """The lease this storage holds on its flow detail (taskflow-ng), if any."""
+        return self._lease
+
+    def take_ownership(self, owner: str, ttl: float,
+                       claim_token: int | None = None) -> ownership.Lease | None:
+        """Take the lease of the flow detail; every write then carries its token.
+
+        Raises ``FlowLeased`` when someone else owns the flow. When another
+        owner may have written since this storage last owned the flow, the
+        atom details are read again first, so what it sees is current.
+        ``None`` (and nothing done) without a backend that keeps leases.
+        """
+        if self._backend is None:
+            return None
+        conn = self._conn()
+        if not ownership.supports_leases(conn):
+            return None
+        with self._lock:
+            lease: ownership.Lease = conn.acquire_flow_lease(self.flow_uuid, owner, ttl,
+                                                             claim_token=claim_token)
+            self._lease = lease
+            conn.fence = lease
+            if self._last_token is None or lease.token != self._last_token + 1:
+                try:
+                    self._reload(conn)
+                except BaseException:
+                    self.give_up_ownership()
+                    raise
+            return lease
+
+    def renew_ownership(self, ttl: float) -> ownership.Lease:
+        """Extend the lease (``OwnershipLost`` if the flow has a new owner).
+
+        Safe to call from another thread than the one writing.
+        """
+        lease = self._lease
+        if lease is None:
+            raise exc.InvalidState("Storage of flow detail '%s' does not own it"
+                                   % self.flow_uuid)
+        if self._lease_connection is None:
+            self._lease_connection = self._backend.get_connection()
+        renewed: ownership.Lease = self._lease_connection.renew_flow_lease(lease, ttl)
+        if self._lease is lease:
+            self._lease = renewed
+        return renewed
+
+    def give_up_ownership(self) -> None:
+        """Release the lease (best effort: an unreleased lease expires anyway)."""
+        with self._lock:
+            lease, self._lease = self._lease, None
+            if lease is None:
+                return
+            self._last_token = lease.token
+            conn = self._conn()
+            conn.fence = None
+            try:
+                conn.release_flow_lease(lease)
+            except exc.StorageFailure:
+                pass  # it expires by itself
+            if self._lease_connection is not None:
+                self._lease_connection.close()
+                self._lease_connection = None
+
+    def _reload(self, conn: Any) -> None:
+        """Bring the flow detail up to date with what the backend stores."""
+        try:
+            stored = conn.get_flow_details(self.flow_uuid)
+        except exc.NotFound:
+            return  # not saved yet: nobody else can have written it
+        fd = self._flowdetail
+        fd.state = stored.state
+        fd.meta = stored.meta
+        for stored_ad in stored:
+            ad = self._atoms.get(stored_ad.name)
+            if ad is None:
+                fd.add(stored_ad)
+                self._atoms[stored_ad.name] = stored_ad
+            elif ad.uuid == stored_ad.uuid and type(ad) is type(stored_ad):
+                for field in ('state', 'intention', 'results', 'failure', 'revert_results',
+                              'revert_failure', 'meta', 'version'):
+                    setattr(ad, field, getattr(stored_ad, field))
+            else:
+                continue  # another detail of that name: ours stays the one used
+            if stored_ad.failure is not None:
+                self._failures[stored_ad.name] = stored_ad.failure
+        if self.injector_name in self._atoms:
+            self._register_injector()
 
     def close(self) -> None:
         """Release the backend connection this storage opened (if any)."""

@@ -8,7 +8,9 @@ consults the plan (``_plan``) and executes atoms through a runner
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +25,10 @@ from taskflow.engines import base
 from taskflow.engines.action_engine import _compile
 from taskflow.engines.action_engine import _executors
 from taskflow.engines.action_engine import _loop
+from taskflow.persistence import ownership
 from taskflow.types import failure as failure_module
+
+LOG = logging.getLogger(__name__)
 
 _TRUE_STRINGS = ('1', 't', 'true', 'on', 'y', 'yes')
 DEFAULT_WAIT_TIMEOUT = 60.0
@@ -54,13 +59,72 @@ def _timeout_option(options: dict[str, Any]) -> float | None:
     return seconds
 
 
+def _claim_token_option(options: dict[str, Any]) -> int | None:
+    value = options.get('claim_token')
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("Engine option 'claim_token' must be an integer, not %r" % (value,))
+    return value
+
+
+class _LeaseKeeper:
+    """Renews an engine's lease on its flow every ``ttl / 3`` seconds while it runs.
+
+    A daemon thread: a paused or partitioned process stops renewing, its
+    lease expires, and its next write is refused once someone else took
+    the flow over (see ``taskflow.persistence.ownership``).
+    """
+
+    def __init__(self, storage: storage_module.Storage, ttl: float) -> None:
+        self._storage = storage
+        self._ttl = ttl
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True,
+                                        name='taskflow-lease-%s' % storage.flow_uuid[:8])
+        self._thread.start()
+
+    def _renew(self) -> None:
+        failing = False
+        while not self._stopped.wait(self._ttl / 3):
+            try:
+                self._storage.renew_ownership(self._ttl)
+            except exc.OwnershipLost as error:
+                LOG.warning('%s; the engine stops at its next write', error)
+                return
+            except Exception as error:  # storage down: try again, log once per outage
+                if not failing:
+                    LOG.warning("Could not renew the lease of flow detail '%s' (retrying"
+                                " every %.1f s): %s", self._storage.flow_uuid,
+                                self._ttl / 3, error)
+                failing = True
+            else:
+                if failing:
+                    LOG.info("Renewed the lease of flow detail '%s' again",
+                             self._storage.flow_uuid)
+                failing = False
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class ActionEngine(base.Engine):
     """An engine that runs atoms in this process.
 
     Options (all engines): ``defer_reverts``, ``never_resolve``,
     ``inject_transient``, ``gather_statistics`` (booleans, strings such as
-    ``'true'`` accepted) and ``task_timeout`` (taskflow-ng: seconds any task
-    may run before it fails with ``AtomTimeout``, unless it sets its own).
+    ``'true'`` accepted) and, taskflow-ng extensions:
+
+    ``task_timeout``
+        seconds any task may run before it fails with ``AtomTimeout``,
+        unless it sets its own;
+    ``owner``, ``lease_ttl``, ``claim_token``
+        a persisted flow is run by one engine at a time: the engine takes a
+        lease on the flow detail named ``owner`` (default ``host:pid:random``)
+        for ``lease_ttl`` seconds (default 30), renewed while it runs, and
+        every write carries its token (see
+        :mod:`taskflow.persistence.ownership`). ``claim_token`` is the token
+        of the jobboard claim the engine runs under, if any.
     """
 
     NO_RERAISING_STATES = frozenset([st.SUSPENDED, st.SUCCESS])
@@ -77,6 +141,10 @@ class ActionEngine(base.Engine):
         self._suspension = _loop.Suspension()
         self._statistics: dict[str, Any] = {}
         self._task_timeout = _timeout_option(self._options)
+        self._owner = self._options.get('owner') or ownership.default_owner()
+        self._lease_ttl = ownership.check_ttl(self._options.get('lease_ttl',
+                                                                ownership.DEFAULT_TTL))
+        self._claim_token = _claim_token_option(self._options)
 
     # -- properties -----------------------------------------------------------
 
@@ -123,8 +191,24 @@ class ActionEngine(base.Engine):
             with _gc.paused():
                 self._compilation = _compile.Compilation(self._flow)
 
+    def _take_ownership(self) -> bool:
+        """Take the lease on the flow unless held; True when this call took it."""
+        storage = self._storage
+        if storage.lease is not None:
+            return False
+        return storage.take_ownership(self._owner, self._lease_ttl,
+                                      self._claim_token) is not None
+
     def prepare(self) -> None:
         compilation = self._require('prepare')
+        took = self._take_ownership() if not self._storage_ensured else False
+        try:
+            self._prepare(compilation)
+        finally:
+            if took:
+                self._storage.give_up_ownership()
+
+    def _prepare(self, compilation: _compile.Compilation) -> None:
         if not self._storage_ensured:
             # Resuming a flow stored as RUNNING (a crash) is announced; for a
             # fresh flow these transitions are ignored and nothing is notified.
@@ -230,16 +314,17 @@ class ActionEngine(base.Engine):
         recorded, then propagates.
         """
         self.compile()
-        self.prepare()
-        self.validate()
-        options = self._run_options(timeout)   # refused before anything runs
-        runner = self._make_runner()
-        loop = _loop.RunLoop(self._require('run'), self._storage, self._atom_notifier, runner,
-                             self._change_flow_state, self._suspension, options)
-        self._suspension.start(runner)
-        work, spent, clock = loop.work, loop.seconds_per_state, time.monotonic
-        started = clock()
-        try:
+        with contextlib.ExitStack() as cleanup:
+            self._own_while_running(cleanup)   # FlowLeased if another engine runs it
+            self.prepare()
+            self.validate()
+            options = self._run_options(timeout)   # refused before anything runs
+            runner = self._make_runner()
+            loop = _loop.RunLoop(self._require('run'), self._storage, self._atom_notifier,
+                                 runner, self._change_flow_state, self._suspension, options)
+            self._suspension.start(runner)
+            cleanup.callback(self._end_run, loop, runner, time.monotonic())
+            work, spent, clock = loop.work, loop.seconds_per_state, time.monotonic
             self._change_flow_state(st.RUNNING)
             state = st.RESUMING
             try:
@@ -269,13 +354,20 @@ class ActionEngine(base.Engine):
             # crash, a later run resumes it (as the original).
             if state != st.FAILURE:  # like the original: a failed run raises instead
                 yield state
-        finally:
-            self._suspension.stop()
-            runner.stop()
-            loop.detach()
-            outcome = loop.outcome()
-            self._record_statistics(outcome, started)
-        self._raise_failures(outcome)
+        self._raise_failures(loop.outcome())
+
+    def _own_while_running(self, cleanup: contextlib.ExitStack) -> None:
+        """Hold the lease on the flow (renewed) until ``cleanup`` unwinds."""
+        if self._take_ownership():
+            cleanup.callback(self._storage.give_up_ownership)
+            cleanup.callback(_LeaseKeeper(self._storage, self._lease_ttl).stop)
+
+    def _end_run(self, loop: _loop.RunLoop, runner: _executors.Runner,
+                 started: float) -> None:
+        self._suspension.stop()
+        runner.stop()
+        loop.detach()
+        self._record_statistics(loop.outcome(), started)
 
     def _run_options(self, timeout: float | None) -> _loop.RunOptions:
         """This run's options, every one checked before anything runs."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import sys
 import traceback
+import types
 import urllib.parse
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn
 
+from taskflow import atom as atom_module
 from taskflow import exceptions as exc
+from taskflow import flow as flow_module
 
 ENGINES_NAMESPACE = 'taskflow.engines'
 ENGINE_DEFAULT = 'default'
@@ -211,24 +215,104 @@ def load_from_factory(flow_factory: Any, factory_args: Any = None, factory_kwarg
                 namespace=namespace, engine=engine, **kwargs)
 
 
+FACTORY_MODULES_ENV = 'TASKFLOW_ALLOWED_FACTORY_MODULES'
+
+
+def _stdlib(module_name: str) -> bool:
+    top = module_name.partition('.')[0]
+    return top in sys.stdlib_module_names or top in sys.builtin_module_names
+
+
+def _allowed(module_name: str, allowed: Iterable[str]) -> bool:
+    return any(module_name == prefix or module_name.startswith(prefix + '.')
+               for prefix in allowed)
+
+
+def resolve_factory(name: str, allowed_modules: Iterable[str] | None = None,
+                    what: str = 'a flow') -> Callable[..., Any]:
+    """The flow factory called ``name`` in stored data, checked before any call.
+
+    Stored data (a flow detail's ``meta``, a job's details) must not make a
+    process call just anything: only a module-level callable, defined and
+    named outside the standard library and builtins, is accepted -- and, when
+    ``allowed_modules`` (or the ``TASKFLOW_ALLOWED_FACTORY_MODULES``
+    environment variable, comma separated) lists module prefixes, only one
+    from those modules.  Anything else raises ``ValueError`` naming the
+    factory and why, and is never called.
+    """
+    if allowed_modules is None and os.environ.get(FACTORY_MODULES_ENV):
+        allowed_modules = [m.strip() for m in os.environ[FACTORY_MODULES_ENV].split(',')
+                           if m.strip()]
+
+    def refuse(why: str) -> NoReturn:
+        raise ValueError('Refusing to rebuild %s from factory %r: %s' % (what, name, why))
+
+    if not isinstance(name, str) or '.' not in name:
+        refuse('a factory is named module.function')
+    module_name, _, attr = name.rpartition('.')
+    if _stdlib(module_name):
+        refuse('it is in the standard library or builtins')
+    if allowed_modules is not None and not _allowed(module_name, allowed_modules):
+        refuse('its module is not one of the allowed modules %s' % sorted(allowed_modules))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ImportError('Could not import factory %r (%s)' % (name, error)) from error
+    factory: Callable[..., Any] | None = getattr(module, attr, None)
+    if factory is None:
+        refuse('module %r has no module-level %r' % (module_name, attr))
+    if not callable(factory):
+        refuse('it is not callable')
+    defined_in = getattr(factory, '__module__', None) or ''
+    if _stdlib(defined_in) or isinstance(factory, types.BuiltinFunctionType):
+        refuse('it is %s from the standard library or builtins' % (defined_in or 'a builtin'))
+    return factory
+
+
 def flow_from_detail(flow_detail: Any) -> Any:
-    """Rebuild a flow from the factory recorded in ``flow_detail.meta``."""
+    """Rebuild a flow from the factory recorded in ``flow_detail.meta``.
+
+    The factory is checked before it is called (see :func:`resolve_factory`)
+    and must return a flow.
+    """
+    return rebuild_flow(flow_detail)
+
+
+def rebuild_flow(flow_detail: Any, allowed_factory_modules: Iterable[str] | None = None
+                 ) -> Any:
+    """:func:`flow_from_detail`, with the modules the factory may come from."""
     try:
         factory_data = flow_detail.meta['factory']
     except (KeyError, AttributeError, TypeError):
         raise ValueError('Cannot reconstruct flow %s %s: no factory information saved.'
                          % (flow_detail.name, flow_detail.uuid)) from None
+    what = 'flow %s %s' % (flow_detail.name, flow_detail.uuid)
     try:
-        factory = _import_by_name(factory_data['name'])
-    except (KeyError, ImportError, AttributeError) as e:
-        raise ImportError('Could not import factory for flow %s %s'
-                          % (flow_detail.name, flow_detail.uuid)) from e
-    return factory(*factory_data.get('args', ()), **factory_data.get('kwargs', {}))
+        name = factory_data['name']
+        args, kwargs = factory_data.get('args') or (), factory_data.get('kwargs') or {}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ImportError('Could not import factory for %s' % what) from e
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise ValueError('Cannot reconstruct %s: malformed factory arguments %r, %r'
+                         % (what, args, kwargs))
+    try:
+        factory = resolve_factory(name, allowed_factory_modules, what=what)
+    except ImportError as e:
+        raise ImportError('Could not import factory for %s' % what) from e
+    flow = factory(*args, **kwargs)
+    if not isinstance(flow, (flow_module.Flow, atom_module.Atom)):
+        raise TypeError('Factory %r of %s returned %r, not a flow' % (name, what, flow))
+    return flow
 
 
 def load_from_detail(flow_detail: Any, store: Mapping[str, Any] | None = None,
                      backend: Any = None, namespace: str = ENGINES_NAMESPACE,
                      engine: str | None = ENGINE_DEFAULT, **kwargs: Any) -> Any:
-    """Load an engine that continues the flow saved in ``flow_detail``."""
-    return load(flow_from_detail(flow_detail), store=store, flow_detail=flow_detail,
+    """Load an engine that continues the flow saved in ``flow_detail``.
+
+    ``allowed_factory_modules=[...]`` (taskflow-ng) limits which modules the
+    stored flow factory may come from (see :func:`resolve_factory`).
+    """
+    flow = rebuild_flow(flow_detail, kwargs.pop('allowed_factory_modules', None))
+    return load(flow, store=store, flow_detail=flow_detail,
                 backend=backend, namespace=namespace, engine=engine, **kwargs)

@@ -228,6 +228,17 @@ def _allowed(module_name: str, allowed: Iterable[str]) -> bool:
                for prefix in allowed)
 
 
+def _importable_prefix(dotted: str) -> bool:
+    parts = dotted.split('.')
+    for end in range(len(parts) - 1, 0, -1):
+        try:
+            importlib.import_module('.'.join(parts[:end]))
+        except ImportError:
+            continue
+        return True
+    return False
+
+
 def resolve_factory(name: str, allowed_modules: Iterable[str] | None = None,
                     what: str = 'a flow') -> Callable[..., Any]:
     """The flow factory called ``name`` in stored data, checked before any call.
@@ -257,6 +268,8 @@ def resolve_factory(name: str, allowed_modules: Iterable[str] | None = None,
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
+        if _importable_prefix(module_name):
+            refuse('it is not a module-level callable')
         raise ImportError('Could not import factory %r (%s)' % (name, error)) from error
     factory: Callable[..., Any] | None = getattr(module, attr, None)
     if factory is None:

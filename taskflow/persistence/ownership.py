@@ -154,4 +154,7 @@ def hold(backend: Any, flow_uuid: str, owner: str | None = None, ttl: float = DE
         try:
             yield lease
         finally:
-            conn.release_flow_lease(lease)
+            try:
+                conn.release_flow_lease(lease)
+            except exc.StorageFailure:
+                pass  # (storage is down) the lease expires by itself

@@ -9,6 +9,16 @@ One *trial* runs one flow shape against one backend:
 4. once the planned kills are spent, let the last worker finish; then hand
    everything (snapshots, ledger, outcome) to :mod:`invariants`.
 
+With ``rivals``, every resume starts that many more workers at the same
+moment (concurrent resumers): only one may own and run the flow, the others
+are refused.  With ``outages``, some plans disrupt the database instead of
+killing the worker (connections terminated, or the SQLite file locked) for
+a random time; a worker that then stops with a storage failure is resumed
+like a killed one.
+
+Worker numbers are ``100 * step + k``: ``k`` is 0 for the worker the plan
+applies to and 1, 2... for its rivals.
+
 A *baseline* is the same shape run once without kills: the reference the
 trials are compared with.
 """
@@ -19,8 +29,10 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -47,7 +59,9 @@ class KillPlan:
     ``event``: when it stops itself inside its ``count``-th notification
     (right after a state was saved); ``write``: when it stops itself right
     after its ``count``-th backend write returned (every commit boundary,
-    e.g. between two intention changes of one failure resolution).
+    e.g. between two intention changes of one failure resolution);
+    ``outage``: ``delay`` seconds after it loaded the engine, disrupt the
+    database for ``count`` milliseconds instead of killing the worker.
     """
 
     mode: str
@@ -97,8 +111,12 @@ def _reap(proc: subprocess.Popen) -> int:
 
 
 def supervise(proc: subprocess.Popen, plan: KillPlan | None, ready_path: Path,
-              deadline: float = WORKER_DEADLINE) -> tuple[str, bool]:
-    """Wait for the worker, killing it per ``plan``: ``(how it ended, ready?)``."""
+              deadline: float = WORKER_DEADLINE,
+              disrupt: Any = None) -> tuple[str, bool]:
+    """Wait for the worker, killing it per ``plan``: ``(how it ended, ready?)``.
+
+    An ``outage`` plan calls ``disrupt(milliseconds)`` once instead of killing.
+    """
     spawned = time.monotonic()
     ready_at = None
     while True:
@@ -116,9 +134,13 @@ def supervise(proc: subprocess.Popen, plan: KillPlan | None, ready_path: Path,
         due = None
         if plan is not None and plan.mode == 'startup':
             due = spawned + plan.delay
-        elif plan is not None and plan.mode == 'timer' and ready_at is not None:
+        elif (plan is not None and plan.mode in ('timer', 'outage')
+              and ready_at is not None):
             due = ready_at + plan.delay
-        if due is not None and now >= due:
+        if due is not None and now >= due and plan.mode == 'outage':
+            disrupt(plan.count)
+            plan = None
+        elif due is not None and now >= due:
             os.kill(proc.pid, signal.SIGKILL)
             code = _reap(proc)
             if code == -signal.SIGKILL:
@@ -137,13 +159,21 @@ def _exit_kind(code: int) -> str:
         return observe.FINISHED
     if code == worker.EXIT_LOAD_FAILED:
         return observe.LOAD_FAILED
+    if code == worker.EXIT_REFUSED:
+        return observe.REFUSED
+    if code == worker.EXIT_STORAGE_DOWN:
+        return observe.STORAGE_DOWN
     return observe.CRASHED
 
 
-def plan_kill(rng: random.Random, baseline: Baseline, records_so_far: int) -> KillPlan:
+def plan_kill(rng: random.Random, baseline: Baseline, records_so_far: int,
+              outages: bool = False) -> KillPlan:
     """A random kill, scaled to how long / how much the shape's run does."""
     outcome = baseline.outcome
     remaining = max(1, outcome['records'] - records_so_far)
+    if outages and rng.random() < 0.5:
+        return KillPlan('outage', delay=rng.uniform(0.0, outcome['run_seconds'] * 0.9),
+                        count=rng.randint(50, 3000))
     roll = rng.random()
     if roll < 0.10:
         return KillPlan('startup', delay=rng.uniform(0.0, outcome['startup_seconds'] * 1.2))
@@ -165,6 +195,7 @@ class Runner:
 
     def __init__(self, backend: str, conf_for: Any, workdir: Path,
                  python: str = sys.executable) -> None:
+        self.kind = backend
         self.backend = backend
         self.conf_for = conf_for
         self.workdir = workdir
@@ -206,18 +237,47 @@ class Runner:
             spec['stop_after_write'] = plan.count
         stderr_path = where / ('stderr.%d' % number)
         proc = _spawn(spec, where / ('spec.%d.json' % number), stderr_path, self.python)
-        end, reached_ready = supervise(proc, plan, ready)
+        outages: list[threading.Thread] = []
+        end, reached_ready = supervise(
+            proc, plan, ready, disrupt=lambda ms: outages.append(disrupt(self.kind, conf, ms)))
+        for outage in outages:   # the database is back before anyone looks again
+            outage.join()
         stderr = stderr_path.read_text(encoding='utf-8', errors='replace')
+        (where / ('end.%d' % number)).write_text(end, encoding='utf-8')  # (for humans)
         return observe.Incarnation(number, before or observe.Snapshot(absent=True),
                                    plan.mode if plan else None, end, reached_ready,
                                    stderr)
 
+    def _run_group(self, where: Path, conf: dict, shape: Shape, book: str, step: int,
+                   plan: KillPlan | None, rng: random.Random, rivals: int,
+                   before: observe.Snapshot) -> list[observe.Incarnation]:
+        """The planned worker and ``rivals`` more, all started at once."""
+        if not rivals:
+            return [self._run_worker(where, conf, shape, book, 100 * step, plan,
+                                     seed=rng.randrange(1 << 30), before=before)]
+        found: list[observe.Incarnation] = []
+        threads = [threading.Thread(target=lambda k=k, seed=rng.randrange(1 << 30):
+                                    found.append(self._run_worker(
+                                        where, conf, shape, book, 100 * step + k,
+                                        plan if k == 0 else None, seed=seed,
+                                        before=before)))
+                   for k in range(rivals + 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for inc in found:
+            inc.group = step
+        return sorted(found, key=lambda inc: inc.number)
+
     def trial(self, shape_name: str, seed: int, name: str,
-              plans: list[KillPlan] | None = None) -> TrialReport:
+              plans: list[KillPlan] | None = None, rivals: int = 0,
+              outages: bool = False) -> TrialReport:
         """Kill a run of ``shape_name``, resume it, check the invariants.
 
         ``plans``: the kills to make, in order; by default 1 to 4 random ones
-        (see :func:`plan_kill`).
+        (see :func:`plan_kill`, which plans database outages too when
+        ``outages``). ``rivals``: workers started beside every resumer.
         """
         shape = SHAPES[shape_name]
         baseline = self.baseline(shape_name)
@@ -235,26 +295,33 @@ class Runner:
         before = observe.Snapshot(absent=True)
         # Every kill needs one more worker, plus one that finishes; a worker
         # that neither gets killed nor finishes ends the trial.
-        for number in range(1, planned_kills + 2):
+        for step in range(1, planned_kills + 2):
             plan = None
             if report.kills < planned_kills:
                 if plans is not None:
                     plan = plans[report.kills]
                 else:
                     records, _ = ledger.read(str(where / 'ledger'))
-                    plan = plan_kill(rng, baseline, len(records))
-            incarnation = self._run_worker(where, conf, shape, book, number, plan,
-                                           seed=rng.randrange(1 << 30), before=before)
-            incarnations.append(incarnation)
-            if incarnation.end == observe.KILLED:
+                    plan = plan_kill(rng, baseline, len(records), outages)
+            group = self._run_group(where, conf, shape, book, step, plan, rng,
+                                    rivals if step > 1 else 0, before)
+            incarnations += group
+            ends = {inc.end for inc in group}
+            interrupted = ends & {observe.KILLED, observe.STORAGE_DOWN}
+            if interrupted and observe.FINISHED not in ends:
                 report.kills += 1
                 report.kill_modes[plan.mode] = report.kill_modes.get(plan.mode, 0) + 1
                 before = observe.snapshot(conf, book, shape)
-                observe.save(before, where / ('snapshot.%d.json' % (number + 1)))
+                observe.save(before, where / ('snapshot.%d.json' % (step + 1)))
                 if before.error and not any(i.reached_ready for i in incarnations):
                     # Killed while creating the schema: nothing to load yet.
                     before = observe.Snapshot(absent=True)
                 continue
+            if (plan is not None and plan.mode == 'outage'
+                    and observe.FINISHED in ends and report.kills < planned_kills):
+                # The outage was ridden out: it still counts as a planned fault.
+                report.kill_modes['outage-ridden-out'] = \
+                    report.kill_modes.get('outage-ridden-out', 0) + 1
             break
         report.incarnations = len(incarnations)
         outcome = None
@@ -267,3 +334,62 @@ class Runner:
             shape, baseline, incarnations, records, outcome, final)
         report.torn_records = torn
         return report
+
+
+def disrupt(kind: str, conf: dict, milliseconds: int) -> threading.Thread:
+    """Make the trial's database unusable for a while (a background thread).
+
+    SQLite: another connection holds the file's exclusive lock. PostgreSQL
+    and MariaDB: every connection to the trial's database is terminated,
+    again and again, for the whole time (trials with outages must not run
+    beside other trials on a shared server database).
+    """
+    seconds = milliseconds / 1000.0
+    if kind == 'sqlite':
+        path = conf['connection'].split(':///', 1)[1]
+
+        def hold_lock() -> None:
+            try:
+                db = sqlite3.connect(path, timeout=10, isolation_level=None)
+                db.execute('BEGIN EXCLUSIVE')
+                time.sleep(seconds)
+                db.execute('ROLLBACK')
+                db.close()
+            except sqlite3.Error:
+                pass
+        thread = threading.Thread(target=hold_lock, daemon=True)
+        thread.start()
+        return thread
+    import sqlalchemy as sa
+
+    if kind == 'postgresql':
+        terminate = ('SELECT pg_terminate_backend(pid) FROM pg_stat_activity'
+                     ' WHERE datname = current_database() AND pid <> pg_backend_pid()')
+    else:
+        terminate = None
+
+    def terminate_for_a_while() -> None:
+        engine = sa.create_engine(conf['connection'], isolation_level='AUTOCOMMIT')
+        until = time.monotonic() + seconds
+        try:
+            with engine.connect() as conn:
+                while time.monotonic() < until:
+                    if terminate is not None:
+                        conn.exec_driver_sql(terminate)
+                    else:
+                        ids = conn.exec_driver_sql(
+                            'SELECT id FROM information_schema.processlist'
+                            ' WHERE db = DATABASE() AND id <> CONNECTION_ID()').scalars()
+                        for thread_id in list(ids):
+                            try:
+                                conn.exec_driver_sql('KILL %d' % int(thread_id))
+                            except sa.exc.DBAPIError:
+                                pass  # it ended meanwhile
+                    time.sleep(0.02)
+        except sa.exc.DBAPIError:
+            pass
+        finally:
+            engine.dispose()
+    thread = threading.Thread(target=terminate_for_a_while, daemon=True)
+    thread.start()
+    return thread

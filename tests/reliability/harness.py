@@ -85,9 +85,13 @@ def trial_seed(seed: int, index: int) -> int:
 
 def run_campaign(runner: Runner, shapes: list[str], trials: int, seed: int,
                  min_kills: int = 0, jobs: int = 1, keep: bool = False,
-                 progress: Callable[[TrialReport], None] | None = None) -> Summary:
+                 progress: Callable[[TrialReport], None] | None = None,
+                 rivals: int = 0, outages: bool = False) -> Summary:
     """Run ``trials`` trials (round-robin over ``shapes``), then more until
-    every shape had ``min_kills`` kills (at most 4x as many trials)."""
+    every shape had ``min_kills`` kills (at most 4x as many trials).
+
+    ``rivals``: concurrent resumers started beside each resumer;
+    ``outages``: plan database outages as well as kills."""
     summary = Summary(runner.backend)
     clock = time.monotonic()
     for shape in shapes:   # baselines first: trials are compared with them
@@ -106,7 +110,8 @@ def run_campaign(runner: Runner, shapes: list[str], trials: int, seed: int,
         return min(short, key=expected.__getitem__) if short else None
 
     def one(shape: str, index: int) -> TrialReport:
-        report = runner.trial(shape, trial_seed(seed, index), '%s-%05d' % (shape, index))
+        report = runner.trial(shape, trial_seed(seed, index), '%s-%05d' % (shape, index),
+                              rivals=rivals, outages=outages)
         if not report.violations and not keep:
             shutil.rmtree(report.workdir, ignore_errors=True)
         return report
@@ -193,7 +198,8 @@ def _run(args: argparse.Namespace, runner: Runner, shapes: list[str], seed: int,
         if trial.startswith('write:'):
             plans = [KillPlan('write', count=int(trial.split(':')[1]))]
             trial = trial.split(':')[1]
-        report = runner.trial(shape, int(trial), 'replay-%s' % shape, plans=plans)
+        report = runner.trial(shape, int(trial), 'replay-%s' % shape, plans=plans,
+                              rivals=args.rivals, outages=args.outages)
         print(describe(report))
         summary = Summary(runner.backend)
         summary.add(report)
@@ -201,7 +207,7 @@ def _run(args: argparse.Namespace, runner: Runner, shapes: list[str], seed: int,
     if args.sweep:
         return run_sweep(runner, shapes, args.jobs, args.keep, progress)
     return run_campaign(runner, shapes, args.trials, seed, args.min_kills, args.jobs,
-                        args.keep, progress)
+                        args.keep, progress, rivals=args.rivals, outages=args.outages)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--sweep', action='store_true',
                         help='instead of random kills: kill once after each backend '
                              'write of a run, in turn (every commit boundary)')
+    parser.add_argument('--rivals', type=int, default=0,
+                        help='start this many more resumers beside each resumer (only one'
+                             ' may run the flow)')
+    parser.add_argument('--outages', action='store_true',
+                        help='plan database outages (connections terminated, SQLite file'
+                             ' locked) as well as kills')
     parser.add_argument('-v', '--verbose', action='store_true', help='one line per trial')
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000

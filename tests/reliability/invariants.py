@@ -34,7 +34,7 @@ from typing import Any
 from tests.reliability import observe
 from tests.reliability.ledger import END, EXECUTE, REVERT, START, Record
 
-INVARIANTS = ('a', 'b', 'c', 'd', 'e', 'worker')
+INVARIANTS = ('a', 'b', 'c', 'd', 'e', 'f', 'worker')
 _UNFINISHED_ATOM_STATES = ('RUNNING', 'REVERTING', 'RETRYING')
 _FINAL_FLOW_STATES = ('SUCCESS', 'REVERTED', 'FAILURE', 'SUSPENDED')
 
@@ -57,6 +57,7 @@ def check(shape: Any, baseline: Any, incarnations: list[observe.Incarnation],
     found += completed_work(shape, baseline, records, final, incarnations)
     found += nothing_unfinished(final)
     found += always_loads(incarnations, final)
+    found += one_owner(incarnations, records)
     found += workers_behaved(incarnations)
     return found
 
@@ -218,9 +219,39 @@ def always_loads(incarnations: list[observe.Incarnation],
     return found
 
 
+def one_owner(incarnations: list[observe.Incarnation],
+              records: list[Record]) -> list[Violation]:
+    """(f) workers started together never ran atoms at the same time.
+
+    One of them may take over from another that died (its lease is then
+    free), but once a worker has recorded work after another, the other
+    never records again.
+    """
+    group_of = {inc.number: inc.group for inc in incarnations if inc.group is not None}
+    current: dict[int, int] = {}              # group -> worker that recorded last
+    replaced: dict[int, set[int]] = collections.defaultdict(set)
+    found: list[Violation] = []
+    for r in records:
+        group = group_of.get(r.inc)
+        if group is None or current.get(group) == r.inc:
+            continue
+        if r.inc in replaced[group]:
+            found.append(Violation('f', 'worker %d ran %s %r again after worker %d took'
+                                   ' the flow over' % (r.inc, r.action, r.atom,
+                                                        current[group])))
+            break
+        if group in current:
+            replaced[group].add(current[group])
+        current[group] = r.inc
+    return found
+
+
 def workers_behaved(incarnations: list[observe.Incarnation]) -> list[Violation]:
     found = []
     for inc in incarnations:
+        if inc.end == observe.STORAGE_DOWN and inc.kill_mode != 'outage':
+            found.append(Violation('worker', 'worker %d stopped with a storage failure'
+                                   ' and no outage: %s' % (inc.number, _last_line(inc.stderr))))
         if inc.end == observe.CRASHED:
             found.append(Violation('worker', 'worker %d crashed: %s'
                                    % (inc.number, _last_line(inc.stderr))))

@@ -91,6 +91,8 @@ def _from_detail(fd: Any, shape: Shape) -> Snapshot:
 KILLED = 'killed'          # we SIGKILLed it
 FINISHED = 'finished'      # exit 0: the flow reached a final state
 LOAD_FAILED = 'load-failed'   # exit 3: could not load the stored flow
+REFUSED = 'refused'        # exit 4: another worker owned the flow
+STORAGE_DOWN = 'storage-down'  # exit 5: the database stayed down (resumable)
 CRASHED = 'crashed'        # any other exit
 HUNG = 'hung'              # still running at the deadline (then killed)
 
@@ -99,9 +101,10 @@ HUNG = 'hung'              # still running at the deadline (then killed)
 class Incarnation:
     """One worker process of a trial."""
 
-    number: int
+    number: int               # in the order workers were started
     before: Snapshot          # what was stored when it started
     kill_mode: str | None     # how we planned to kill it (None: let it finish)
     end: str = ''             # KILLED, FINISHED...
     reached_ready: bool = False
     stderr: str = ''
+    group: int | None = None  # workers started together share it (None: alone)

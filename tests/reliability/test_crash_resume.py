@@ -8,7 +8,12 @@ SIGKILLs them (see README.md in this folder):
   at least 63 per backend);
 * ``test_kill_at_commit_boundaries``: kill once right after the n-th backend
   write, for every ``TASKFLOW_CRASH_SWEEP_STRIDE``-th write (default 3; 1
-  sweeps every commit boundary of the run).
+  sweeps every commit boundary of the run);
+* ``test_concurrent_resumers``: every resume starts two rival resumers too;
+  only one may own and run the flow at a time (invariant f);
+* ``test_database_outages``: half the planned faults cut the database off
+  (connections terminated, SQLite file locked) for up to 3 s instead of
+  killing; a worker rides it out or stops resumably.
 
 More: ``TASKFLOW_CRASH_TRIALS`` (minimum trials per backend and shape,
 default 3), ``TASKFLOW_CRASH_SEED``, ``TASKFLOW_CRASH_JOBS`` (trials at once,
@@ -73,6 +78,25 @@ def test_kill_at_commit_boundaries(runner, shape):
     writes = runner.baseline(shape).outcome['writes']
     summary = harness.run_sweep(runner, [shape], JOBS, points=range(1, writes + 1, STRIDE))
     assert summary.kills > 0
+    assert not summary.failed, _explain(summary)
+
+
+CONCURRENT_SHAPES = ['linear', 'parallel', 'revert-fan', 'retry']
+FAULT_TRIALS = int(os.environ.get('TASKFLOW_CRASH_FAULT_TRIALS', '8'))
+
+
+def test_concurrent_resumers(runner):
+    summary = harness.run_campaign(runner, CONCURRENT_SHAPES, FAULT_TRIALS, SEED + 1,
+                                   jobs=JOBS, rivals=2)
+    assert summary.workers > summary.trials * 2, 'rivals were not started'
+    assert not summary.failed, _explain(summary)
+
+
+def test_database_outages(runner):
+    # One trial at a time: an outage cuts off every connection to the database.
+    summary = harness.run_campaign(runner, CONCURRENT_SHAPES, FAULT_TRIALS, SEED + 2,
+                                   jobs=1, outages=True)
+    assert any(mode.startswith('outage') for mode in summary.kill_modes)
     assert not summary.failed, _explain(summary)
 
 

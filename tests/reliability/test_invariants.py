@@ -149,3 +149,36 @@ def test_retry_attempts_must_not_go_backwards():
     assert [str(v) for v in found] == [
         "(c) retry 'attempts_retry' stored 2 attempts, expected 3",
         "(c) 'flaky' ran attempt 1 (execute start, worker 1) after attempt 2 had started"]
+
+
+def _group(*numbers, ends):
+    made = []
+    for number, end in zip(numbers, ends):
+        inc = observe.Incarnation(number, observe.Snapshot(absent=True), None, end, True)
+        inc.group = 1
+        made.append(inc)
+    return made
+
+
+def test_concurrent_resumers_taking_over_from_a_dead_one_is_fine():
+    # 201 started together with 200, ran after 200 died: one owner at a time.
+    incs = _group(200, 201, 202, ends=[observe.KILLED, observe.FINISHED, observe.REFUSED])
+    records = ran(200, 'a') + ran(201, 'b')
+    assert invariants.one_owner(incs, records) == []
+
+
+def test_concurrent_resumers_running_at_the_same_time_break_f():
+    incs = _group(200, 201, ends=[observe.FINISHED, observe.FINISHED])
+    records = [rec(200, 'a', 'execute', 'start'), rec(201, 'b', 'execute', 'start'),
+               rec(200, 'a', 'execute', 'end')]
+    found = invariants.one_owner(incs, records)
+    assert [v.invariant for v in found] == ['f']
+    assert 'worker 200 ran' in found[0].detail
+
+
+def test_a_storage_failure_without_an_outage_is_a_worker_fault():
+    inc = observe.Incarnation(100, observe.Snapshot(absent=True), None,
+                              observe.STORAGE_DOWN, True, 'StorageFailure: down')
+    assert [v.invariant for v in invariants.workers_behaved([inc])] == ['worker']
+    inc.kill_mode = 'outage'
+    assert invariants.workers_behaved([inc]) == []

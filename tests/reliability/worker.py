@@ -16,7 +16,14 @@ to write the outcome.  The worker:
 5. writes the outcome JSON and exits 0.
 
 Exit codes: 0 finished (the flow reached a final state), 3 the stored data
-could not be loaded (invariant e), 1 anything else unexpected.
+could not be loaded (invariant e), 4 refused: another worker owns the flow
+(its lease is live), 5 the run stopped because the database stayed down
+(``StorageFailure``), 1 anything else unexpected.
+
+The worker owns the flow (a lease, see ``taskflow.persistence.ownership``)
+from before it looks at the stored state until the run ends, so a worker
+started at the same time as another either runs the flow or is refused,
+and never runs a flow the other finished meanwhile.
 
 Optional stop points, for precise kills: ``stop_after_record`` (SIGSTOP
 right after the N-th ledger record of this process), ``stop_after_event``
@@ -31,13 +38,14 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
 import uuid
 from typing import Any
 
-EXIT_FINISHED, EXIT_UNEXPECTED, EXIT_LOAD_FAILED = 0, 1, 3
+EXIT_FINISHED, EXIT_UNEXPECTED, EXIT_LOAD_FAILED, EXIT_REFUSED, EXIT_STORAGE_DOWN = 0, 1, 3, 4, 5
 # A stored flow in one of these states is over: a resumer must not run it
 # again (an engine resets a REVERTED flow and runs it from the start).
 ALREADY_OVER = ('REVERTED', 'FAILURE')
@@ -72,6 +80,12 @@ class _CountingConnection:
         self._conn = conn
         self._counter = counter
         self._stop_after = stop_after
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith('_'):
+            object.__setattr__(self, name, value)
+        else:   # e.g. the storage's lease: the wrapped connection checks it
+            setattr(self._conn, name, value)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._conn, name)
@@ -124,6 +138,18 @@ def _reloaded_results(spec: dict, shape: Any) -> dict:
         backend.close()
 
 
+def _with_retries(read: Any, attempts: int = 20) -> Any:
+    """``read()``, tried again for a while if the database is (made) unavailable."""
+    from taskflow import exceptions
+    for attempt in range(attempts):
+        try:
+            return read()
+        except exceptions.StorageFailure:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+
+
 def _plain(value: Any) -> str:
     """JSON for results that are not JSON: a ``Failure`` by its message."""
     if hasattr(value, 'exception_str'):
@@ -154,15 +180,29 @@ def main(spec_path: str) -> int:
     started = time.monotonic()
     writes = [0]
     try:
-        from taskflow import engines
-        from taskflow.persistence import backends
+        from taskflow import engines, exceptions
+        from taskflow.persistence import backends, ownership
         backend = backends.fetch(dict(spec['conf']))
         _count_writes(backend, writes, spec.get('stop_after_write'))
         with contextlib.closing(backend.get_connection()) as conn:
             conn.upgrade()
             fd = _find_or_create(conn, spec)
+    except Exception:
+        traceback.print_exc()
+        return EXIT_LOAD_FAILED
+    # host:pid names: a resumer on this host replaces a killed worker at once.
+    owner = '%s:%d:worker-%d' % (socket.gethostname(), os.getpid(), spec['incarnation'])
+    try:
+        lease_holder = ownership.hold(backend, fd.uuid, owner=owner, ttl=60)
+        lease_holder.__enter__()
+    except exceptions.FlowLeased as e:
+        print('refused: %s' % e, file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        with contextlib.closing(backend.get_connection()) as conn:
+            fd = conn.get_flow_details(fd.uuid)   # as stored now that we own it
         engine = engines.load_from_detail(fd, backend=backend, engine=shape.engine,
-                                          **shape.options)
+                                          owner=owner, **shape.options)
     except Exception:
         traceback.print_exc()
         return EXIT_LOAD_FAILED
@@ -179,14 +219,18 @@ def main(spec_path: str) -> int:
     else:
         try:
             engine.run()
+        except exceptions.StorageFailure:
+            traceback.print_exc()
+            return EXIT_STORAGE_DOWN   # left resumable: the next worker goes on
         except Exception as e:
             raised = '%s: %s' % (type(e).__name__, e)
+    lease_holder.__exit__(None, None, None)
     finished = time.monotonic()
     outcome = {
         'state': engine.storage.get_flow_state(),
         'ran': ran,
         'results': engine.storage.fetch_all(),
-        'reloaded_results': _reloaded_results(spec, shape),
+        'reloaded_results': _with_retries(lambda: _reloaded_results(spec, shape)),
         'raised': raised,
         'startup_seconds': ready - started,
         'run_seconds': finished - ready,

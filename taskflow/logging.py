@@ -7,12 +7,21 @@ the library never prints records (not even warnings, via logging's "last
 resort" handler) unless the application configures logging; all loggers live
 under the ``taskflow`` namespace, e.g.
 ``logging.basicConfig(level=taskflow.logging.TRACE)`` shows everything.
+
+Secrets: once masking is switched on (:func:`mask_keys`, the
+``TASKFLOW_MASK_KEYS`` environment variable, or a listener that met a masked
+value), every record of a ``taskflow`` logger is masked and scrubbed as it is
+created, whatever its level and wherever it goes (see
+:mod:`taskflow.secrets`).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from taskflow import secrets as _secrets
+from taskflow.secrets import mask_keys as mask_keys  # re-exported: the usual place to look
 
 _BASE = __name__.split('.', 1)[0]
 
@@ -51,3 +60,26 @@ def getLogger(name: str = _BASE, extra: dict | None = None) -> _TraceLoggerAdapt
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
     return _TraceLoggerAdapter(logger, extra=extra)
+
+
+def _install_redacting_record_factory() -> None:
+    """Mask and scrub records of ``taskflow`` loggers as they are made.
+
+    A record factory sees every record, whichever module (``logging`` or
+    ``taskflow.logging``) created its logger, before any filter or handler
+    (including logging's last-resort handler); one logger filter per logger
+    would miss loggers created later.  Installed once, the first time
+    masking is switched on; the factory in place before is still called.
+    """
+    previous = logging.getLogRecordFactory()
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _secrets.is_active() and _secrets._is_taskflow_record(record.name):
+            _secrets._redact_record(record)
+        return record
+
+    logging.setLogRecordFactory(make_record)
+
+
+_secrets._activation_hook(_install_redacting_record_factory)

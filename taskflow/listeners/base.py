@@ -18,6 +18,11 @@ building notifications nobody listens to.
 ``"<engine> has moved task 'x' (uuid) into state ..."`` messages and hands
 them to an abstract :meth:`DumpingListener._dump` (printing and logging
 listeners implement it).
+
+Secrets: results are shown through :func:`taskflow.secrets.safe_for_display`
+and tracebacks through :func:`taskflow.secrets.safe_traceback`, so values
+under project-wide masked keys (and values remembered as secret) never
+reach a listener's output.  With nothing masked, output is the original's.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from taskflow import logging
+from taskflow import secrets
 from taskflow import states
 from taskflow.types import failure
 from taskflow.types import notifier
@@ -179,6 +185,9 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
 
         Task events that end an execution or a revert (:data:`FINISH_STATES`)
         also pass ``exc_info=``: the failure's ``exc_info``, else ``None``.
+        The result in ``args`` is already masked (see :mod:`taskflow.secrets`);
+        a traceback printed from ``exc_info`` should go through
+        :func:`taskflow.secrets.safe_traceback`.
         """
 
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
@@ -196,8 +205,11 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
         was_failure = isinstance(result, failure.Failure)
         message = ("%s has moved task '%s' (%s) into state '%s' from state '%s'"
                    " with result '%s' (failure=%s)")
+        # The result as it may be shown: masked keys and remembered secrets
+        # hidden (it is the result itself when there is nothing to hide).
+        shown = secrets.safe_for_display(result) if secrets.is_active() else result
         args = (self._engine, details['task_name'], details['task_uuid'], state,
-                details['old_state'], result, was_failure)
+                details['old_state'], shown, was_failure)
         # ``exc_info`` is always passed for these states (``None`` unless the
         # failure has one): subclasses written for the reference rely on it.
         exc_info = result.exc_info if was_failure else None

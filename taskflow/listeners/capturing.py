@@ -1,17 +1,35 @@
-"""A listener that records the events it receives (handy in tests)."""
+"""A listener that records the events it receives (handy in tests).
+
+With masking switched on (:mod:`taskflow.secrets`), a recorded result has
+values under project-wide masked keys shown as ``'***'`` and a recorded
+failure's texts scrubbed (its live ``exc_info`` is kept).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from taskflow import secrets
 from taskflow.listeners import base
+from taskflow.types import failure
 
 
 def _freeze_it(values: Iterable[str] | None) -> frozenset:
     if not values:
         return frozenset()
     return frozenset(values)
+
+
+def _safe(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` (this event's own copy) with its result masked, if masking is on."""
+    if 'result' in details and secrets.is_active():
+        result = details['result']
+        if isinstance(result, failure.Failure):
+            details['result'] = secrets.redact_failure(result)
+        else:
+            details['result'] = secrets.redact(result)
+    return details
 
 
 class CaptureListener(base.Listener):
@@ -65,11 +83,11 @@ class CaptureListener(base.Listener):
 
     def _task_receiver(self, state: str, details: dict[str, Any]) -> None:
         if self._capture_task and details['task_name'] not in self._skip_tasks:
-            self.values.append(self._format_capture(self.TASK, state, details))
+            self.values.append(self._format_capture(self.TASK, state, _safe(details)))
 
     def _retry_receiver(self, state: str, details: dict[str, Any]) -> None:
         if self._capture_retry and details['retry_name'] not in self._skip_retries:
-            self.values.append(self._format_capture(self.RETRY, state, details))
+            self.values.append(self._format_capture(self.RETRY, state, _safe(details)))
 
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
         if self._capture_flow and details['flow_name'] not in self._skip_flows:

@@ -337,13 +337,13 @@ class _Redactor:
     def __init__(self, masked: _KeyTest, plain: bool) -> None:
         self.masked = masked
         self.plain = plain
-        self.scrubbing = bool(_memory.longest_first)
         self.path: set[int] = set()
 
     def walk(self, data: Any) -> tuple[Any, bool]:
         """Return ``(shown, changed)``: ``changed`` when something was masked."""
         if isinstance(data, str):
-            if self.scrubbing:
+            # Checked each time: a value masked earlier in this walk counts.
+            if _memory.longest_first:
                 shown = scrub(data)
                 return shown, shown != data
             return data, False
@@ -520,33 +520,45 @@ def safe_traceback(exc_info: Any) -> str | None:
     return clean if clean != text else None
 
 
+def _learn_from_exception(value: Any, tb: Any, args: Any, masked: _KeyTest,
+                          budget: list[int]) -> None:
+    """Remember what an exception met under masked names and keys.
+
+    Looks in the frames of its traceback ``tb`` (this is how a failure
+    learns the password its task was called with: ``def execute(self,
+    password)``, or the engine's ``arguments`` dict), its ``args`` and its
+    attributes.
+    """
+    _learn_from_traceback(tb, masked, budget)
+    _learn_under_keys(args, masked, budget)
+    attributes = getattr(value, '__dict__', None)
+    if attributes:
+        _learn_under_keys(dict(attributes), masked, budget)
+
+
 def redact_exception(value: BaseException, tb: Any, exception_str: str,
                      exc_args: tuple) -> tuple[str, tuple]:
     """What a failure keeps of an exception: ``(exception_str, exc_args)``, redacted.
 
-    First learns the values of masked names and keys found in the frames of
-    ``tb``, the exception's attributes and its args; then masks the args
-    and scrubs the message.  Used by :class:`~taskflow.types.failure.Failure`
-    when masking is on.
+    First remembers what the exception met under project-wide masked keys
+    (see :func:`learn_from_failure`), then masks the args and scrubs the
+    message.  Used by :class:`~taskflow.types.failure.Failure` when masking
+    is on.
     """
     masked = _KeyTest()
     if masked:
-        budget = [_LEARN_NODE_BUDGET]
-        _learn_from_traceback(tb, masked, budget)
-        _learn_under_keys(exc_args, masked, budget)
-        attributes = getattr(value, '__dict__', None)
-        if attributes:
-            _learn_under_keys(dict(attributes), masked, budget)
+        _learn_from_exception(value, tb, exc_args, masked, [_LEARN_NODE_BUDGET])
     return scrub(exception_str), redact(exc_args)
 
 
 def learn_from_failure(fail: Any, keys: Container[Any] = ()) -> None:
     """Remember the values under ``keys`` (and project-wide keys) that ``fail`` met.
 
-    Looks where :func:`redact_exception` looks, for a live failure and its
-    causes: the frames of the traceback, the exception's attributes and
-    args.  Listeners with their own masked keys call this before showing a
-    failure, so its message and traceback get scrubbed of those values too.
+    For the failure and each of its causes: the frames of the traceback,
+    the exception's args and attributes (just the args when the failure
+    has no live exception).  Listeners with their own masked keys call this
+    before showing a failure, so its message and traceback get scrubbed of
+    those values too.
     """
     masked = _KeyTest(keys)
     if not masked:
@@ -556,13 +568,9 @@ def learn_from_failure(fail: Any, keys: Container[Any] = ()) -> None:
         exc_info = item.exc_info
         if exc_info is None:
             _learn_under_keys(item.exception_args, masked, budget)
-            continue
-        _learn_from_traceback(exc_info[2], masked, budget)
-        value = exc_info[1]
-        _learn_under_keys(tuple(getattr(value, 'args', ())), masked, budget)
-        attributes = getattr(value, '__dict__', None)
-        if attributes:
-            _learn_under_keys(dict(attributes), masked, budget)
+        else:
+            _learn_from_exception(exc_info[1], exc_info[2],
+                                  tuple(getattr(exc_info[1], 'args', ())), masked, budget)
 
 
 def redact_failure(fail: Any, keys: Container[Any] = ()) -> Any:

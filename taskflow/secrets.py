@@ -50,7 +50,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any
 
 __all__ = ['ENV_VAR', 'MASK', 'MAX_LEARNED_VALUES', 'MIN_LEARNED_LENGTH',
-           'RedactingFilter', 'hide_values', 'is_active', 'learn_from_failure',
+           'RedactingFilter', 'hide_values', 'is_active', 'learn', 'learn_from_failure',
            'mask_keys',
            'masked_keys', 'redact', 'redact_exception', 'redact_failure',
            'reset', 'safe_for_display', 'safe_traceback', 'scrub',
@@ -316,6 +316,20 @@ def _learn_from_traceback(tb: Any, masked: _KeyTest, budget: list[int]) -> None:
             else:
                 _learn_under_keys(value, masked, budget)
         tb = tb.tb_next
+
+
+def learn(data: Any, keys: Container[Any] = ()) -> None:
+    """Remember the values under masked keys in ``data``, without copying it.
+
+    :param keys: masked keys besides the project-wide ones.
+
+    Listeners that show values call this with the flow's inputs before they
+    show anything, so a result or message that *quotes* an input (``'logged
+    in with %s' % password``) gets scrubbed too.
+    """
+    masked = _KeyTest(keys)
+    if masked:
+        _learn_under_keys(data, masked, [_LEARN_NODE_BUDGET])
 
 
 # -- redacting data and text ---------------------------------------------------

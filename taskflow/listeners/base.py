@@ -126,6 +126,31 @@ class Listener:
             (_FLOW, engine.notifier, self._flow_receiver, None),
         ]
 
+    #: Whether this listener's output shows values (results, failures).  Such
+    #: a listener remembers the flow's values under masked keys when it is
+    #: registered (and its flow receiver when the flow starts running), so
+    #: text that quotes them (a result string, an error message) is
+    #: scrubbed; see :mod:`taskflow.secrets`.  Costs nothing while no key is
+    #: masked.
+    _SHOWS_VALUES = False
+
+    def _learn_secrets(self) -> None:
+        """Remember the flow's values under masked keys (when masking is on)."""
+        if not secrets.is_active() and not self._mask_keys_of_own():
+            return
+        try:
+            values = self._engine.storage.fetch_all()
+        except Exception:
+            # Best effort: e.g. storage not reachable right now.  Results
+            # are still masked when they are shown.
+            LOG.debug('Could not read the flow values to learn its secrets', exc_info=True)
+            return
+        secrets.learn(values, self._mask_keys_of_own())
+
+    def _mask_keys_of_own(self) -> Any:
+        """The listener's own masked keys, besides the project-wide ones."""
+        return ()
+
     def register(self) -> None:
         """Subscribe the receivers to the engine's notifiers (again: no-op)."""
         made = []
@@ -142,6 +167,8 @@ class Listener:
         for kind, _target, _cb, _filter, states_done in made:
             if states_done:
                 self._registered.setdefault(kind, []).extend(states_done)
+        if self._SHOWS_VALUES:
+            self._learn_secrets()   # a resumed flow may not notify RUNNING again
 
     def deregister(self) -> None:
         """Remove exactly the subscriptions :meth:`register` made."""
@@ -179,6 +206,8 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
     Retry events are not dumped.
     """
 
+    _SHOWS_VALUES = True
+
     @abc.abstractmethod
     def _dump(self, message: str, *args: Any, **kwargs: Any) -> None:
         """Output ``message % args``.
@@ -191,6 +220,8 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
         """
 
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if state == states.RUNNING:
+            self._learn_secrets()
         self._dump("%s has moved flow '%s' (%s) into state '%s' from state '%s'",
                    self._engine, details['flow_name'], details['flow_uuid'], state,
                    details['old_state'])

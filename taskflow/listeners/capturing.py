@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from taskflow import secrets
+from taskflow import states
 from taskflow.listeners import base
 from taskflow.types import failure
 
@@ -47,6 +48,8 @@ class CaptureListener(base.Listener):
     :param values: the list to append to (shared, not copied); a new list
         when ``None``.
     """
+
+    _SHOWS_VALUES = True
 
     #: Kind of a flow event.
     FLOW = 'flow'
@@ -90,5 +93,7 @@ class CaptureListener(base.Listener):
             self.values.append(self._format_capture(self.RETRY, state, _safe(details)))
 
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if state == states.RUNNING:
+            self._learn_secrets()
         if self._capture_flow and details['flow_name'] not in self._skip_flows:
             self.values.append(self._format_capture(self.FLOW, state, details))

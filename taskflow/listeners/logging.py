@@ -123,6 +123,8 @@ class DynamicLoggingListener(base.Listener):
     #: Subclasses may set a default logger here.
     _LOGGER: Any = None
 
+    _SHOWS_VALUES = True
+
     #: Task states whose details carry a Failure (informative).
     _FAILURE_STATES = (states.FAILURE, states.REVERT_FAILURE)
 
@@ -163,7 +165,12 @@ class DynamicLoggingListener(base.Listener):
                 mask_outputs_keys=self._mask_outputs_keys)
         self._fail_formatter = fail_formatter
 
+    def _mask_keys_of_own(self) -> Any:
+        return self._mask_any_keys
+
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if state == states.RUNNING:
+            self._learn_secrets()
         level = self._flow_log_levels.get(state, self._level)
         self._logger.log(level, "Flow '%s' (%s) transitioned into state '%s' from state '%s'",
                          details['flow_name'], details['flow_uuid'], state,

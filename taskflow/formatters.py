@@ -74,7 +74,7 @@ class AtomNode:
 
     @property
     def name(self) -> str:
-        return self.item.name
+        return str(self.item.name)
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -185,7 +185,7 @@ class FailureFormatter:
         self._mask_outputs_keys = mask_outputs_keys
 
     def format(self, fail: failure_module.Failure,
-               atom_matcher: AtomMatcher) -> tuple[tuple | None, str]:
+               atom_matcher: AtomMatcher) -> tuple[tuple[Any, ...] | None, str]:
         """Return ``(exc_info, details_text)`` for ``fail``.
 
         ``atom_matcher`` picks the failed atom: it is called with an
@@ -193,20 +193,20 @@ class FailureFormatter:
         until it returns truthy.  Without a match (or before the engine is
         compiled) no predecessor tree is added.
         """
+        tree = ''
         found = _predecessor_tree(self._engine, atom_matcher)
-        storage = self._engine.storage if found is not None else None
-        if found is not None and (self._mask_inputs_keys or secrets.is_active()):
-            # The failure's message may quote the failed atom's own secret
-            # inputs: remember them before anything is shown.
-            self._learn_inputs(storage, found[0])
-        parts = []
-        if fail.exc_info is None:
-            parts.append(fail.pformat(traceback=True) + os.linesep)
         if found is not None:
             atom, top = found
+            storage = self._engine.storage
+            if self._mask_inputs_keys or secrets.is_active():
+                # The failure's message may quote the failed atom's own
+                # secret inputs: remember them before anything is shown.
+                self._learn_inputs(storage, atom)
             if storage.get_atom_intention(atom.name) == states.EXECUTE:
-                parts.append(self._format_tree(storage, top))
-        text = ''.join(parts)
+                tree = self._format_tree(storage, top)
+        text = tree
+        if fail.exc_info is None:
+            text = fail.pformat(traceback=True) + os.linesep + tree
         if secrets.is_active():
             text = secrets.scrub(text)
         return fail.exc_info, text
@@ -241,7 +241,8 @@ class FailureFormatter:
         out: list[str] = []
         limit = self.MAX_TREE_LINES
         # Same drawing as ``types.tree.Node.pformat`` for each top-level node.
-        stack = [(item, None, True) for item in reversed(top)]
+        stack: list[tuple[_Shown, str | None, bool]] = [
+            (item, None, True) for item in reversed(top)]
         while stack and len(out) < limit:
             item, prefix, is_last = stack.pop()
             if prefix is None:

@@ -40,7 +40,7 @@ BLATHER = 5
 TRACE = BLATHER
 
 
-class _TraceLoggerAdapter(logging.LoggerAdapter):
+class _TraceLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def trace(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         """Log ``msg % args`` at the ``TRACE`` level."""
@@ -51,7 +51,7 @@ class _TraceLoggerAdapter(logging.LoggerAdapter):
         self.warning(msg, *args, **kwargs)
 
 
-def getLogger(name: str = _BASE, extra: dict | None = None) -> _TraceLoggerAdapter:
+def getLogger(name: str = _BASE, extra: dict[str, Any] | None = None) -> _TraceLoggerAdapter:
     """Return a logger adapter (with ``trace``/``warn``) for ``name``.
 
     A ``NullHandler`` is added to the logger when it has no handler.

@@ -47,7 +47,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable, Container, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 __all__ = ['ENV_VAR', 'MASK', 'MAX_LEARNED_VALUES', 'MIN_LEARNED_LENGTH',
            'RedactingFilter', 'hide_values', 'is_active', 'learn', 'learn_from_failure',
@@ -287,7 +287,7 @@ def _learn_under_keys(data: Any, masked: _KeyTest, budget: list[int]) -> None:
         seen.add(id(item))
         pairs = _keyed_items(item)
         if pairs is None:
-            stack.extend(item)
+            stack.extend(cast(Iterable[Any], item))
             continue
         for key, value in pairs:
             if masked(key):
@@ -410,13 +410,13 @@ class _Redactor:
             changed = changed or item_changed
         return shown, changed
 
-    def _list(self, data: list) -> tuple[Any, bool]:
+    def _list(self, data: list[Any]) -> tuple[Any, bool]:
         shown, changed = self._items(data)
         if changed or self.plain:
             return shown, changed
         return data, False
 
-    def _tuple(self, data: tuple) -> tuple[Any, bool]:
+    def _tuple(self, data: tuple[Any, ...]) -> tuple[Any, bool]:
         fields = getattr(type(data), '_fields', None)
         if isinstance(fields, tuple) and len(fields) == len(data):
             # A namedtuple: its field names are keys.
@@ -433,7 +433,7 @@ class _Redactor:
             if not changed:
                 return data, False
             try:
-                return type(data)._make(shown), True   # keeps its type and repr
+                return getattr(type(data), '_make')(shown), True   # keeps its type and repr
             except Exception:
                 return tuple(shown), True
         shown, changed = self._items(data)
@@ -551,7 +551,7 @@ def _learn_from_exception(value: Any, tb: Any, args: Any, masked: _KeyTest,
 
 
 def redact_exception(value: BaseException, tb: Any, exception_str: str,
-                     exc_args: tuple) -> tuple[str, tuple]:
+                     exc_args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
     """What a failure keeps of an exception: ``(exception_str, exc_args)``, redacted.
 
     First remembers what the exception met under project-wide masked keys

@@ -62,7 +62,8 @@ def _retry_matcher(details: Mapping[str, Any]) -> bool:
 
 
 def _bulk_register(watch_states: Iterable[str], notifier: notifier.Notifier,
-                   cb: Callable, details_filter: Callable | None = None) -> list[str]:
+                   cb: Callable[..., Any],
+                   details_filter: Callable[..., Any] | None = None) -> list[str]:
     """Register ``cb`` for each of ``watch_states``; return the states registered here.
 
     States for which ``cb`` (with this filter) is already registered are
@@ -82,7 +83,8 @@ def _bulk_register(watch_states: Iterable[str], notifier: notifier.Notifier,
 
 
 def _bulk_deregister(notifier: notifier.Notifier, registered: Iterable[str],
-                     cb: Callable, details_filter: Callable | None = None) -> None:
+                     cb: Callable[..., Any],
+                     details_filter: Callable[..., Any] | None = None) -> None:
     """Undo what :func:`_bulk_register` returned."""
     for state in registered:
         notifier.deregister(state, cb, details_filter=details_filter)
@@ -118,7 +120,8 @@ class Listener:
         # Kind -> the states registered by this listener (and only those).
         self._registered: dict[str, list[str]] = {}
 
-    def _subscriptions(self) -> list[tuple[str, notifier.Notifier, Callable, Callable | None]]:
+    def _subscriptions(self) -> list[tuple[str, notifier.Notifier, Callable[..., Any],
+                                           Callable[..., Any] | None]]:
         engine = self._engine
         return [
             (_TASK, engine.atom_notifier, self._task_receiver, _task_matcher),
@@ -243,5 +246,5 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
                 details['old_state'], shown, was_failure)
         # ``exc_info`` is always passed for these states (``None`` unless the
         # failure has one): subclasses written for the reference rely on it.
-        exc_info = result.exc_info if was_failure else None
+        exc_info = result.exc_info if isinstance(result, failure.Failure) else None
         self._dump(message, *args, exc_info=exc_info)

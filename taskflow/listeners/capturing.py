@@ -16,7 +16,7 @@ from taskflow.listeners import base
 from taskflow.types import failure
 
 
-def _freeze_it(values: Iterable[str] | None) -> frozenset:
+def _freeze_it(values: Iterable[str] | None) -> frozenset[str]:
     if not values:
         return frozenset()
     return frozenset(values)
@@ -67,7 +67,7 @@ class CaptureListener(base.Listener):
                  skip_tasks: Iterable[str] | None = None,
                  skip_retries: Iterable[str] | None = None,
                  skip_flows: Iterable[str] | None = None,
-                 values: list | None = None) -> None:
+                 values: list[Any] | None = None) -> None:
         super().__init__(engine, task_listen_for=task_listen_for,
                          flow_listen_for=flow_listen_for,
                          retry_listen_for=retry_listen_for)
@@ -77,7 +77,7 @@ class CaptureListener(base.Listener):
         self._skip_tasks = _freeze_it(skip_tasks)
         self._skip_flows = _freeze_it(skip_flows)
         self._skip_retries = _freeze_it(skip_retries)
-        self.values: list = [] if values is None else values
+        self.values: list[Any] = [] if values is None else values
 
     @staticmethod
     def _format_capture(kind: str, state: str, details: dict[str, Any]) -> Any:

@@ -69,7 +69,7 @@ class LoggingListener(base.DumpingListener):
              **kwargs)
 
 
-def _log(logger: Any, level: int, message: str, args: tuple, exc_info: Any,
+def _log(logger: Any, level: int, message: str, args: tuple[Any, ...], exc_info: Any,
          **kwargs: Any) -> None:
     """``logger.log(level, message, *args, exc_info=exc_info)``, secrets hidden.
 
@@ -211,10 +211,7 @@ class DynamicLoggingListener(base.Listener):
             result, _make_matcher(details['task_name']))
         if fail_details and secrets.is_active():
             fail_details = secrets.scrub(fail_details)   # a custom formatter's too
-        if fail_details:
-            tail = (os.linesep, fail_details)
-        else:
-            tail = ('', '')
+        tail: tuple[str, str] = (os.linesep, fail_details) if fail_details else ('', '')
         _log(self._logger, level, "Task '%s' (%s) transitioned into state '%s' from state"
              " '%s'%s%s", (details['task_name'], details['task_uuid'], state,
                            details['old_state'], *tail), exc_info)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from taskflow import _secrets_memory
 from taskflow import secrets as _secrets
 from taskflow.secrets import mask_keys as mask_keys  # re-exported: the usual place to look
 
@@ -75,11 +76,15 @@ def _install_redacting_record_factory() -> None:
 
     def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        if _secrets.is_active() and _secrets._is_taskflow_record(record.name):
-            _secrets._redact_record(record)
+        if _secrets.is_active() and _is_taskflow_record(record.name):
+            _secrets.redact_record(record)
         return record
 
     logging.setLogRecordFactory(make_record)
 
 
-_secrets._activation_hook(_install_redacting_record_factory)
+def _is_taskflow_record(name: str) -> bool:
+    return name == _BASE or name.startswith(_BASE + '.')
+
+
+_secrets_memory.activation_hook(_install_redacting_record_factory)

@@ -38,79 +38,26 @@ See ``docs/secrets.md``.
 from __future__ import annotations
 
 import collections.abc
-import dataclasses
-import json
 import logging
 import numbers
-import os
-import threading
 import traceback
-import uuid
-from collections.abc import Callable, Container, Iterable, Iterator
-from typing import Any, cast
+from collections.abc import Container
+from typing import Any
+
+from taskflow import _secrets_memory as _mem
+from taskflow import _secrets_walk as _walk
+from taskflow._secrets_memory import ENV_VAR as ENV_VAR
+from taskflow._secrets_memory import MASK as MASK
+from taskflow._secrets_memory import MAX_LEARNED_VALUES as MAX_LEARNED_VALUES
+from taskflow._secrets_memory import MIN_LEARNED_LENGTH as MIN_LEARNED_LENGTH
+from taskflow._secrets_memory import scrub as scrub
 
 __all__ = ['ENV_VAR', 'MASK', 'MAX_LEARNED_VALUES', 'MIN_LEARNED_LENGTH',
            'RedactingFilter', 'hide_values', 'is_active', 'learn', 'learn_from_failure',
-           'mask_keys',
-           'masked_keys', 'redact', 'redact_exception', 'redact_failure',
-           'reset', 'safe_for_display', 'safe_traceback', 'scrub',
-           'unmask_keys']
+           'mask_keys', 'masked_keys', 'redact', 'redact_exception', 'redact_failure',
+           'redact_record', 'reset', 'safe_for_display', 'safe_traceback', 'scrub', 'unmask_keys']
 
-#: What a hidden value is shown as (the original formatter's mask).
-MASK = '***'
-#: Environment variable with project-wide masked keys (comma or space separated).
-ENV_VAR = 'TASKFLOW_MASK_KEYS'
-#: Learned texts shorter than this are not searched for in free text.
-MIN_LEARNED_LENGTH = 6
-#: Learned texts kept at most (least recently seen dropped first).
-MAX_LEARNED_VALUES = 1024
-
-# Bounds of the walk that learns secrets from a failure's stack frames: it
-# only feeds the memory, so it may stop early, but never hang on huge data.
-_LEARN_NODE_BUDGET = 20000
-_LEARN_MAX_FRAMES = 200
-
-
-def _keys_from_env() -> frozenset[str]:
-    raw = os.environ.get(ENV_VAR, '')
-    return frozenset(key for key in raw.replace(',', ' ').split() if key)
-
-
-class _Memory:
-    """The project-wide state; ``active`` is read on hot paths without the lock."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.keys: frozenset[str] = _keys_from_env()
-        self.hidden: dict[str, None] = {}    # given to hide_values(): kept
-        self.learned: dict[str, None] = {}   # insertion order = recency
-        self.longest_first: tuple[str, ...] = ()
-        self.active = bool(self.keys)
-        self.hooks: list[Callable[[], None]] = []
-
-    def changed(self) -> None:
-        """Recompute the derived state (call with the lock held)."""
-        texts = set(self.hidden)
-        texts.update(self.learned)
-        self.longest_first = tuple(sorted(texts, key=len, reverse=True))
-        was_active = self.active
-        self.active = bool(self.keys or texts)
-        if self.active and not was_active:
-            hooks, self.hooks = self.hooks, []
-            for hook in hooks:
-                hook()
-
-
-_memory = _Memory()
-
-
-def _activation_hook(hook: Callable[[], None]) -> None:
-    """Call ``hook`` once: now if masking is on, else when it is first switched on."""
-    with _memory.lock:
-        if _memory.active:
-            hook()
-        else:
-            _memory.hooks.append(hook)
+_memory = _mem.memory
 
 
 # -- configuration -------------------------------------------------------------
@@ -122,15 +69,13 @@ def mask_keys(*keys: str) -> None:
     Keys match exactly (``'password'`` does not mask ``'Password'``).
     """
     with _memory.lock:
-        _memory.keys = _memory.keys | frozenset(keys)
-        _memory.changed()
+        _memory.set_keys(_memory.keys | frozenset(keys))
 
 
 def unmask_keys(*keys: str) -> None:
     """Remove ``keys`` from the project-wide set (values already learned stay hidden)."""
     with _memory.lock:
-        _memory.keys = _memory.keys - frozenset(keys)
-        _memory.changed()
+        _memory.set_keys(_memory.keys - frozenset(keys))
 
 
 def masked_keys() -> frozenset[str]:
@@ -144,21 +89,12 @@ def hide_values(*values: Any) -> None:
     Unlike learned values, these are kept until :func:`reset` and may be of
     any length.
     """
-    with _memory.lock:
-        for value in values:
-            for text in _texts_of(value):
-                if text:
-                    _memory.hidden[text] = None
-        _memory.changed()
+    _memory.hide({text for value in values for text in _mem.texts_of(value)})
 
 
 def reset() -> None:
     """Forget remembered values and go back to the keys of ``TASKFLOW_MASK_KEYS``."""
-    with _memory.lock:
-        _memory.keys = _keys_from_env()
-        _memory.hidden.clear()
-        _memory.learned.clear()
-        _memory.changed()
+    _memory.reset()
 
 
 def is_active() -> bool:
@@ -168,154 +104,10 @@ def is_active() -> bool:
 
 # -- remembering -------------------------------------------------------------
 
-def _texts_of(value: Any) -> set[str]:
-    """How ``value`` appears in text: its ``str``, and escaped as in ``repr``/JSON."""
-    if isinstance(value, str):
-        return {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
-    if isinstance(value, (bytes, bytearray)):
-        texts = {repr(bytes(value))[2:-1]}
-        try:
-            texts |= _texts_of(bytes(value).decode('utf-8'))
-        except UnicodeDecodeError:
-            pass
-        return texts
-    if isinstance(value, bool) or value is None:
-        return set()
-    if isinstance(value, (numbers.Number, uuid.UUID)):
-        return {str(value), repr(value)}
-    return set()   # an object's text can not be known without calling it
 
 
-def _leaves(value: Any, budget: int = _LEARN_NODE_BUDGET) -> Iterator[Any]:
-    """The scalar values inside ``value`` (itself when it is not a container)."""
-    stack = [value]
-    seen: set[int] = set()
-    while stack and budget > 0:
-        budget -= 1
-        item = stack.pop()
-        if isinstance(item, (str, bytes, bytearray)):
-            yield item
-        elif isinstance(item, (collections.abc.Mapping, list, tuple, set, frozenset)):
-            if id(item) in seen:
-                continue
-            seen.add(id(item))
-            if isinstance(item, collections.abc.Mapping):
-                stack.extend(item.values())
-            else:
-                stack.extend(item)
-        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-            stack.extend(getattr(item, f.name, None) for f in dataclasses.fields(item))
-        else:
-            yield item
 
 
-def _learn(value: Any) -> None:
-    """Remember the texts of a value found under a masked key."""
-    texts = [text for leaf in _leaves(value) for text in _texts_of(leaf)
-             if len(text) >= MIN_LEARNED_LENGTH]
-    if not texts:
-        return
-    with _memory.lock:
-        learned = _memory.learned
-        fresh = False
-        for text in texts:
-            if text in learned:
-                del learned[text]   # move to the most recent end
-            else:
-                fresh = True
-            learned[text] = None
-        while len(learned) > MAX_LEARNED_VALUES:
-            del learned[next(iter(learned))]
-            fresh = True
-        if fresh:
-            _memory.changed()
-
-
-class _KeyTest:
-    """Is a key masked: project-wide, or in a listener's own container."""
-
-    __slots__ = ('project', 'local')
-
-    def __init__(self, local: Container[Any] = ()) -> None:
-        self.project = _memory.keys
-        self.local = local
-
-    def __bool__(self) -> bool:
-        return bool(self.project) or bool(self.local)
-
-    def __call__(self, key: Any) -> bool:
-        try:
-            if key in self.project:
-                return True
-        except TypeError:   # unhashable: can not be a masked key
-            return False
-        try:
-            # As given, as the original does: a string matches its substrings.
-            return key in self.local
-        except TypeError:
-            return False
-
-
-def _keyed_items(item: Any) -> list[tuple[Any, Any]] | None:
-    """``(key, value)`` pairs of a mapping, namedtuple or dataclass; else ``None``."""
-    try:
-        if isinstance(item, collections.abc.Mapping):
-            return list(item.items())
-        fields = getattr(type(item), '_fields', None)
-        if isinstance(item, tuple) and isinstance(fields, tuple):
-            return list(zip(fields, item))
-        if dataclasses.is_dataclass(item):
-            return [(f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)]
-    except Exception:
-        return []
-    return None
-
-
-def _learn_under_keys(data: Any, masked: _KeyTest, budget: list[int]) -> None:
-    """Remember values under masked keys inside ``data`` (no copy is made)."""
-    stack = [data]
-    seen: set[int] = set()
-    while stack and budget[0] > 0:
-        budget[0] -= 1
-        item = stack.pop()
-        if isinstance(item, (str, bytes, bytearray, type)) or not (
-                isinstance(item, (collections.abc.Mapping, list, tuple, set, frozenset))
-                or dataclasses.is_dataclass(item)):
-            continue
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        pairs = _keyed_items(item)
-        if pairs is None:
-            stack.extend(cast(Iterable[Any], item))
-            continue
-        for key, value in pairs:
-            if masked(key):
-                _learn(value)
-            else:
-                stack.append(value)
-
-
-def _learn_from_traceback(tb: Any, masked: _KeyTest, budget: list[int]) -> None:
-    """Remember values of masked names (and under masked keys) in ``tb``'s frames.
-
-    This is how a failure learns the password its task was called with
-    (``def execute(self, password)``, or the engine's ``arguments`` dict)
-    before it keeps the exception's message.
-    """
-    frames = 0
-    while tb is not None and frames < _LEARN_MAX_FRAMES and budget[0] > 0:
-        frames += 1
-        try:
-            local_vars = dict(tb.tb_frame.f_locals)
-        except Exception:
-            local_vars = {}
-        for name, value in local_vars.items():
-            if masked(name):
-                _learn(value)
-            else:
-                _learn_under_keys(value, masked, budget)
-        tb = tb.tb_next
 
 
 def learn(data: Any, keys: Container[Any] = ()) -> None:
@@ -327,149 +119,15 @@ def learn(data: Any, keys: Container[Any] = ()) -> None:
     show anything, so a result or message that *quotes* an input (``'logged
     in with %s' % password``) gets scrubbed too.
     """
-    masked = _KeyTest(keys)
+    masked = _mem.KeyTest(keys)
     if masked:
-        _learn_under_keys(data, masked, [_LEARN_NODE_BUDGET])
+        _walk.learn_under_keys(data, masked, [_mem.LEARN_NODE_BUDGET])
 
 
 # -- redacting data and text ---------------------------------------------------
 
-def scrub(text: str) -> str:
-    """``text`` with every remembered value replaced by ``'***'``."""
-    values = _memory.longest_first
-    if not values or not text:
-        return text
-    for value in values:
-        if value in text:
-            text = text.replace(value, MASK)
-    return text
 
 
-class _Redactor:
-    """Copies data with masked values replaced (see :func:`redact`)."""
-
-    def __init__(self, masked: _KeyTest, plain: bool) -> None:
-        self.masked = masked
-        self.plain = plain
-        self.path: set[int] = set()
-
-    def walk(self, data: Any) -> tuple[Any, bool]:
-        """Return ``(shown, changed)``: ``changed`` when something was masked."""
-        if isinstance(data, str):
-            # Checked each time: a value masked earlier in this walk counts.
-            if _memory.longest_first:
-                shown = scrub(data)
-                return shown, shown != data
-            return data, False
-        if isinstance(data, collections.abc.Mapping):
-            return self._container(data, self._mapping)
-        if isinstance(data, list):
-            return self._container(data, self._list)
-        if isinstance(data, tuple):
-            return self._container(data, self._tuple)
-        if isinstance(data, (set, frozenset)):
-            return self._container(data, self._set)
-        if dataclasses.is_dataclass(data) and not isinstance(data, type):
-            return self._container(data, self._dataclass)
-        return data, False
-
-    def _container(self, data: Any, rebuild: Callable[[Any], tuple[Any, bool]]
-                   ) -> tuple[Any, bool]:
-        # A container inside itself: the repeat is masked (it would show the
-        # unmasked original through the copy); unchanged if nothing else is.
-        if id(data) in self.path:
-            return MASK, False
-        self.path.add(id(data))
-        try:
-            return rebuild(data)
-        finally:
-            self.path.discard(id(data))
-
-    def _mapping(self, data: Any) -> tuple[Any, bool]:
-        shown = {}
-        changed = False
-        for key, value in data.items():
-            if self.masked(key):
-                _learn(value)
-                shown[key] = MASK
-                changed = True
-            else:
-                shown[key], item_changed = self.walk(value)
-                changed = changed or item_changed
-        # The original formatter shows any dict as a plain dict.
-        if changed or (self.plain and isinstance(data, dict)):
-            return shown, changed
-        return data, False
-
-    def _items(self, data: Iterable[Any]) -> tuple[list[Any], bool]:
-        shown = []
-        changed = False
-        for item in data:
-            item_shown, item_changed = self.walk(item)
-            shown.append(item_shown)
-            changed = changed or item_changed
-        return shown, changed
-
-    def _list(self, data: list[Any]) -> tuple[Any, bool]:
-        shown, changed = self._items(data)
-        if changed or self.plain:
-            return shown, changed
-        return data, False
-
-    def _tuple(self, data: tuple[Any, ...]) -> tuple[Any, bool]:
-        fields = getattr(type(data), '_fields', None)
-        if isinstance(fields, tuple) and len(fields) == len(data):
-            # A namedtuple: its field names are keys.
-            shown, changed = [], False
-            for field, value in zip(fields, data):
-                if self.masked(field):
-                    _learn(value)
-                    shown.append(MASK)
-                    changed = True
-                else:
-                    value_shown, value_changed = self.walk(value)
-                    shown.append(value_shown)
-                    changed = changed or value_changed
-            if not changed:
-                return data, False
-            try:
-                return getattr(type(data), '_make')(shown), True   # keeps its type and repr
-            except Exception:
-                return tuple(shown), True
-        shown, changed = self._items(data)
-        if not changed:
-            return data, False
-        return tuple(shown), True
-
-    def _dataclass(self, data: Any) -> tuple[Any, bool]:
-        # Field names are keys.  The copy is made with ``dataclasses.replace``;
-        # when that is refused (``init=False`` fields, validation), the values
-        # are still remembered, so the text of ``data`` gets scrubbed.
-        changes = {}
-        for field in dataclasses.fields(data):
-            value = getattr(data, field.name, None)
-            if self.masked(field.name):
-                _learn(value)
-                changes[field.name] = MASK
-            else:
-                value_shown, value_changed = self.walk(value)
-                if value_changed:
-                    changes[field.name] = value_shown
-        if not changes:
-            return data, False
-        try:
-            return dataclasses.replace(data, **changes), True
-        except Exception:
-            return data, True
-
-    def _set(self, data: Any) -> tuple[Any, bool]:
-        shown, changed = self._items(data)
-        if not changed:
-            return data, False
-        try:
-            return type(data)(shown) if type(data) in (set, frozenset) else set(shown), True
-        except TypeError:
-            return MASK, True
 
 
 def redact(data: Any, keys: Container[Any] = (), *, plain: bool = False) -> Any:
@@ -486,26 +144,36 @@ def redact(data: Any, keys: Container[Any] = (), *, plain: bool = False) -> Any:
     frozensets at any depth.  Strings have remembered values scrubbed.
     The masked values are remembered (see :func:`scrub`).
     """
-    masked = _KeyTest(keys)
+    masked = _mem.KeyTest(keys)
     if not masked and not _memory.longest_first and not plain:
         return data
     try:
-        shown, _changed = _Redactor(masked, plain).walk(data)
+        shown, _changed = _walk.Redactor(masked, plain).walk(data)
     except RecursionError:
         return MASK   # nested too deep to show safely
     return shown
+
+
+def _is_failure(value: Any) -> bool:
+    # Imported late: taskflow.types.failure imports this module.
+    from taskflow.types import failure as failure_module
+
+    return isinstance(value, failure_module.Failure)
 
 
 def safe_for_display(value: Any, keys: Container[Any] = ()) -> Any:
     """``value`` ready for ``'%s'`` in a message: redacted, then scrubbed.
 
     Returns ``value`` itself when nothing needs hiding (so output stays the
-    original's), a redacted copy when a masked key was found, or the
-    scrubbed ``str()`` when the text quotes a remembered value.
+    original's), a redacted copy when a masked key was found, a failure
+    with scrubbed texts (:func:`redact_failure`), or the scrubbed ``str()``
+    when the text quotes a remembered value.
     """
-    masked = _KeyTest(keys)
+    masked = _mem.KeyTest(keys)
     if not masked and not _memory.longest_first:
         return value
+    if _is_failure(value):
+        return redact_failure(value, keys)   # still a Failure, its texts scrubbed
     shown = redact(value, keys)
     if _memory.longest_first and not isinstance(shown, (bool, numbers.Number)):
         try:
@@ -534,20 +202,6 @@ def safe_traceback(exc_info: Any) -> str | None:
     return clean if clean != text else None
 
 
-def _learn_from_exception(value: Any, tb: Any, args: Any, masked: _KeyTest,
-                          budget: list[int]) -> None:
-    """Remember what an exception met under masked names and keys.
-
-    Looks in the frames of its traceback ``tb`` (this is how a failure
-    learns the password its task was called with: ``def execute(self,
-    password)``, or the engine's ``arguments`` dict), its ``args`` and its
-    attributes.
-    """
-    _learn_from_traceback(tb, masked, budget)
-    _learn_under_keys(args, masked, budget)
-    attributes = getattr(value, '__dict__', None)
-    if attributes:
-        _learn_under_keys(dict(attributes), masked, budget)
 
 
 def redact_exception(value: BaseException, tb: Any, exception_str: str,
@@ -559,9 +213,9 @@ def redact_exception(value: BaseException, tb: Any, exception_str: str,
     message.  Used by :class:`~taskflow.types.failure.Failure` when masking
     is on.
     """
-    masked = _KeyTest()
+    masked = _mem.KeyTest()
     if masked:
-        _learn_from_exception(value, tb, exc_args, masked, [_LEARN_NODE_BUDGET])
+        _walk.learn_from_exception(value, tb, exc_args, masked, [_mem.LEARN_NODE_BUDGET])
     return scrub(exception_str), redact(exc_args)
 
 
@@ -574,16 +228,16 @@ def learn_from_failure(fail: Any, keys: Container[Any] = ()) -> None:
     before showing a failure, so its message and traceback get scrubbed of
     those values too.
     """
-    masked = _KeyTest(keys)
+    masked = _mem.KeyTest(keys)
     if not masked:
         return
-    budget = [_LEARN_NODE_BUDGET]
+    budget = [_mem.LEARN_NODE_BUDGET]
     for item in (fail,) + tuple(fail.causes):
         exc_info = item.exc_info
         if exc_info is None:
-            _learn_under_keys(item.exception_args, masked, budget)
+            _walk.learn_under_keys(item.exception_args, masked, budget)
         else:
-            _learn_from_exception(exc_info[1], exc_info[2],
+            _walk.learn_from_exception(exc_info[1], exc_info[2],
                                   tuple(getattr(exc_info[1], 'args', ())), masked, budget)
 
 
@@ -597,7 +251,7 @@ def redact_failure(fail: Any, keys: Container[Any] = ()) -> Any:
     """
     from taskflow.types import failure as failure_module
 
-    if not _KeyTest(keys) and not _memory.longest_first:
+    if not _mem.KeyTest(keys) and not _memory.longest_first:
         return fail
     exception_str = scrub(fail.exception_str)
     exc_args = redact(fail.exception_args, keys)
@@ -617,8 +271,13 @@ def redact_failure(fail: Any, keys: Container[Any] = ()) -> Any:
 
 # -- log records ---------------------------------------------------------------
 
-def _redact_record(record: logging.LogRecord) -> None:
-    """Mask and scrub a log record in place (its message, args and traceback)."""
+def redact_record(record: logging.LogRecord) -> None:
+    """Mask and scrub a log record in place: its arguments, message, traceback, stack.
+
+    The message is formatted (and replaced by scrubbed text) only when it
+    quotes a remembered value; a traceback quoting one is kept as scrubbed
+    ``exc_text``, which formatters print instead of formatting ``exc_info``.
+    """
     if _memory.keys:
         if record.args:
             record.args = redact(record.args)
@@ -656,9 +315,6 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _memory.active:
-            _redact_record(record)
+            redact_record(record)
         return True
 
-
-def _is_taskflow_record(name: str) -> bool:
-    return name == 'taskflow' or name.startswith('taskflow.')

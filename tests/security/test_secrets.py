@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from taskflow import _secrets_memory
 from taskflow import logging as tf_logging
 from taskflow import secrets
 from taskflow.types import failure
@@ -234,7 +235,7 @@ def test_longest_values_are_replaced_first():
 
 
 def test_memory_of_learned_values_is_bounded(monkeypatch):
-    monkeypatch.setattr(secrets, 'MAX_LEARNED_VALUES', 5)
+    monkeypatch.setattr(_secrets_memory, 'MAX_LEARNED_VALUES', 5)
     values = ['value-number-%d' % i for i in range(8)]
     for value in values:
         secrets.redact({'password': value}, ['password'])
@@ -403,3 +404,12 @@ def test_records_are_unchanged_when_nothing_is_masked(everything_logged):
     [record] = everything_logged
     assert record.args == (details,) or record.args == details
     assert record.getMessage() == "details: {'password': 'visible'}"
+
+
+def test_safe_for_display_keeps_a_failure_a_failure():
+    value = secret()
+    fail = capture(reject, value, {})
+    secrets.hide_values(value)
+    shown = secrets.safe_for_display(fail)
+    assert isinstance(shown, failure.Failure)
+    assert value not in str(shown) and shown.exception is fail.exception

@@ -37,7 +37,6 @@ See ``docs/secrets.md``.
 
 from __future__ import annotations
 
-import collections.abc
 import logging
 import numbers
 import traceback
@@ -102,13 +101,7 @@ def is_active() -> bool:
     return _memory.active
 
 
-# -- remembering -------------------------------------------------------------
-
-
-
-
-
-
+# -- remembering and redacting ----------------------------------------------------
 
 def learn(data: Any, keys: Container[Any] = ()) -> None:
     """Remember the values under masked keys in ``data``, without copying it.
@@ -122,12 +115,6 @@ def learn(data: Any, keys: Container[Any] = ()) -> None:
     masked = _mem.KeyTest(keys)
     if masked:
         _walk.learn_under_keys(data, masked, [_mem.LEARN_NODE_BUDGET])
-
-
-# -- redacting data and text ---------------------------------------------------
-
-
-
 
 
 def redact(data: Any, keys: Container[Any] = (), *, plain: bool = False) -> Any:
@@ -202,8 +189,6 @@ def safe_traceback(exc_info: Any) -> str | None:
     return clean if clean != text else None
 
 
-
-
 def redact_exception(value: BaseException, tb: Any, exception_str: str,
                      exc_args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
     """What a failure keeps of an exception: ``(exception_str, exc_args)``, redacted.
@@ -237,8 +222,8 @@ def learn_from_failure(fail: Any, keys: Container[Any] = ()) -> None:
         if exc_info is None:
             _walk.learn_under_keys(item.exception_args, masked, budget)
         else:
-            _walk.learn_from_exception(exc_info[1], exc_info[2],
-                                  tuple(getattr(exc_info[1], 'args', ())), masked, budget)
+            args = tuple(getattr(exc_info[1], 'args', ()))
+            _walk.learn_from_exception(exc_info[1], exc_info[2], args, masked, budget)
 
 
 def redact_failure(fail: Any, keys: Container[Any] = ()) -> Any:

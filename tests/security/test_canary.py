@@ -22,7 +22,6 @@ import collections
 import contextlib
 import json
 import logging
-import types
 import uuid
 from collections.abc import Iterator
 
@@ -44,7 +43,6 @@ from taskflow.patterns import linear_flow as lf
 from taskflow.patterns import unordered_flow as uf
 from taskflow.persistence import backends
 from taskflow.persistence import models
-from taskflow.types import failure
 from tests import _services
 from tests.security.conftest import formatted
 

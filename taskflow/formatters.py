@@ -222,7 +222,7 @@ class FailureFormatter:
             inputs = self._fetch_inputs(storage, atom)
         except exc.NotFound:
             return
-        secrets.redact(inputs, self._mask_inputs_keys)   # remembers what it masks
+        secrets.learn(inputs, self._mask_inputs_keys)
 
     def _format_tree(self, storage: Any, top: list[_Shown]) -> str:
         labels: dict[int, str] = {}

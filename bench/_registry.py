@@ -167,6 +167,16 @@ SCENARIOS = (
              'load + run (runs), or one chain of N such subflows (chain)',
              (Case(1000, {'shape': 'runs'}, label='runs', quick_size=50, atoms_per_unit=2),
               Case(100, {'shape': 'chain'}, label='chain', quick_size=20, atoms_per_unit=2))),
+    Scenario('listeners', 'listeners',
+             'chain of N tasks returning a password, watched by a PrintingListener and a '
+             'DynamicLoggingListener (DEBUG) writing to memory; load + run',
+             (Case(300, {'keys': 'none'}, label='nothing masked', quick_size=50),
+              Case(300, {'keys': 'listener'}, label='listener keys', quick_size=50),
+              Case(300, {'keys': 'project'}, label='project keys', quick_size=50,
+                   original=False)),
+             note="listener keys: mask_outputs_keys=['password'] (the original masks only "
+                  'failure details); project keys: taskflow.secrets.mask_keys, '
+                  'taskflow-ng only'),
     Scenario('persisted', 'persisted',
              'chain of N no-op tasks persisted to a SQL backend as it runs; load + run',
              (Case(200, {'backend': 'sqlite'}, label='sqlite', quick_size=20),

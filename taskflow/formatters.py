@@ -18,7 +18,15 @@
   arguments it was given (``requires``) and its result (``provides``).
   These last two are left out when storage can not produce them (e.g. an
   ignored atom).  Values under a masked key are shown as ``'***'``, at any
-  depth of nested dicts and lists (see :func:`_mask_keys`).
+  depth of nested dicts, lists, tuples and sets (see
+  :func:`taskflow.secrets.redact`).
+
+Secrets: the masked keys are the formatter's own and the project-wide ones
+(:mod:`taskflow.secrets`).  The values found under them, and the failed
+atom's own inputs under ``mask_inputs_keys``, are remembered, and the whole
+text is scrubbed of remembered values -- so a failure message quoting its
+task's password shows ``'***'`` (the original only masks the tree, and only
+in dicts and lists).
 
 The tree repeats the same shape as the reference library, quirks included,
 because users grep logs for it: where a subflow *ends*, that end and the
@@ -37,6 +45,7 @@ from collections.abc import Callable, Container
 from typing import Any
 
 from taskflow import exceptions as exc
+from taskflow import secrets
 from taskflow import states
 from taskflow.engines.action_engine import _compile
 from taskflow.types import failure as failure_module
@@ -44,7 +53,6 @@ from taskflow.types import failure as failure_module
 #: ``atom_matcher`` signature: gets an :class:`AtomNode`, returns truthy to pick it.
 AtomMatcher = Callable[['AtomNode'], Any]
 
-_MASK = '***'
 _INDENT = '  '
 
 
@@ -66,7 +74,7 @@ class AtomNode:
 
     @property
     def name(self) -> str:
-        return self.item.name
+        return str(self.item.name)
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -158,7 +166,7 @@ class FailureFormatter:
     :param hide_inputs_outputs_of: names of atoms whose ``requires`` and
         ``provides`` are never shown.
     :param mask_inputs_keys: keys whose values are shown as ``'***'`` in
-        the ``requires`` (at any depth, see :func:`_mask_keys`).
+        the ``requires`` (at any depth, see :func:`taskflow.secrets.redact`).
     :param mask_outputs_keys: likewise for results.
 
     The three containers are kept as given and only tested with ``in``, as
@@ -177,7 +185,7 @@ class FailureFormatter:
         self._mask_outputs_keys = mask_outputs_keys
 
     def format(self, fail: failure_module.Failure,
-               atom_matcher: AtomMatcher) -> tuple[tuple | None, str]:
+               atom_matcher: AtomMatcher) -> tuple[tuple[Any, ...] | None, str]:
         """Return ``(exc_info, details_text)`` for ``fail``.
 
         ``atom_matcher`` picks the failed atom: it is called with an
@@ -185,16 +193,36 @@ class FailureFormatter:
         until it returns truthy.  Without a match (or before the engine is
         compiled) no predecessor tree is added.
         """
-        parts = []
-        if fail.exc_info is None:
-            parts.append(fail.pformat(traceback=True) + os.linesep)
+        tree = ''
         found = _predecessor_tree(self._engine, atom_matcher)
         if found is not None:
             atom, top = found
             storage = self._engine.storage
+            if self._mask_inputs_keys or secrets.is_active():
+                # The failure's message may quote the failed atom's own
+                # secret inputs: remember them before anything is shown.
+                self._learn_inputs(storage, atom)
             if storage.get_atom_intention(atom.name) == states.EXECUTE:
-                parts.append(self._format_tree(storage, top))
-        return fail.exc_info, ''.join(parts)
+                tree = self._format_tree(storage, top)
+        text = tree
+        if fail.exc_info is None:
+            text = fail.pformat(traceback=True) + os.linesep + tree
+        if secrets.is_active():
+            text = secrets.scrub(text)
+        return fail.exc_info, text
+
+    def _fetch_inputs(self, storage: Any, atom: Any) -> Any:
+        return storage.fetch_mapped_args(atom.rebind, atom_name=atom.name,
+                                         optional_args=atom.optional)
+
+    def _learn_inputs(self, storage: Any, atom: Any) -> None:
+        if atom.name in self._hide_inputs_outputs_of:
+            return
+        try:
+            inputs = self._fetch_inputs(storage, atom)
+        except exc.NotFound:
+            return
+        secrets.learn(inputs, self._mask_inputs_keys)
 
     def _format_tree(self, storage: Any, top: list[_Shown]) -> str:
         labels: dict[int, str] = {}
@@ -213,7 +241,8 @@ class FailureFormatter:
         out: list[str] = []
         limit = self.MAX_TREE_LINES
         # Same drawing as ``types.tree.Node.pformat`` for each top-level node.
-        stack = [(item, None, True) for item in reversed(top)]
+        stack: list[tuple[_Shown, str | None, bool]] = [
+            (item, None, True) for item in reversed(top)]
         while stack and len(out) < limit:
             item, prefix, is_last = stack.pop()
             if prefix is None:
@@ -240,33 +269,11 @@ class FailureFormatter:
         }
         if name not in self._hide_inputs_outputs_of:
             try:
-                requires = storage.fetch_mapped_args(atom.rebind, atom_name=name,
-                                                     optional_args=atom.optional)
-                info['requires'] = _mask_keys(requires, self._mask_inputs_keys)
-                info['provides'] = _mask_keys(storage.get_execute_result(name),
-                                             self._mask_outputs_keys)
+                info['requires'] = secrets.redact(self._fetch_inputs(storage, atom),
+                                                  self._mask_inputs_keys, plain=True)
+                info['provides'] = secrets.redact(storage.get_execute_result(name),
+                                                  self._mask_outputs_keys, plain=True)
             except exc.NotFound:
                 pass  # e.g. an ignored atom: no inputs were fetched, no result exists
         return "Atom '%s' %s" % (name, info)
 
-
-def _mask_keys(data: Any, keys: Container[Any], _path: frozenset[int] = frozenset()) -> Any:
-    """A copy of ``data`` for display: values under ``keys`` become ``'***'``.
-
-    Walks into dicts and lists at any depth, rebuilding them as plain
-    ``dict``/``list`` (so a dict subclass shows as a dict) even when nothing
-    is masked; anything else (tuples, sets, objects) is shown as it is.
-    This is the reference's output.  Unlike the reference, which dies of
-    ``RecursionError``, a container that contains itself is shown as
-    ``'***'`` where it repeats.
-    """
-    is_dict = isinstance(data, dict)
-    if not is_dict and not isinstance(data, list):
-        return data
-    if id(data) in _path:
-        return _MASK
-    path = _path | {id(data)}
-    if is_dict:
-        return {key: _MASK if key in keys else _mask_keys(value, keys, path)
-                for key, value in data.items()}
-    return [_mask_keys(item, keys, path) for item in data]

@@ -18,6 +18,11 @@ building notifications nobody listens to.
 ``"<engine> has moved task 'x' (uuid) into state ..."`` messages and hands
 them to an abstract :meth:`DumpingListener._dump` (printing and logging
 listeners implement it).
+
+Secrets: results are shown through :func:`taskflow.secrets.safe_for_display`
+and tracebacks through :func:`taskflow.secrets.safe_traceback`, so values
+under project-wide masked keys (and values remembered as secret) never
+reach a listener's output.  With nothing masked, output is the original's.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from taskflow import logging
+from taskflow import secrets
 from taskflow import states
 from taskflow.types import failure
 from taskflow.types import notifier
@@ -56,7 +62,8 @@ def _retry_matcher(details: Mapping[str, Any]) -> bool:
 
 
 def _bulk_register(watch_states: Iterable[str], notifier: notifier.Notifier,
-                   cb: Callable, details_filter: Callable | None = None) -> list[str]:
+                   cb: Callable[..., Any],
+                   details_filter: Callable[..., Any] | None = None) -> list[str]:
     """Register ``cb`` for each of ``watch_states``; return the states registered here.
 
     States for which ``cb`` (with this filter) is already registered are
@@ -76,7 +83,8 @@ def _bulk_register(watch_states: Iterable[str], notifier: notifier.Notifier,
 
 
 def _bulk_deregister(notifier: notifier.Notifier, registered: Iterable[str],
-                     cb: Callable, details_filter: Callable | None = None) -> None:
+                     cb: Callable[..., Any],
+                     details_filter: Callable[..., Any] | None = None) -> None:
     """Undo what :func:`_bulk_register` returned."""
     for state in registered:
         notifier.deregister(state, cb, details_filter=details_filter)
@@ -112,13 +120,39 @@ class Listener:
         # Kind -> the states registered by this listener (and only those).
         self._registered: dict[str, list[str]] = {}
 
-    def _subscriptions(self) -> list[tuple[str, notifier.Notifier, Callable, Callable | None]]:
+    def _subscriptions(self) -> list[tuple[str, notifier.Notifier, Callable[..., Any],
+                                           Callable[..., Any] | None]]:
         engine = self._engine
         return [
             (_TASK, engine.atom_notifier, self._task_receiver, _task_matcher),
             (_RETRY, engine.atom_notifier, self._retry_receiver, _retry_matcher),
             (_FLOW, engine.notifier, self._flow_receiver, None),
         ]
+
+    #: Whether this listener's output shows values (results, failures).  Such
+    #: a listener remembers the flow's values under masked keys when it is
+    #: registered (and its flow receiver when the flow starts running), so
+    #: text that quotes them (a result string, an error message) is
+    #: scrubbed; see :mod:`taskflow.secrets`.  Costs nothing while no key is
+    #: masked.
+    _SHOWS_VALUES = False
+
+    def _learn_secrets(self) -> None:
+        """Remember the flow's values under masked keys (when masking is on)."""
+        if not secrets.is_active() and not self._mask_keys_of_own():
+            return
+        try:
+            values = self._engine.storage.fetch_all()
+        except Exception:
+            # Best effort: e.g. storage not reachable right now.  Results
+            # are still masked when they are shown.
+            LOG.debug('Could not read the flow values to learn its secrets', exc_info=True)
+            return
+        secrets.learn(values, self._mask_keys_of_own())
+
+    def _mask_keys_of_own(self) -> Any:
+        """The listener's own masked keys, besides the project-wide ones."""
+        return ()
 
     def register(self) -> None:
         """Subscribe the receivers to the engine's notifiers (again: no-op)."""
@@ -136,6 +170,8 @@ class Listener:
         for kind, _target, _cb, _filter, states_done in made:
             if states_done:
                 self._registered.setdefault(kind, []).extend(states_done)
+        if self._SHOWS_VALUES:
+            self._learn_secrets()   # a resumed flow may not notify RUNNING again
 
     def deregister(self) -> None:
         """Remove exactly the subscriptions :meth:`register` made."""
@@ -173,15 +209,22 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
     Retry events are not dumped.
     """
 
+    _SHOWS_VALUES = True
+
     @abc.abstractmethod
     def _dump(self, message: str, *args: Any, **kwargs: Any) -> None:
         """Output ``message % args``.
 
         Task events that end an execution or a revert (:data:`FINISH_STATES`)
         also pass ``exc_info=``: the failure's ``exc_info``, else ``None``.
+        The result in ``args`` is already masked (see :mod:`taskflow.secrets`);
+        a traceback printed from ``exc_info`` should go through
+        :func:`taskflow.secrets.safe_traceback`.
         """
 
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if state == states.RUNNING:
+            self._learn_secrets()
         self._dump("%s has moved flow '%s' (%s) into state '%s' from state '%s'",
                    self._engine, details['flow_name'], details['flow_uuid'], state,
                    details['old_state'])
@@ -196,9 +239,12 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
         was_failure = isinstance(result, failure.Failure)
         message = ("%s has moved task '%s' (%s) into state '%s' from state '%s'"
                    " with result '%s' (failure=%s)")
+        # The result as it may be shown: masked keys and remembered secrets
+        # hidden (it is the result itself when there is nothing to hide).
+        shown = secrets.safe_for_display(result) if secrets.is_active() else result
         args = (self._engine, details['task_name'], details['task_uuid'], state,
-                details['old_state'], result, was_failure)
+                details['old_state'], shown, was_failure)
         # ``exc_info`` is always passed for these states (``None`` unless the
         # failure has one): subclasses written for the reference rely on it.
-        exc_info = result.exc_info if was_failure else None
+        exc_info = result.exc_info if isinstance(result, failure.Failure) else None
         self._dump(message, *args, exc_info=exc_info)

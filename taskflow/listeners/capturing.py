@@ -1,17 +1,36 @@
-"""A listener that records the events it receives (handy in tests)."""
+"""A listener that records the events it receives (handy in tests).
+
+With masking switched on (:mod:`taskflow.secrets`), a recorded result has
+values under project-wide masked keys shown as ``'***'`` and a recorded
+failure's texts scrubbed (its live ``exc_info`` is kept).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from taskflow import secrets
+from taskflow import states
 from taskflow.listeners import base
+from taskflow.types import failure
 
 
-def _freeze_it(values: Iterable[str] | None) -> frozenset:
+def _freeze_it(values: Iterable[str] | None) -> frozenset[str]:
     if not values:
         return frozenset()
     return frozenset(values)
+
+
+def _safe(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` (this event's own copy) with its result masked, if masking is on."""
+    if 'result' in details and secrets.is_active():
+        result = details['result']
+        if isinstance(result, failure.Failure):
+            details['result'] = secrets.redact_failure(result)
+        else:
+            details['result'] = secrets.redact(result)
+    return details
 
 
 class CaptureListener(base.Listener):
@@ -30,6 +49,8 @@ class CaptureListener(base.Listener):
         when ``None``.
     """
 
+    _SHOWS_VALUES = True
+
     #: Kind of a flow event.
     FLOW = 'flow'
     #: Kind of a task event.
@@ -46,7 +67,7 @@ class CaptureListener(base.Listener):
                  skip_tasks: Iterable[str] | None = None,
                  skip_retries: Iterable[str] | None = None,
                  skip_flows: Iterable[str] | None = None,
-                 values: list | None = None) -> None:
+                 values: list[Any] | None = None) -> None:
         super().__init__(engine, task_listen_for=task_listen_for,
                          flow_listen_for=flow_listen_for,
                          retry_listen_for=retry_listen_for)
@@ -56,7 +77,7 @@ class CaptureListener(base.Listener):
         self._skip_tasks = _freeze_it(skip_tasks)
         self._skip_flows = _freeze_it(skip_flows)
         self._skip_retries = _freeze_it(skip_retries)
-        self.values: list = [] if values is None else values
+        self.values: list[Any] = [] if values is None else values
 
     @staticmethod
     def _format_capture(kind: str, state: str, details: dict[str, Any]) -> Any:
@@ -65,12 +86,14 @@ class CaptureListener(base.Listener):
 
     def _task_receiver(self, state: str, details: dict[str, Any]) -> None:
         if self._capture_task and details['task_name'] not in self._skip_tasks:
-            self.values.append(self._format_capture(self.TASK, state, details))
+            self.values.append(self._format_capture(self.TASK, state, _safe(details)))
 
     def _retry_receiver(self, state: str, details: dict[str, Any]) -> None:
         if self._capture_retry and details['retry_name'] not in self._skip_retries:
-            self.values.append(self._format_capture(self.RETRY, state, details))
+            self.values.append(self._format_capture(self.RETRY, state, _safe(details)))
 
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if state == states.RUNNING:
+            self._learn_secrets()
         if self._capture_flow and details['flow_name'] not in self._skip_flows:
             self.values.append(self._format_capture(self.FLOW, state, details))

@@ -34,11 +34,12 @@ class CheckingClaimListener(base.Listener):
     """
 
     def __init__(self, engine: Any, job: Any, board: Any, owner: Any,
-                 on_job_loss: Callable[[Any, str, dict], Any] | None = None) -> None:
+                 on_job_loss: Callable[[Any, str, dict[str, Any]], Any] | None = None) -> None:
         super().__init__(engine)
         self._job = job
         self._board = board
         self._owner = owner
+        self._on_job_loss: Callable[[Any, str, dict[str, Any]], Any]
         if on_job_loss is None:
             self._on_job_loss = self._suspend_engine_on_loss
         else:
@@ -46,7 +47,8 @@ class CheckingClaimListener(base.Listener):
                 raise ValueError("Custom 'on_job_loss' handler must be callable")
             self._on_job_loss = on_job_loss
 
-    def _suspend_engine_on_loss(self, engine: Any, state: str, details: dict) -> None:
+    def _suspend_engine_on_loss(self, engine: Any, state: str,
+                                details: dict[str, Any]) -> None:
         """The default ``on_job_loss``: suspend the engine (failures are logged)."""
         try:
             engine.suspend()
@@ -66,7 +68,7 @@ class CheckingClaimListener(base.Listener):
             job_owner = self._board.find_owner(self._job)
         except (exceptions.NotFound, exceptions.JobFailure):
             return True
-        return job_state == states.UNCLAIMED or job_owner != self._owner
+        return bool(job_state == states.UNCLAIMED or job_owner != self._owner)
 
     def _claim_checker(self, state: str, details: dict[str, Any]) -> None:
         if not self._has_been_lost():

@@ -6,6 +6,13 @@
   and reverts at ``failure_level``) and, for failures, appends what the
   :class:`~taskflow.formatters.FailureFormatter` says about the atoms that
   ran before the failing one.
+
+Secrets: results, failure details and tracebacks are masked before they
+are logged, with the project-wide keys (see :mod:`taskflow.secrets`) and,
+for :class:`DynamicLoggingListener`, its ``mask_outputs_keys`` (results) and
+``mask_inputs_keys``; whatever logger the records go to.  A traceback that
+quotes a remembered secret is logged as scrubbed text after the message
+instead of as ``exc_info``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 
 from taskflow import formatters
 from taskflow import logging as tf_logging
+from taskflow import secrets
 from taskflow import states
 from taskflow import task
 from taskflow.listeners import base
@@ -57,7 +65,28 @@ class LoggingListener(base.DumpingListener):
         self._level = level
 
     def _dump(self, message: str, *args: Any, **kwargs: Any) -> None:
-        self._logger.log(self._level, message, *args, **kwargs)
+        _log(self._logger, self._level, message, args, kwargs.pop('exc_info', None),
+             **kwargs)
+
+
+def _log(logger: Any, level: int, message: str, args: tuple[Any, ...], exc_info: Any,
+         **kwargs: Any) -> None:
+    """``logger.log(level, message, *args, exc_info=exc_info)``, secrets hidden.
+
+    The args are already masked; what remains is a traceback quoting a
+    remembered secret (the exception's own message, say).  Such a traceback
+    is appended to the message as scrubbed text -- the same lines a
+    formatter would print -- because the logger may be any logger, and
+    ``exc_info`` would be formatted from the live exception later.
+    """
+    if exc_info is not None and secrets.is_active():
+        clean = secrets.safe_traceback(exc_info)
+        if clean is not None:
+            logger.log(level, message + '\n%s', *args, clean.rstrip('\n'), **kwargs)
+            return
+    if exc_info is not None:
+        kwargs['exc_info'] = exc_info
+    logger.log(level, message, *args, **kwargs)
 
 
 def _make_matcher(task_name: str) -> Callable[[Any], bool]:
@@ -84,10 +113,17 @@ class DynamicLoggingListener(base.Listener):
     ``mask_outputs_keys``).  Results of tasks named in
     ``hide_inputs_outputs_of`` are never logged, nor are results when
     ``level`` is not enabled on the logger.  Retry events are not logged.
+
+    Logged results have the values under ``mask_outputs_keys`` (and the
+    project-wide masked keys) shown as ``'***'`` -- the original only masks
+    them in the failure details -- and a failure's traceback never quotes a
+    value found under ``mask_inputs_keys``/``mask_outputs_keys``.
     """
 
     #: Subclasses may set a default logger here.
     _LOGGER: Any = None
+
+    _SHOWS_VALUES = True
 
     #: Task states whose details carry a Failure (informative).
     _FAILURE_STATES = (states.FAILURE, states.REVERT_FAILURE)
@@ -120,6 +156,7 @@ class DynamicLoggingListener(base.Listener):
         self._hide_inputs_outputs_of = frozenset(hide_inputs_outputs_of)
         self._mask_inputs_keys = frozenset(mask_inputs_keys)
         self._mask_outputs_keys = frozenset(mask_outputs_keys)
+        self._mask_any_keys = self._mask_inputs_keys | self._mask_outputs_keys
         self._logger = _pick_logger(self, log)
         if fail_formatter is None:
             fail_formatter = formatters.FailureFormatter(
@@ -128,7 +165,12 @@ class DynamicLoggingListener(base.Listener):
                 mask_outputs_keys=self._mask_outputs_keys)
         self._fail_formatter = fail_formatter
 
+    def _mask_keys_of_own(self) -> Any:
+        return self._mask_any_keys
+
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        if state == states.RUNNING:
+            self._learn_secrets()
         level = self._flow_log_levels.get(state, self._level)
         self._logger.log(level, "Flow '%s' (%s) transitioned into state '%s' from state '%s'",
                          details['flow_name'], details['flow_uuid'], state,
@@ -146,6 +188,8 @@ class DynamicLoggingListener(base.Listener):
                 # Results can be big or secret: only show them to loggers that
                 # asked for the detailed level.
                 and self._logger.isEnabledFor(self._level)):
+            if self._mask_outputs_keys or secrets.is_active():
+                result = secrets.safe_for_display(result, self._mask_outputs_keys)
             self._logger.log(level, "Task '%s' (%s) transitioned into state '%s' from state"
                              " '%s' with result '%s'", task_name, details['task_uuid'],
                              state, details['old_state'], result)
@@ -159,12 +203,15 @@ class DynamicLoggingListener(base.Listener):
         level = self._failure_level
         if not self._logger.isEnabledFor(level):
             return  # formatting walks the graph and storage: skip it when unseen
+        if self._mask_any_keys:
+            # What the failed task was called with, named like a masked key,
+            # may be quoted by its exception's message: remember it first.
+            secrets.learn_from_failure(result, self._mask_any_keys)
         exc_info, fail_details = self._fail_formatter.format(
             result, _make_matcher(details['task_name']))
-        if fail_details:
-            tail = (os.linesep, fail_details)
-        else:
-            tail = ('', '')
-        self._logger.log(level, "Task '%s' (%s) transitioned into state '%s' from state"
-                         " '%s'%s%s", details['task_name'], details['task_uuid'], state,
-                         details['old_state'], *tail, exc_info=exc_info)
+        if fail_details and secrets.is_active():
+            fail_details = secrets.scrub(fail_details)   # a custom formatter's too
+        tail: tuple[str, str] = (os.linesep, fail_details) if fail_details else ('', '')
+        _log(self._logger, level, "Task '%s' (%s) transitioned into state '%s' from state"
+             " '%s'%s%s", (details['task_name'], details['task_uuid'], state,
+                           details['old_state'], *tail), exc_info)

@@ -1,4 +1,8 @@
-"""A listener that prints flow and task state changes to stdout or stderr."""
+"""A listener that prints flow and task state changes to stdout or stderr.
+
+Masked values (see :mod:`taskflow.secrets`) are hidden in the lines and
+tracebacks it prints.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
+from taskflow import secrets
 from taskflow.listeners import base
 
 
@@ -28,8 +33,15 @@ class PrintingListener(base.DumpingListener):
         self._file = sys.stderr if stderr else sys.stdout
 
     def _dump(self, message: str, *args: Any, **kwargs: Any) -> None:
-        print(message % args, file=self._file)
+        text = message % args
+        if secrets.is_active():
+            text = secrets.scrub(text)
+        print(text, file=self._file)
         exc_info = kwargs.get('exc_info')
         if exc_info is not None:
-            traceback.print_exception(exc_info[0], exc_info[1], exc_info[2],
-                                      file=self._file)
+            clean = secrets.safe_traceback(exc_info)
+            if clean is None:
+                traceback.print_exception(exc_info[0], exc_info[1], exc_info[2],
+                                          file=self._file)
+            else:
+                self._file.write(clean)

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
 from taskflow import exceptions as exc
+from taskflow import secrets as _secrets
 
 # Marks a value that is computed on first access.
 _LAZY: Any = object()
@@ -136,6 +137,9 @@ class Failure:
         self._exc_info = exc_info
         self._exception_str = str(value)
         self._exc_args = tuple(getattr(value, 'args', ()))
+        if _secrets.is_active():   # keep masked values out of stored/shown text
+            self._exception_str, self._exc_args = _secrets.redact_exception(
+                value, exc_info[2], self._exception_str, self._exc_args)
         self._traceback_str = _LAZY
         self._tb_from_exc_info = True
         # Most exceptions have no chain: skip the walk (and its allocations).
@@ -327,7 +331,7 @@ class Failure:
         """The formatted traceback frames (no header line)."""
         tb_str = self._traceback_str
         if tb_str is _LAZY:
-            tb_str = self._traceback_str = _format_tb(self._exc_info[2])
+            tb_str = self._traceback_str = _secrets.scrub(_format_tb(self._exc_info[2]))
         return tb_str
 
     @property

@@ -16,6 +16,7 @@ import pytest
 import taskflow.engines
 from taskflow import formatters
 from taskflow import retry
+from taskflow import secrets
 from taskflow import task
 from taskflow.listeners import base
 from taskflow.patterns import graph_flow as gf
@@ -93,6 +94,14 @@ def format_first_failure(flow, engine='serial', store=None, **kwargs):
 @pytest.fixture(params=ENGINES)
 def engine(request):
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def forget_secrets():
+    # Masked keys and remembered values are process-wide: start and end clean.
+    secrets.reset()
+    yield
+    secrets.reset()
 
 
 def test_lone_task_in_a_flow(engine):
@@ -204,10 +213,12 @@ class Ordered(collections.OrderedDict):
     pass
 
 
-def test_masking_is_recursive_through_dicts_and_lists():
+def test_masking_is_recursive_through_dicts_lists_and_tuples():
     # Reference behaviour: keys match at any depth of dicts and lists, a
-    # matching key hides its whole value, tuples (and what is inside them)
-    # are shown as they are, and dict subclasses are shown as plain dicts.
+    # matching key hides its whole value, and dict subclasses are shown as
+    # plain dicts.  Unlike the reference, masking also reaches into tuples
+    # (the reference shows ('secret', {'secret': 5}) as it is), and a tuple
+    # with nothing masked inside stays a tuple.
     nested = {'secret': 1, 'deep': {'secret': 2, 'l': [{'secret': 3}, [{'secret': 4}]]},
               'other': ('secret', {'secret': 5}), 'od': Ordered(secret=6, x=7)}
     flow = lf.Flow('f').add(Returns('a', nested, provides='pa', requires=['secret', 'deep']),
@@ -215,12 +226,12 @@ def test_masking_is_recursive_through_dicts_and_lists():
     store = {'secret': 'S', 'deep': {'secret': 'S2', 'x': [{'secret': 'S3'}]}}
     _exc_info, details = format_first_failure(flow, store=store, mask_inputs_keys=['secret'],
                                               mask_outputs_keys=['secret', 'deep'])
-    masked_output = {'secret': '***', 'deep': '***', 'other': ('secret', {'secret': 5}),
+    masked_output = {'secret': '***', 'deep': '***', 'other': ('secret', {'secret': '***'}),
                      'od': {'secret': '***', 'x': 7}}
     masked_input = {'secret': '***', 'deep': {'secret': '***', 'x': [{'secret': '***'}]}}
     b_input = {'pa': {'secret': '***',
                       'deep': {'secret': '***', 'l': [{'secret': '***'}, [{'secret': '***'}]]},
-                      'other': ('secret', {'secret': 5}), 'od': {'secret': '***', 'x': 7}}}
+                      'other': ('secret', {'secret': '***'}), 'od': {'secret': '***', 'x': 7}}}
     b_line = "Atom 'b' %s" % {'intention': 'EXECUTE', 'state': 'SUCCESS', 'requires': b_input,
                               'provides': None}
     assert details == text(
@@ -379,3 +390,55 @@ def test_huge_trees_are_cut_but_counted_exactly(monkeypatch):
     assert len(lines) == 1 + 50 + 1
     assert lines[-1] == '  ... (%d more not shown)' % (count - 50)
     assert lines[1:4] == ["  Flow 'u9'", "  |__Flow 'u8'", "  |  |__Flow 'u7'"]
+
+
+# -- secrets -------------------------------------------------------------------------
+
+
+def test_project_wide_keys_are_masked_too():
+    secrets.mask_keys('password')
+    flow = lf.Flow('f').add(Returns('a', {'password': 'x', 'k': 1}, requires=['password']),
+                            Boom('boom'))
+    _exc_info, details = format_first_failure(flow, store={'password': 'pw'})
+    assert details == text(2, atom_line('a', result={'password': '***', 'k': 1},
+                                        requires={'password': '***'}), "|__Flow 'f'")
+
+
+def test_sets_and_namedtuples_are_masked():
+    Pair = collections.namedtuple('Pair', 'token other')
+    value = {'s': frozenset(['a']), 'p': Pair('tok', 'o'), 't': ({'token': 1},)}
+    flow = lf.Flow('f').add(Returns('a', value), Boom('boom'))
+    _exc_info, details = format_first_failure(flow, mask_outputs_keys=['token'])
+    shown = {'s': frozenset(['a']), 'p': Pair('***', 'o'), 't': ({'token': '***'},)}
+    assert details == text(2, atom_line('a', result=shown), "|__Flow 'f'")
+
+
+class Quoting(task.Task):
+    def execute(self, password):
+        raise ValueError('bad password %s' % password)
+
+
+def test_a_failure_quoting_the_failed_atoms_masked_input_is_scrubbed():
+    # A failure loaded from storage (no exc_info) is written out in full: its
+    # message quoted the failed task's own masked input.
+    secret = 'pw-%s' % id(object())
+    eng = taskflow.engines.load(lf.Flow('f').add(Quoting('q')), store={'password': secret})
+    with pytest.raises(ValueError):
+        eng.run()
+    stored = failure.Failure.from_dict(eng.storage.get_execute_failures()['q'].to_dict())
+    assert secret in stored.exception_str        # nothing masked when it was made
+    formatter = formatters.FailureFormatter(eng, mask_inputs_keys=['password'])
+    _exc_info, details = formatter.format(stored, lambda node: node.item.name == 'q')
+    assert secret not in details
+    assert details.startswith('Failure: ValueError: bad password ***')
+
+
+def test_nothing_is_scrubbed_without_masked_keys():
+    secret = 'pw-%s' % id(object())
+    eng = taskflow.engines.load(lf.Flow('f').add(Quoting('q')), store={'password': secret})
+    with pytest.raises(ValueError):
+        eng.run()
+    stored = failure.Failure.from_dict(eng.storage.get_execute_failures()['q'].to_dict())
+    _exc_info, details = formatters.FailureFormatter(eng).format(
+        stored, lambda node: node.item.name == 'q')
+    assert details.startswith('Failure: ValueError: bad password %s' % secret)

@@ -168,6 +168,7 @@ class SQLAlchemyBackend(base.Backend):
         url = sa.engine.make_url(conf['connection'])
         args: dict[str, Any] = {
             'echo': _as_bool(conf.get('echo', False)),
+            'hide_parameters': True,  # SQL errors and echo never quote stored values
         }
         if conf.get('isolation_level'):
             args['isolation_level'] = conf['isolation_level']

@@ -83,10 +83,16 @@ def rebuild_flow(flow_detail: models.FlowDetail, factory: str | Callable | None 
         return helpers.flow_from_detail(flow_detail)
     except Exception as error:
         recorded = (flow_detail.meta.get('factory') or {}).get('name')
-        reason = str(error.__cause__ or error).strip().splitlines()
+        if not recorded:
+            reason = 'no factory was recorded (the flow was not loaded from a factory)'
+        elif recorded.startswith('__main__.'):
+            reason = 'it was defined in the script that ran the flow (__main__)'
+        else:
+            cause = error.__cause__ or error
+            reason = '%s: %s' % (type(cause).__name__,
+                                 str(cause).split(' ([', 1)[0].strip().splitlines()[0]
+                                 if str(cause).strip() else '')
         raise _errors.OperatorError(
             'cannot rebuild flow %r (%s) from its factory %s: %s; pass the factory'
             ' (--factory MODULE:FACTORY)' % (flow_detail.name, flow_detail.uuid,
-                                             recorded or '(none recorded)',
-                                             reason[0] if reason else type(error).__name__)
-        ) from error
+                                             recorded or '-', reason)) from error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 from typing import Any
 
@@ -29,21 +28,8 @@ def state_text(state: str | None) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ''))
 
 
-def when(epoch: float | None) -> str:
-    if epoch is None:
-        return '-'
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
-        '%Y-%m-%d %H:%M:%S')
-
-
-def seconds(value: float | None) -> str:
-    if value is None:
-        return '-'
-    if value < 1:
-        return '%.0fms' % (value * 1000)
-    if value < 120:
-        return '%.2fs' % value
-    return '%dm%02ds' % divmod(int(value), 60)
+when = _views.format_when
+seconds = _views.format_seconds
 
 
 def short(value: Any, width: int = _RESULT_WIDTH) -> str:

@@ -147,15 +147,18 @@ def skip(backend: Any, flow: Any, atom: str, result: Any = NOTHING, *,
 
 def resume(backend: Any, flow: Any, *, revert: bool = True, who: str | None = None,
            why: str | None = None, force: bool = False,
-           factory: str | Callable | None = None, engine: str | None = None,
-           listeners: Iterable[ListenerFactory] = ()) -> ActionResult:
-    """Resume a stopped flow now (this call runs it).
+           factory: str | Callable | None = None, run: bool = True,
+           engine: str | None = None, listeners: Iterable[ListenerFactory] = ()
+           ) -> ActionResult:
+    """Resume a stopped flow (this call runs it, unless ``run=False``).
 
     With ``revert=False`` ("resume without reverting") reverts that were
     pending are cancelled (what still holds results keeps them, what failed
     or was reverted runs again) and the run does not revert on a new
     failure either: it stops in ``FAILURE`` with everything done kept, for
-    the operator to retry or skip.  Same other parameters as :func:`retry`.
+    the operator to retry or skip.  Same other parameters as :func:`retry`;
+    with ``run=False`` only the action is stored, and whoever runs the flow
+    should pass ``never_resolve=True`` to :func:`run_flow` for ``revert=False``.
     """
     backend = _backend(backend)
     if revert:
@@ -164,7 +167,7 @@ def resume(backend: Any, flow: Any, *, revert: bool = True, who: str | None = No
     else:
         planner = _plans.plan_resume_no_revert
     flow_obj, fd, record = _act(backend, flow, planner, who, why, force, factory)
-    return _finish(backend, flow_obj, fd, record, True, engine, listeners,
+    return _finish(backend, flow_obj, fd, record, run, engine, listeners,
                    never_resolve=not revert)
 
 

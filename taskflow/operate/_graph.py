@@ -192,6 +192,7 @@ _BOX_H = 38
 _ROW_GAP = 18
 _COL_GAP = 56
 _PAD = 16
+_LABEL_H = 14     # room for a flow's name above its atoms
 
 
 def _columns(graph: Graph) -> dict[str, int]:
@@ -205,26 +206,36 @@ def _columns(graph: Graph) -> dict[str, int]:
     return column
 
 
+def _nesting(graph: Graph) -> int:
+    depth: dict[int, int] = {}
+    for cluster in graph.clusters:
+        depth[cluster.key] = 0 if cluster.parent is None else depth[cluster.parent] + 1
+    return 1 + max(depth.values(), default=-1)
+
+
 def layout(graph: Graph) -> tuple[dict[str, tuple[float, float, float]], float, float]:
     """``({atom: (x, y, width)}, total width, total height)`` of the SVG layout."""
+    levels = _nesting(graph)
+    margin_x = _PAD + 8 * levels
+    margin_top = _PAD + (_LABEL_H + 8) * levels
     column = _columns(graph)
     by_column: dict[int, list[str]] = {}
     for name, _kind in graph.atoms:
         by_column.setdefault(column[name], []).append(name)
     widths = {name: max(96.0, _CHAR_W * max(len(name), 9) + 24) for name, _ in graph.atoms}
     positions = {}
-    x = _PAD * 2
+    x = float(margin_x)
     height = 0.0
     for col in sorted(by_column):
         names = by_column[col]
         col_width = max(widths[n] for n in names)
-        y = _PAD * 2 + 14
+        y = float(margin_top)
         for name in names:
             positions[name] = (x + (col_width - widths[name]) / 2, y, widths[name])
             y += _BOX_H + _ROW_GAP
         height = max(height, y)
         x += col_width + _COL_GAP
-    return positions, x - _COL_GAP + _PAD * 2, height + _PAD
+    return positions, x - _COL_GAP + margin_x, height - _ROW_GAP + 8 * levels + _PAD
 
 
 def to_svg(graph: Graph, states: Mapping[str, str] | None = None,
@@ -241,21 +252,22 @@ def to_svg(graph: Graph, states: Mapping[str, str] | None = None,
     out.append('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5"'
                ' markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
                '<path d="M 0 0 L 10 5 L 0 10 z" fill="#57606a"/></marker></defs>')
-    # Flows: the box around the atoms of each (nested ones drawn inside).
-    depth = {}
-    for cluster in graph.clusters:
-        depth[cluster.key] = 0 if cluster.parent is None else depth[cluster.parent] + 1
+    # Flows: a box around the atoms of each; outer boxes leave room (and a
+    # label line) for every level nested inside them.
     members: dict[int, set[str]] = {c.key: set(c.atoms) for c in graph.clusters}
-    for cluster in reversed(graph.clusters):
+    below: dict[int, int] = {c.key: 0 for c in graph.clusters}
+    for cluster in reversed(graph.clusters):   # children come after their parents
         if cluster.parent is not None:
             members[cluster.parent] |= members[cluster.key]
+            below[cluster.parent] = max(below[cluster.parent], below[cluster.key] + 1)
     for cluster in graph.clusters:
         names = members[cluster.key]
         if not names:
             continue
-        inset = 14 - 5 * min(depth[cluster.key], 2)
+        inset = 6 + 8 * below[cluster.key]
+        top = _LABEL_H * (below[cluster.key] + 1)
         x0 = min(positions[n][0] for n in names) - inset
-        y0 = min(positions[n][1] for n in names) - inset - 12
+        y0 = min(positions[n][1] for n in names) - inset - top
         x1 = max(positions[n][0] + positions[n][2] for n in names) + inset
         y1 = max(positions[n][1] for n in names) + _BOX_H + inset
         out.append('<g class="flow" data-flow="%s"><rect x="%.1f" y="%.1f" width="%.1f"'
@@ -277,7 +289,7 @@ def to_svg(graph: Graph, states: Mapping[str, str] | None = None,
                  % (x, y, w, _BOX_H, 4 if kinds[name] == 'retry' else 10))
         out.append('<g class="atom kind-%s state-%s" data-atom="%s">%s'
                    '<text x="%.1f" y="%.1f" class="name">%s</text>'
-                   '<text x="%.1f" y="%.1f" class="state">%s</text>'
+                   '<text x="%.1f" y="%.1f" class="state-label">%s</text>'
                    '<title>%s (%s)</title></g>'
                    % (kinds[name], state, html.escape(name, quote=True), shape,
                       x + w / 2, y + 16, html.escape(name), x + w / 2, y + 30,
@@ -296,7 +308,7 @@ def svg_stylesheet() -> str:
              '.flow-graph .atom.kind-retry rect{stroke-dasharray:5 2}',
              '.flow-graph .atom text{text-anchor:middle}',
              '.flow-graph .atom .name{font-size:12px;font-weight:600;fill:#1f2328}',
-             '.flow-graph .atom .state{font-size:10px;fill:#1f2328}',
+             '.flow-graph .atom .state-label{font-size:10px;fill:#1f2328}',
              '.flow-graph .atom.state-REVERT_FAILURE text{fill:#ffffff}']
     rules.extend('.flow-graph .atom.state-%s rect{fill:%s}' % (state, colour)
                  for state, colour in STATE_COLOURS.items())

@@ -35,6 +35,25 @@ _FLOW_ENDS = (st.SUCCESS, st.FAILURE, st.REVERTED, st.SUSPENDED)
 DONE_STATES = frozenset((st.SUCCESS, st.IGNORE))
 
 
+def format_when(epoch: float | None) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` (UTC) or ``-``."""
+    if epoch is None:
+        return '-'
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
+        '%Y-%m-%d %H:%M:%S')
+
+
+def format_seconds(value: float | None) -> str:
+    """A duration for people: ``12ms``, ``3.40s``, ``2m05s`` or ``-``."""
+    if value is None:
+        return '-'
+    if value < 1:
+        return '%.0fms' % (value * 1000)
+    if value < 120:
+        return '%.2fs' % value
+    return '%dm%02ds' % divmod(int(value), 60)
+
+
 def _ts(meta: dict, state: str) -> float | None:
     value = meta.get('%s-timestamp' % state)
     return float(value) if isinstance(value, (int, float)) else None

@@ -418,7 +418,8 @@ def web(ctx: click.Context, host: str, port: int, allow_actions: bool,
     except ImportError as error:
         raise operate.OperatorError("the web view needs its extra: pip install"
                                     " 'taskflow-ng[web]' (%s)" % error) from error
-    backend, url = _open(backend_url)
+    # Watching an empty database that flows will fill later is fine.
+    backend, url = _open(backend_url, create=True)
     serve(backend, host=host, port=port, allow_actions=allow_actions,
           mask_keys=mask_keys, backend_label=url)
 

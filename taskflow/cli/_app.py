@@ -2,7 +2,7 @@
 
 Exit status: 0 done; 1 an error (one line on stderr: not found, refused,
 bad input, unreachable backend); 2 a usage error; 3 the flow ran and did
-not end in ``SUCCESS``; 130 interrupted.
+not end as asked (``SUCCESS``; ``REVERTED`` for ``revert``); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _progress_listeners(ctx: click.Context, as_json: bool) -> list:
 
 
 def _report_run(ctx: click.Context, uuid: str, name: str, state: str, error: str | None,
-                as_json: bool, extra: dict | None = None) -> None:
+                as_json: bool, extra: dict | None = None, wanted: str = 'SUCCESS') -> None:
     console = _console(ctx)
     if as_json:
         _render.print_json(console, dict(extra or {}, uuid=uuid, name=name, state=state,
@@ -123,7 +123,7 @@ def _report_run(ctx: click.Context, uuid: str, name: str, state: str, error: str
         console.print('flow %s (%s) is %s%s' % (name, uuid, state,
                                                  ': %s' % error if error else ''))
         console.print('look at it: taskflow show %s%s' % (uuid, _backend_hint(ctx)))
-    if state != 'SUCCESS':
+    if state != wanted:
         raise _FlowDidNotSucceed()
 
 
@@ -298,7 +298,8 @@ def _act(ctx: click.Context, action: Callable, question: str, flow: str, no_run:
                              result.state, changed, result.flow_uuid, _backend_hint(ctx)))
         return
     _report_run(ctx, result.flow_uuid, result.flow_name, result.state, result.error, as_json,
-                {'action': record})
+                {'action': record},
+                wanted='REVERTED' if record['action'] == 'revert' else 'SUCCESS')
 
 
 _NO_RUN = click.option('--no-run', is_flag=True,

@@ -5,6 +5,9 @@ Hierarchy::
     Exception
     ├── TaskFlowException(message, cause=None)
     │   ├── StorageFailure            a persistence backend cannot read/write
+    │   │   ├── UnstorableValue       a value can never be stored (taskflow-ng)
+    │   │   └── OwnershipLost         a write with a stale lease token (taskflow-ng)
+    │   ├── FlowLeased                another owner runs the flow (taskflow-ng)
     │   ├── ConductorFailure          conductor problems
     │   ├── JobFailure                a jobboard operation failed
     │   │   └── UnclaimableJob        the job is already claimed
@@ -120,6 +123,34 @@ class TaskFlowException(Exception):
 # Errors related to storage or persistence backend operations.
 class StorageFailure(TaskFlowException):
     """Raised when storage or a persistence backend can not read or write."""
+
+
+class UnstorableValue(StorageFailure):
+    """A value can never be stored by the backend (a taskflow-ng extension).
+
+    Raised before anything is written, for values that are not serialisable
+    (cyclic, too deeply nested, bytes that are not UTF-8, iterators, files...)
+    or larger than the backend accepts. Unlike other storage failures it is
+    not transient: the engine fails the atom that produced the value.
+    """
+
+
+class OwnershipLost(StorageFailure):
+    """A write was refused: the flow now has a newer owner (a taskflow-ng extension).
+
+    Every write an engine makes carries the token of its lease on the flow;
+    the backend refuses a token older than the flow's current one, so an
+    owner that lost its lease (paused, partitioned) cannot overwrite the new
+    owner's state. The engine stops at once; nothing is reverted.
+    """
+
+
+class FlowLeased(TaskFlowException):
+    """Another owner holds a live lease on the flow (a taskflow-ng extension).
+
+    Raised when an engine (or an operator tool) tries to take a flow that is
+    being run elsewhere. The flow can be taken once the lease expires.
+    """
 
 
 class ConductorFailure(TaskFlowException):

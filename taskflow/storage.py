@@ -24,6 +24,7 @@ from taskflow import exceptions as exc
 from taskflow import retry as retry_module
 from taskflow import states
 from taskflow.persistence import models
+from taskflow.persistence import ownership
 from taskflow.types import failure as failure_module
 
 _META_INJECTED = 'injected'
@@ -34,7 +35,7 @@ _META_PROGRESS_DETAILS = 'progress_details'
 _READABLE_STATES = (states.SUCCESS, states.FAILURE, states.REVERTING)
 _REVERT_READABLE_STATES = (states.REVERTED, states.REVERT_FAILURE, states.REVERTING)
 
-ScopeFetcher = Callable[[str, str], list]   # (atom name, value name) -> provider names
+ScopeFetcher = Callable[[str, str], list[str]]   # (atom name, value name) -> provider names
 
 
 class _Missing(Exception):
@@ -79,6 +80,9 @@ class Storage:
         # storage even when the atom is reset (retried, re-run): the original
         # re-raises and reports them all when a run ends reverted.
         self._failures: dict[str, failure_module.Failure] = {}
+        self._lease: ownership.Lease | None = None   # while this storage owns the flow
+        self._last_token: int | None = None          # of the last lease it held
+        self._lease_connection: Any = None           # renewals (from another thread)
         for ad in flow_detail:
             self._atoms[ad.name] = ad
             if ad.failure is not None:
@@ -97,7 +101,7 @@ class Storage:
         return self._flowdetail.uuid
 
     @property
-    def flow_meta(self) -> dict:
+    def flow_meta(self) -> dict[str, Any]:
         return self._flowdetail.meta
 
     @property
@@ -129,7 +133,7 @@ class Storage:
             write(self._flowdetail)
 
     @contextlib.contextmanager
-    def _changing(self, ad: models.AtomDetail, *fields: str):
+    def _changing(self, ad: models.AtomDetail, *fields: str) -> Iterator[models.AtomDetail]:
         """Apply a change to ``ad`` and save it; on a failed save, undo the change."""
         saved = [(f, getattr(ad, f)) for f in fields]
         meta = dict(ad.meta) if 'meta' in fields else None
@@ -197,7 +201,7 @@ class Storage:
         return self._atom(atom_name).uuid
 
     def get_atom_state(self, atom_name: str) -> str:
-        return self._atom(atom_name).state
+        return _str(self._atom(atom_name).state)
 
     def set_atom_state(self, atom_name: str, state: str, *,
                        progress: float | None = None) -> None:
@@ -219,7 +223,7 @@ class Storage:
                     raise
 
     def get_atom_intention(self, atom_name: str) -> str:
-        return self._atom(atom_name).intention
+        return _str(self._atom(atom_name).intention)
 
     def set_atom_pending(self, atom_name: str) -> None:
         """Back to ``PENDING`` with intention ``EXECUTE``, in one write.
@@ -291,9 +295,9 @@ class Storage:
                     raise
 
     def get_task_progress(self, task_name: str) -> float:
-        return self._atom(task_name).meta.get(_META_PROGRESS, 0.0)
+        return float(self._atom(task_name).meta.get(_META_PROGRESS, 0.0))
 
-    def get_task_progress_details(self, task_name: str) -> dict | None:
+    def get_task_progress_details(self, task_name: str) -> dict[str, Any] | None:
         return self._atom(task_name).meta.get(_META_PROGRESS_DETAILS)
 
     # -- results --------------------------------------------------------------
@@ -515,7 +519,7 @@ class Storage:
                 % (name, _provider_repr(provider, index)), cause=e),
                 unextractable=True) from None
 
-    def _values_of(self, name: str) -> tuple[list, Exception | None]:
+    def _values_of(self, name: str) -> tuple[list[Any], Exception | None]:
         """Every value published as ``name`` (injected first), ignoring scopes."""
         values, problem = [], None
         for source in self._flow_injected():
@@ -532,7 +536,7 @@ class Storage:
                 problem = problem or missing.args[0]
         return values, problem
 
-    def fetch(self, name: str, many_handler: Callable[[list], Any] | None = None) -> Any:
+    def fetch(self, name: str, many_handler: Callable[[list[Any]], Any] | None = None) -> Any:
         """The value published under ``name``, whatever the scope.
 
         Flow-level injected values come first, then atom results in the order
@@ -554,7 +558,8 @@ class Storage:
             return values[0]
         return many_handler(values)
 
-    def fetch_all(self, many_handler: Callable[[list], Any] | None = None) -> dict[str, Any]:
+    def fetch_all(self, many_handler: Callable[[list[Any]], Any] | None = None
+                  ) -> dict[str, Any]:
         """Every fetchable name; a name with several values maps to their list."""
         if many_handler is None:
             many_handler = _one_or_all
@@ -734,6 +739,98 @@ class Storage:
                 meta.update(before)
                 raise
 
+    # -- ownership (see taskflow.persistence.ownership) ------------------------
+
+    @property
+    def lease(self) -> ownership.Lease | None:
+        """The lease this storage holds on its flow detail (taskflow-ng), if any."""
+        return self._lease
+
+    def take_ownership(self, owner: str, ttl: float,
+                       claim_token: int | None = None) -> ownership.Lease | None:
+        """Take the lease of the flow detail; every write then carries its token.
+
+        Raises ``FlowLeased`` when someone else owns the flow. When another
+        owner may have written since this storage last owned the flow, the
+        atom details are read again first, so what it sees is current.
+        ``None`` (and nothing done) without a backend that keeps leases.
+        """
+        if self._backend is None:
+            return None
+        conn = self._conn()
+        if not ownership.supports_leases(conn):
+            return None
+        with self._lock:
+            lease: ownership.Lease = conn.acquire_flow_lease(self.flow_uuid, owner, ttl,
+                                                             claim_token=claim_token)
+            self._lease = lease
+            conn.fence = lease
+            if self._last_token is None or lease.token != self._last_token + 1:
+                try:
+                    self._reload(conn)
+                except BaseException:
+                    self.give_up_ownership()
+                    raise
+            return lease
+
+    def renew_ownership(self, ttl: float) -> ownership.Lease:
+        """Extend the lease (``OwnershipLost`` if the flow has a new owner).
+
+        Safe to call from another thread than the one writing.
+        """
+        lease = self._lease
+        if lease is None:
+            raise exc.InvalidState("Storage of flow detail '%s' does not own it"
+                                   % self.flow_uuid)
+        if self._lease_connection is None:
+            self._lease_connection = self._backend.get_connection()
+        renewed: ownership.Lease = self._lease_connection.renew_flow_lease(lease, ttl)
+        if self._lease is lease:
+            self._lease = renewed
+        return renewed
+
+    def give_up_ownership(self) -> None:
+        """Release the lease (best effort: an unreleased lease expires anyway)."""
+        with self._lock:
+            lease, self._lease = self._lease, None
+            if lease is None:
+                return
+            self._last_token = lease.token
+            conn = self._conn()
+            conn.fence = None
+            try:
+                conn.release_flow_lease(lease)
+            except exc.StorageFailure:
+                pass  # it expires by itself
+            if self._lease_connection is not None:
+                self._lease_connection.close()
+                self._lease_connection = None
+
+    def _reload(self, conn: Any) -> None:
+        """Bring the flow detail up to date with what the backend stores."""
+        try:
+            stored = conn.get_flow_details(self.flow_uuid)
+        except exc.NotFound:
+            return  # not saved yet: nobody else can have written it
+        fd = self._flowdetail
+        fd.state = stored.state
+        fd.meta = stored.meta
+        for stored_ad in stored:
+            ad = self._atoms.get(stored_ad.name)
+            if ad is None:
+                fd.add(stored_ad)
+                self._atoms[stored_ad.name] = stored_ad
+            elif ad.uuid == stored_ad.uuid and type(ad) is type(stored_ad):
+                for field in ('state', 'intention', 'results', 'failure', 'revert_results',
+                              'revert_failure', 'meta', 'version'):
+                    setattr(ad, field, getattr(stored_ad, field))
+            else:
+                continue  # another detail of that name: ours stays the one used
+            if stored_ad.failure is not None:
+                self._failures[stored_ad.name] = stored_ad.failure
+        if self.injector_name in self._atoms:
+            self._register_injector()
+
     def close(self) -> None:
         """Release the backend connection this storage opened (if any)."""
         with self._lock:
@@ -743,6 +840,12 @@ class Storage:
 
 
 _VERSION_STRINGS: dict[Any, str] = {}
+
+
+def _str(value: str | None) -> str:
+    """A state or intention: always set on the details storage manages."""
+    assert value is not None
+    return value
 
 
 def _version_string(version: Any) -> str:
@@ -789,14 +892,14 @@ def _as_values(pairs: Any, what: str) -> dict[str, Any]:
                           ' pairs), not %r' % (what, pairs)) from error
 
 
-def _restore(mapping: dict, key: str, value: Any) -> None:
+def _restore(mapping: dict[str, Any], key: str, value: Any) -> None:
     if value is _UNSET:
         mapping.pop(key, None)
     else:
         mapping[key] = value
 
 
-def _one_or_all(values: list) -> Any:
+def _one_or_all(values: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
@@ -807,7 +910,7 @@ def _index_of(entries: tuple[tuple[str, Any], ...], provider: str) -> Any:
     return None
 
 
-def _disallowed(atom_name: str, state: str, allowed: tuple) -> exc.DisallowedAccess:
+def _disallowed(atom_name: str, state: str | None, allowed: tuple[str, ...]) -> exc.DisallowedAccess:
     return exc.DisallowedAccess(
         "Result for atom '%s' is not known/accessible due to it being in %s state when"
         " result access is restricted to %s states" % (atom_name, state, allowed), state=state)
@@ -836,6 +939,6 @@ def _raise_on_key_error(error: exc.NotFound, key: str) -> NoReturn:
         raise error  # the implicit context is the point
 
 
-def _raise_with(error: exc.TaskFlowException) -> None:
+def _raise_with(error: exc.TaskFlowException) -> NoReturn:
     """Raise ``error`` chained (``__cause__``) to its taskflow ``cause``."""
     raise error from error.cause

@@ -25,7 +25,8 @@ _BUILTIN_ENGINES = {
 }
 
 
-def _engine_kind_and_options(engine: str | None, kwargs: Mapping[str, Any]) -> tuple[str, dict]:
+def _engine_kind_and_options(engine: str | None,
+                             kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """Split ``engine`` (a kind, or a URI whose scheme is the kind) into kind and options.
 
     Like the reference: a falsy ``engine`` means the default kind; anything
@@ -63,7 +64,8 @@ def _load_class(target: str) -> type:
             raise ImportError('The engine %s is not available in this version of'
                               ' taskflow-ng' % target) from error
         raise
-    return getattr(module, attr)
+    found: type = getattr(module, attr)
+    return found
 
 
 def _engine_class(kind: str, namespace: str) -> type:
@@ -72,7 +74,8 @@ def _engine_class(kind: str, namespace: str) -> type:
         return _load_class(target)
     for entry_point in importlib.metadata.entry_points(group=namespace):
         if entry_point.name == kind:
-            return entry_point.load()
+            loaded: type = entry_point.load()
+            return loaded
     if target is not None:
         return _load_class(target)
     raise exc.NotFound("Could not find engine '%s'" % kind)
@@ -113,12 +116,13 @@ def run(flow: Any, store: Mapping[str, Any] | None = None, flow_detail: Any = No
     engine_obj = load(flow, store=store, flow_detail=flow_detail, book=book, backend=backend,
                       namespace=namespace, engine=engine, **kwargs)
     engine_obj.run()
-    return engine_obj.storage.fetch_all()
+    results: dict[str, Any] = engine_obj.storage.fetch_all()
+    return results
 
 
 # -- factories (flows that can be rebuilt to resume them) --------------------
 
-def _qualified_name(function: Callable) -> str:
+def _qualified_name(function: Callable[..., Any]) -> str:
     if not hasattr(function, '__qualname__'):  # partials, callable objects...
         function = type(function)  # named after their type: never reimportable
     return '%s.%s' % (function.__module__, function.__qualname__)
@@ -148,6 +152,7 @@ def _import_by_name(name: str) -> Any:
             raise ImportError('Class %s cannot be found (%s)'
                               % (parts[-1], traceback.format_exception(*sys.exc_info())))
         return target
+    assert first_error is not None  # (the loop ran at least once)
     raise first_error  # the whole module path's: it names the missing module
 
 

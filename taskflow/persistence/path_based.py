@@ -5,6 +5,7 @@ The layout (memory file system, directory tree, zookeeper znodes)::
     <root>/books/<book uuid>            book dict; children link to flow details
     <root>/flow_details/<fd uuid>       flow dict; children link to atom details
     <root>/atom_details/<ad uuid>       {'atom': atom dict, 'type': 'TASK_DETAIL'}
+    <root>/leases/<fd uuid>             the flow's lease (taskflow-ng, see ``ownership``)
 
 A subclass provides the primitive operations (read/write an item, list
 children, make a link, delete a tree, a transaction); this module turns them
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from taskflow import exceptions as exc
 from taskflow.persistence import base
 from taskflow.persistence import models
+from taskflow.persistence import ownership
 
 __all__ = ['INTERNAL_ERROR', 'PathBasedBackend', 'PathBasedConnection']
 
@@ -48,13 +51,20 @@ class PathBasedBackend(base.Backend, abc.ABC):
 
 
 class PathBasedConnection(base.Connection, abc.ABC):
-    """The ``Connection`` API on top of path primitives."""
+    """The ``Connection`` API on top of path primitives.
+
+    Leases (see :mod:`~taskflow.persistence.ownership`) are read and written
+    in the same transactions as the objects, so a write under ``fence`` (the
+    writer's lease) is refused once the flow has a newer owner.
+    """
 
     def __init__(self, backend: PathBasedBackend) -> None:
         self._backend = backend
         self._book_path = self._join_path(backend.path, 'books')
         self._flow_path = self._join_path(backend.path, 'flow_details')
         self._atom_path = self._join_path(backend.path, 'atom_details')
+        self._lease_path = self._join_path(backend.path, 'leases')
+        self.fence: ownership.Lease | None = None
 
     @property
     def backend(self) -> PathBasedBackend:
@@ -123,6 +133,68 @@ class PathBasedConnection(base.Connection, abc.ABC):
 
     def _dump_book(self, book: models.LogBook) -> Any:
         return book.to_dict(marshal_time=True)
+
+    def _dump_plain(self, data: dict[str, Any]) -> Any:
+        return data
+
+    # -- leases ----------------------------------------------------------------
+
+    def _read_lease(self, flow_uuid: str) -> ownership.Lease | None:
+        try:
+            data = self._get_item(self._join_path(self._lease_path, flow_uuid))
+        except exc.NotFound:
+            return None
+        try:
+            return ownership.Lease(**data)
+        except TypeError as e:
+            raise exc.StorageFailure("Malformed lease of flow detail '%s': %r"
+                                     % (flow_uuid, data), e) from e
+
+    def _write_lease(self, lease: ownership.Lease, transaction: Any) -> None:
+        self._ensure_path(self._lease_path)
+        self._set_item(self._join_path(self._lease_path, lease.flow_uuid),
+                       self._dump_plain(lease._asdict()), transaction)
+
+    def acquire_flow_lease(self, flow_uuid: str, owner: str, ttl: float,
+                           claim_token: int | None = None) -> ownership.Lease:
+        """Take the lease of a flow detail (see :mod:`~taskflow.persistence.ownership`)."""
+        ttl = ownership.check_ttl(ttl)
+        with self._transaction() as transaction:
+            lease = ownership.grant(self._read_lease(flow_uuid), flow_uuid, owner, ttl,
+                                    time.time(), claim_token)
+            self._write_lease(lease, transaction)
+        return lease
+
+    def renew_flow_lease(self, lease: ownership.Lease, ttl: float) -> ownership.Lease:
+        ttl = ownership.check_ttl(ttl)
+        with self._transaction() as transaction:
+            current = self._read_lease(lease.flow_uuid)
+            if current is None or current.token != lease.token:
+                raise ownership.lost(lease, current)
+            renewed = current._replace(expires_at=time.time() + ttl)
+            self._write_lease(renewed, transaction)
+        return renewed
+
+    def release_flow_lease(self, lease: ownership.Lease) -> None:
+        with self._transaction() as transaction:
+            current = self._read_lease(lease.flow_uuid)
+            if current is not None and current.token == lease.token:
+                self._write_lease(current._replace(expires_at=0.0), transaction)
+
+    def get_flow_lease(self, flow_uuid: str) -> ownership.Lease | None:
+        with self._reading():
+            return self._read_lease(flow_uuid)
+
+    def _check_fence(self) -> None:
+        """Refuse a write under a lease that is no longer the flow's current one."""
+        fence = self.fence
+        if fence is not None:
+            current = self._read_lease(fence.flow_uuid)
+            if current is None or current.token != fence.token:
+                raise ownership.lost(fence, current)
+
+    def _reading(self) -> contextlib.AbstractContextManager[Any]:
+        return self._transaction()
 
     # -- Connection API -------------------------------------------------------
 
@@ -201,6 +273,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
         """Returns the stored atom detail merged with ``atom_detail``."""
         path = self._join_path(self.atom_path, atom_detail.uuid)
         with self._transaction() as transaction:
+            self._check_fence()
             stored = self._read_atom(atom_detail.uuid)  # NotFound if missing
             stored.merge(atom_detail)
             self._set_item(path, self._dump_atom(stored), transaction)
@@ -211,6 +284,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
         """Returns ``flow_detail`` itself (as the original's path based
         backends do)."""
         with self._transaction() as transaction:
+            self._check_fence()
             self._write_flow(flow_detail, transaction, ignore_missing=False)
         return flow_detail
 
@@ -219,6 +293,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
         do)."""
         path = self._join_path(self.book_path, book.uuid)
         with self._transaction() as transaction:
+            self._check_fence()
             if self._exists(path):
                 stored = models.LogBook.from_dict(self._get_item(path),
                                                   unmarshal_time=True)

@@ -388,3 +388,96 @@ def test_ignore_targets_of_a_subflow_decision(depth, ignored):
     r = Runner(flow)
     start = r.node('x').preds[0]
     assert sorted(n.name for n in r.plan.ignore_targets(start, depth)) == ignored
+
+
+# -- decisions: what a failure reverts, what a resume fixes, how a run ends ------------
+
+
+def _names(nodes):
+    return [_label(node) for node in nodes]
+
+
+def retried_subflow_with_dependant():
+    """'a' needs x from 'b' inside a subflow retried by 'r'."""
+    return gf.Flow('top').add(
+        Uses('a', 'x'),
+        lf.Flow('sub', retry=retry.Times(2, name='r')).add(T('b', provides='x'), T('c')))
+
+
+def test_a_retry_reverts_only_its_subflow_when_nothing_after_it_ran():
+    r = Runner(retried_subflow_with_dependant(), states={'r': st.SUCCESS, 'b': st.SUCCESS,
+                                                         'c': st.FAILURE})
+    retry_node = r.node('r')
+    assert _names(r.plan.retry_targets(retry_node)) == ['b', 'c', '>sub']
+    assert _names(r.plan.retry_resets(retry_node)) == ['b', 'c', '>sub']
+
+
+def test_a_retry_also_reverts_atoms_after_its_subflow_that_already_ran():
+    r = Runner(retried_subflow_with_dependant(), states={'r': st.SUCCESS, 'b': st.SUCCESS,
+                                                         'c': st.FAILURE, 'a': st.SUCCESS})
+    retry_node = r.node('r')
+    assert _names(r.plan.retry_targets(retry_node)) == ['b', 'c', '>sub', 'a']
+    r.intend(st.REVERT, 'a', 'b', 'c')
+    r.intend(st.RETRY, 'r')
+    assert r.ready() == [(REVERT, 'a')]
+    r.revert('a')
+    assert r.ready() == [(REVERT, 'c')]
+    r.revert('c')
+    assert r.ready() == [(REVERT, 'b')]
+    r.revert('b')
+    assert r.ready() == [(RETRY, 'r')]
+    # What it reverted is run again with the subflow.
+    assert _names(r.plan.retry_resets(retry_node)) == ['b', 'c', '>sub', 'a']
+
+
+def test_a_resumed_retry_finds_what_it_reverted_by_intention():
+    stored = {'r': st.RETRYING, 'b': st.REVERTED, 'c': st.REVERTED, 'a': st.REVERTED}
+    intentions = {'r': st.EXECUTE, 'b': st.EXECUTE, 'c': st.EXECUTE, 'a': st.REVERT}
+    r = Runner(retried_subflow_with_dependant(), stored, intentions)
+    assert _names(r.plan.unfinished_retries()) == ['r']
+    assert _names(r.plan.retry_resets(r.node('r'))) == ['b', 'c', '>sub', 'a']
+
+
+def test_a_retry_stored_retrying_with_its_retry_intention_is_not_unfinished():
+    r = Runner(retried_subflow_with_dependant(), {'r': st.RETRYING}, {'r': st.RETRY})
+    assert r.plan.unfinished_retries() == []
+
+
+def test_atoms_interrupted_while_the_flow_reverts_revert_too():
+    flow = uf.Flow('u').add(T('a'), T('b'), T('c'))
+    stored = {'a': st.FAILURE, 'b': st.RUNNING, 'c': st.RUNNING}
+    r = Runner(flow, stored, {'a': st.REVERT, 'b': st.REVERT, 'c': st.EXECUTE})
+    r.plan.revert_interrupted(stored)
+    assert r.plan.state[r.node('b').index] == st.FAILURE     # may have done some work
+    assert r.plan.state[r.node('c').index] == st.PENDING     # runs again
+    assert sorted(r.ready()) == [(EXECUTE, 'c'), (REVERT, 'a'), (REVERT, 'b')]
+
+
+@pytest.mark.parametrize('states, suspending, timers, expected', [
+    ({'a': st.SUCCESS, 'b': st.SUCCESS}, False, False, st.SUCCESS),
+    ({'a': st.SUCCESS, 'b': st.IGNORE}, False, False, st.SUCCESS),
+    ({'a': st.REVERTED, 'b': st.PENDING}, False, False, st.REVERTED),
+    ({'a': st.FAILURE, 'b': st.SUCCESS}, False, False, st.REVERTED),
+    ({'a': st.SUCCESS, 'b': st.PENDING}, True, False, st.SUSPENDED),
+    ({'a': st.SUCCESS, 'b': st.SUCCESS}, True, False, st.SUCCESS),
+    ({'a': st.SUCCESS, 'b': st.SUCCESS}, True, True, st.SUSPENDED),
+    ({'a': st.SUCCESS, 'b': st.PENDING}, False, False, None),   # stuck
+])
+def test_the_final_state_of_a_run(states, suspending, timers, expected):
+    r = Runner(uf.Flow('u').add(T('a'), T('b')), states)
+    r.ready()  # nothing queued is left behind
+    assert r.plan.final_state(suspending, timers) == expected
+
+
+def test_links_from_ignored_atoms_do_not_vote():
+    yes, no = (lambda history: True), (lambda history: False)
+    a, b, c = T('a'), T('b'), T('c')
+    flow = gf.Flow('g').add(a, b, c)
+    flow.link(a, c, decider=yes)
+    flow.link(b, c, decider=no)
+    r = Runner(flow, {'a': st.SUCCESS, 'b': st.IGNORE})
+    voters = r.plan.voters(r.node('c'))
+    assert [(source.name, decider) for source, decider, _depth in voters] == [('a', yes)]
+    assert not r.plan.decided_earlier(r.node('c'))
+    r.state('c', st.IGNORE)
+    assert r.plan.decided_earlier(r.node('c'))

@@ -27,6 +27,10 @@ TASK = 'task'
 RETRY = 'retry'
 JOIN = 'join'
 
+# How to fetch an atom's arguments: per argument, (argument name, storage
+# name, optional, names of the providers it may be read from, nearest first).
+ArgumentPlan = tuple[tuple[str, str, bool, tuple[str, ...]], ...]
+
 
 class FlowScope:
     """One flow of the tree: where its nodes are and how its children are ordered."""
@@ -37,7 +41,7 @@ class FlowScope:
     def __init__(self, flow: Any, parent: FlowScope | None) -> None:
         self.flow = flow                  # the Flow (None for a bare task)
         self.parent = parent
-        self.depth = 0 if parent is None else parent.depth + 1
+        self.depth: int = 0 if parent is None else parent.depth + 1
         self.retry: Node | None = None    # this flow's retry atom, if any
         self.start: Node                  # join before everything in the flow
         self.end: Node                    # join after everything in the flow
@@ -81,7 +85,7 @@ class Node:
         self.index = index
         self.kind = kind
         self.atom = atom
-        self.name: str | None = atom.name if atom is not None else None
+        self.name: str = atom.name if atom is not None else ''   # '' for joins
         self.scope = scope                 # innermost flow holding the node
         self.preds: list[Node] = []
         self.succs: list[Node] = []
@@ -110,7 +114,7 @@ class Compilation:
         self.hierarchy: list[FlowScope] = []   # every flow, outermost first
         self._providers: dict[str, list[Node]] = {}
         self._visible: dict[tuple[int, str], tuple[str, ...]] = {}  # provider_names() memo
-        self._arguments: dict[tuple[int, bool], tuple] = {}        # argument_plan() memo
+        self._arguments: dict[tuple[int, bool], ArgumentPlan] = {}  # argument_plan() memo
         self._seen: set[int] = set()
         if isinstance(root, flow_module.Flow):
             self.root_scope = self._compile_flow(root, None)[0]
@@ -290,7 +294,7 @@ class Compilation:
             names = self._visible[key] = tuple(p.name for p in self.providers_for(node, name))
         return names
 
-    def argument_plan(self, node: Node, revert: bool = False) -> tuple:
+    def argument_plan(self, node: Node, revert: bool = False) -> ArgumentPlan:
         """How to fetch an atom's ``execute`` (or ``revert``) arguments, memoised.
 
         One ``(argument, storage name, optional, provider names)`` tuple per
@@ -324,6 +328,7 @@ class Compilation:
         if scope is node.scope and provider in node.preds:
             return scope.depth   # the usual case: linked right before it
         while not scope.contains(node.index):
+            assert scope.parent is not None  # the root scope contains every node
             scope = scope.parent
         if scope.retry is provider:
             return scope.depth

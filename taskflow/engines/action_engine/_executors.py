@@ -1,70 +1,107 @@
 """Where atoms run: inline (serial engine) or on a ``concurrent.futures.Executor``.
 
-A *runner* is the run loop's only seam to execution.  ``submit`` starts a
-call, ``submit_timed`` starts one that may not take longer than a timeout,
-``run_local`` runs one in the loop's thread (retries, which must not leave
-it), and ``wait`` returns finished ``(token, outcome)`` pairs.  A timed call
-that overruns is reported with the outcome ``TIMED_OUT`` and *abandoned*:
-Python cannot stop a thread, so the call keeps running, but nobody waits for
-it and its eventual result is dropped (and logged).
+A *runner* (the :class:`Runner` protocol) is the run loop's only seam to
+execution: ``submit`` starts a task's :class:`~._call.Call` (optionally
+with a timeout), ``run_local`` runs a call in the loop's own thread
+(retries, which must not leave it), and ``wait`` returns finished
+``(token, outcome)`` pairs.
+
+A timed call that overruns is reported with the outcome :data:`TIMED_OUT`
+and *abandoned*: Python cannot stop a thread, so the call keeps running, but
+nobody waits for it and its eventual result is dropped (and logged).  Its
+clock starts when the call starts running, not when it is queued, and the
+engine's own pool (:class:`DaemonPool`) replaces the thread an abandoned call
+holds, so timed-out calls never use up the pool or keep the process from
+exiting.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent import futures
-from typing import Any
+from typing import Any, Protocol
 
+from taskflow.engines.action_engine._call import Call, Outcome, run_task
 from taskflow.types import failure as failure_module
 
 LOG = logging.getLogger(__name__)
 
-TIMED_OUT = object()   # outcome of a timed call that overran its timeout
-_WAKE = object()       # queue item that only interrupts a wait
+TIMED_OUT = Outcome(False, None)   # outcome of a timed call that overran its timeout
+_WAKE = object()                   # queue item that only interrupts a wait
+# How often a wait looks at timed calls queued in an executor, to start
+# their clocks when they start running.
+_START_POLL = 0.05
 
 THREAD_EXECUTOR_NAMES = ('thread', 'threads', 'threaded')
 GREEN_EXECUTOR_NAMES = ('greenthread', 'greenthreads', 'greenthreaded')
 _GREEN_DEFAULT_WORKERS = 1000
+
+Finished = list[tuple[Any, Outcome]]
+
+
+class Runner(Protocol):
+    """What the run loop needs from whatever runs its atoms."""
+
+    @property
+    def pending(self) -> int:
+        """Calls started and not yet returned by :meth:`wait`."""
+
+    def submit(self, token: Any, call: Call, timeout: float | None) -> None:
+        """Start ``call``; its outcome comes back from :meth:`wait` with ``token``."""
+
+    def run_local(self, token: Any, fn: Callable[..., Outcome], *args: Any) -> None:
+        """Run ``fn(*args)`` in this thread now; its outcome comes back from :meth:`wait`."""
+
+    def wait(self, timeout: float | None) -> Finished:
+        """Finished ``(token, outcome)`` pairs; blocks up to ``timeout`` if none yet."""
+
+    def wake(self) -> None:
+        """Interrupt a :meth:`wait` (thread safe)."""
+
+    def stop(self) -> None:
+        """The run is over: release what the runner owns."""
 
 
 class SerialRunner:
     """Runs every call right away, in the calling thread."""
 
     def __init__(self) -> None:
-        self._finished: deque = deque()
+        self._finished: deque[tuple[Any, Outcome]] = deque()
         self._wakeup = threading.Event()
 
-    def submit(self, token: Any, fn: Callable, *args: Any) -> None:
-        self._finished.append((token, fn(*args)))
-
-    run_local = submit
-
-    def submit_timed(self, token: Any, timeout: float, label: str, fn: Callable,
-                     *args: Any) -> None:
+    def submit(self, token: Any, call: Call, timeout: float | None) -> None:
+        if timeout is None:
+            self._finished.append((token, run_task(call)))
+            return
         # The loop's thread cannot be interrupted, so a timed call runs on a
         # daemon thread of its own while the loop waits for it (at most timeout).
-        box: list = []
-        worker = threading.Thread(target=lambda: box.append(fn(*args)), daemon=True,
+        box: list[Outcome] = []
+        worker = threading.Thread(target=lambda: box.append(run_task(call)), daemon=True,
                                   name='taskflow-timed-call')
         worker.start()
         worker.join(timeout)
         if box:
             self._finished.append((token, box[0]))
         else:
-            LOG.warning('Abandoning %s: still running after %s seconds', label, timeout)
+            LOG.warning('Abandoning %s: still running after %s seconds', _label(call), timeout)
             self._finished.append((token, TIMED_OUT))
+
+    def run_local(self, token: Any, fn: Callable[..., Outcome], *args: Any) -> None:
+        self._finished.append((token, fn(*args)))
 
     @property
     def pending(self) -> int:
         return len(self._finished)
 
-    def wait(self, timeout: float | None) -> list:
+    def wait(self, timeout: float | None) -> Finished:
         if not self._finished and timeout:
             # Nothing runs: the loop is only waiting for a timer (or a wake-up).
             self._wakeup.wait(timeout)
@@ -74,11 +111,23 @@ class SerialRunner:
         return finished
 
     def wake(self) -> None:
-        """Interrupt a ``wait`` (e.g. the engine is being suspended)."""
         self._wakeup.set()
 
     def stop(self) -> None:
         pass
+
+
+class _Timed:
+    """A timed call in flight: its clock starts when its future starts running."""
+
+    __slots__ = ('token', 'future', 'timeout', 'label')
+
+    def __init__(self, token: Any, future: futures.Future[Outcome], timeout: float,
+                 label: str) -> None:
+        self.token = token
+        self.future = future
+        self.timeout = timeout
+        self.label = label
 
 
 class PoolRunner:
@@ -87,94 +136,218 @@ class PoolRunner:
     def __init__(self, executor: futures.Executor, owned: bool) -> None:
         self._executor = executor
         self._owned = owned
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._local: deque = deque()
+        self._queue: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+        self._local: deque[tuple[Any, Outcome]] = deque()
         self._running = 0
-        self._deadlines: list = []   # heap of (deadline, sequence, token, future, label)
-        self._sequence = 0
-        self._abandoned: dict[futures.Future, str] = {}  # overrunning call -> label
+        self._unstarted: list[_Timed] = []      # timed calls still queued in the executor
+        self._deadlines: list[tuple[float, int, _Timed]] = []  # heap, started timed calls
+        self._sequence = itertools.count()
+        self._abandoned: dict[futures.Future[Outcome], str] = {}  # overrunning call -> label
 
-    def submit(self, token: Any, fn: Callable, *args: Any) -> futures.Future:
-        future = self._executor.submit(fn, *args)
+    def submit(self, token: Any, call: Call, timeout: float | None) -> None:
+        future = self._executor.submit(run_task, call)
         self._running += 1
         future.add_done_callback(lambda f: self._queue.put((token, f)))
-        return future
+        if timeout is not None:
+            self._unstarted.append(_Timed(token, future, timeout, _label(call)))
 
-    def submit_timed(self, token: Any, timeout: float, label: str, fn: Callable,
-                     *args: Any) -> None:
-        future = self.submit(token, fn, *args)
-        self._sequence += 1
-        heapq.heappush(self._deadlines,
-                       (time.monotonic() + timeout, self._sequence, token, future, label))
-
-    def run_local(self, token: Any, fn: Callable, *args: Any) -> None:
+    def run_local(self, token: Any, fn: Callable[..., Outcome], *args: Any) -> None:
         self._local.append((token, fn(*args)))
 
     def wake(self) -> None:
-        """Interrupt a ``wait`` (e.g. the engine is being suspended)."""
         self._queue.put((_WAKE, None))
 
     @property
     def pending(self) -> int:
         return self._running + len(self._local)
 
-    def wait(self, timeout: float | None) -> list:
-        finished = list(self._local)
+    def wait(self, timeout: float | None) -> Finished:
+        finished: Finished = list(self._local)
         self._local.clear()
-        block = not finished
+        give_up = None if timeout is None else time.monotonic() + timeout
+        woken = False
         while True:
-            wait_for = self._until_next_deadline(timeout) if block else None
+            block = not finished and not woken
             try:
-                item = self._queue.get(block=block, timeout=wait_for)
+                token, payload = self._queue.get(
+                    block=block, timeout=self._block_for(give_up) if block else None)
             except queue.Empty:
-                break
-            block = False
-            token, payload = item
+                finished.extend(self._expire())
+                if (finished or not block
+                        or (give_up is not None and time.monotonic() >= give_up)):
+                    return finished
+                continue  # woke up to start clocks or expire calls: keep waiting
             if token is _WAKE:
-                continue
-            if payload in self._abandoned:
+                woken = True
+            elif payload in self._abandoned:
                 LOG.warning('%s finished after its timeout; its outcome is dropped',
                             self._abandoned.pop(payload))
-                continue
-            self._running -= 1
-            finished.append((token, _outcome_of(payload)))
-        finished.extend(self._expire())
-        return finished
+            else:
+                self._running -= 1
+                finished.append((token, _outcome_of(payload)))
 
-    def _until_next_deadline(self, timeout: float | None) -> float | None:
-        if not self._deadlines:
-            return timeout
-        left = max(self._deadlines[0][0] - time.monotonic(), 0.0)
-        return left if timeout is None else min(left, timeout)
-
-    def _expire(self) -> list:
-        """Abandon timed calls whose deadline passed while they were still running."""
-        expired = []
+    def _start_clocks(self) -> None:
+        """Start the clock of every timed call that has started running."""
         now = time.monotonic()
-        while self._deadlines and (self._deadlines[0][0] <= now
-                                   or self._deadlines[0][3].done()):
-            _deadline, _seq, token, future, label = heapq.heappop(self._deadlines)
-            if future.done():
+        still_queued = []
+        for timed in self._unstarted:
+            if timed.future.done():
+                continue  # its outcome comes through the queue
+            if timed.future.running():
+                heapq.heappush(self._deadlines,
+                               (now + timed.timeout, next(self._sequence), timed))
+            else:
+                still_queued.append(timed)
+        self._unstarted = still_queued
+
+    def _block_for(self, give_up: float | None) -> float | None:
+        """How long a blocking wait may sleep: until ``give_up``, the next
+        deadline, or the next look at queued timed calls, whichever is first."""
+        self._start_clocks()
+        now = time.monotonic()
+        limit = None if give_up is None else max(give_up - now, 0.0)
+        if self._unstarted:
+            limit = _START_POLL if limit is None else min(limit, _START_POLL)
+        if self._deadlines:
+            left = max(self._deadlines[0][0] - now, 0.0)
+            limit = left if limit is None else min(left, limit)
+        return limit
+
+    def _expire(self) -> Finished:
+        """Abandon timed calls whose deadline passed while they were still running."""
+        expired: Finished = []
+        now = time.monotonic()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][2].future.done()):
+            timed = heapq.heappop(deadlines)[2]
+            if timed.future.done():
                 continue  # finished in time; its outcome comes through the queue
-            LOG.warning('Abandoning %s: still running after its timeout', label)
-            self._abandoned[future] = label
+            LOG.warning('Abandoning %s: still running after %s seconds', timed.label,
+                        timed.timeout)
+            self._abandoned[timed.future] = timed.label
+            abandon = getattr(self._executor, 'abandon', None)
+            if abandon is not None:
+                abandon(timed.future)
             self._running -= 1
-            expired.append((token, TIMED_OUT))
+            expired.append((timed.token, TIMED_OUT))
         return expired
 
     def stop(self) -> None:
         if self._owned:
-            # Never wait for abandoned (overrunning) calls: they may not end.
-            self._executor.shutdown(wait=not self._abandoned)
+            self._executor.shutdown(wait=True)
 
 
-def _outcome_of(future: futures.Future) -> tuple:
+def _label(call: Call) -> str:
+    return "task '%s' (%s)" % (call.atom.name, call.kind)
+
+
+def _outcome_of(future: futures.Future[Outcome]) -> Outcome:
     try:
         return future.result()
     except Exception as error:  # a broken or cancelled executor, not the atom
-        return False, failure_module.Failure.from_exception(error)
+        return Outcome(False, failure_module.Failure.from_exception(error))
     # SystemExit, KeyboardInterrupt... raised by an atom propagate, as they
     # do on the serial engine.
+
+
+class DaemonPool(futures.Executor):
+    """A thread pool of daemon threads that survives abandoned calls.
+
+    Like ``ThreadPoolExecutor`` (threads start on demand, up to
+    ``max_workers``), except that :meth:`abandon` gives up on a running call:
+    its thread stops counting against ``max_workers`` (a new one starts when
+    work needs it) and exits once the call returns.  Daemon threads, and
+    ``shutdown()`` never joining abandoned ones, let the process exit while
+    an abandoned call still runs.
+    """
+
+    def __init__(self, max_workers: int | None = None, name: str = 'taskflow') -> None:
+        if max_workers is None:
+            max_workers = min(32, (os.cpu_count() or 1) + 4)
+        if max_workers <= 0:
+            raise ValueError('max_workers must be greater than 0')
+        self._max_workers = max_workers
+        self._name = name
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._threads: dict[threading.Thread, futures.Future[Any] | None] = {}
+        self._abandoned: set[futures.Future[Any]] = set()
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> futures.Future[Any]:
+        future: futures.Future[Any] = futures.Future()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError('cannot schedule new futures after shutdown')
+            self._work.put((future, fn, args, kwargs))
+            if not self._idle.acquire(blocking=False):
+                self._grow()
+        return future
+
+    def _grow(self) -> None:
+        working = len(self._threads) - sum(1 for f in self._threads.values()
+                                           if f in self._abandoned)
+        if working < self._max_workers:
+            thread = threading.Thread(target=self._serve, daemon=True,
+                                      name='%s-%d' % (self._name, len(self._threads)))
+            self._threads[thread] = None
+            thread.start()
+
+    def abandon(self, future: futures.Future[Any]) -> None:
+        """Stop counting the thread that runs ``future`` (it overran a timeout)."""
+        with self._lock:
+            if not future.done() and future in self._threads.values():
+                self._abandoned.add(future)
+                if not self._work.empty():
+                    self._grow()
+
+    def _serve(self) -> None:
+        me = threading.current_thread()
+        while True:
+            item = self._work.get()
+            if item is None:
+                self._work.put(None)  # let the other threads see it too
+                with self._lock:
+                    self._threads.pop(me, None)
+                return
+            future, fn, args, kwargs = item
+            if future.set_running_or_notify_cancel():
+                with self._lock:
+                    self._threads[me] = future
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as error:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+                del future  # (a result must not outlive its call in this frame)
+                with self._lock:
+                    running = self._threads[me]
+                    self._threads[me] = None
+                    if running in self._abandoned:
+                        self._abandoned.discard(running)
+                        self._threads.pop(me)
+                        return  # a replacement thread took our place
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._work.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+            self._work.put(None)
+            threads = [t for t, f in self._threads.items() if f not in self._abandoned]
+        if wait:
+            for thread in threads:
+                thread.join()
 
 
 def validate_executor_option(value: Any) -> None:
@@ -197,8 +370,7 @@ def make_pool_runner(executor: Any, max_workers: int | None) -> PoolRunner:
         return PoolRunner(executor, owned=False)
     if isinstance(executor, str) and executor.lower() in GREEN_EXECUTOR_NAMES:
         return PoolRunner(_GreenExecutor(max_workers or _GREEN_DEFAULT_WORKERS), owned=True)
-    return PoolRunner(futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                 thread_name_prefix='taskflow'), owned=True)
+    return PoolRunner(DaemonPool(max_workers), owned=True)
 
 
 class _GreenExecutor(futures.Executor):
@@ -208,11 +380,12 @@ class _GreenExecutor(futures.Executor):
         from taskflow.utils import eventlet_utils
         eventlet_utils.check_for_eventlet(
             RuntimeError('Eventlet is needed to use a green executor'))
-        import eventlet
+        import eventlet  # type: ignore[import-not-found]
         self._pool = eventlet.GreenPool(max_workers)
 
-    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> futures.Future:
-        future: futures.Future = futures.Future()
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> futures.Future[Any]:
+        future: futures.Future[Any] = futures.Future()
 
         def run() -> None:
             if not future.set_running_or_notify_cancel():

@@ -1,10 +1,13 @@
 """The run loop: the only code that moves atoms through their states.
 
-``RunLoop.iterate()`` is the engine's event loop.  It yields the engine
-states of ``run_iter()`` and, between yields, does that state's work:
+The engine's ``run_iter()`` is the event loop: it yields the engine states
+(``RESUMING``, then ``SCHEDULING``, ``WAITING``, ``ANALYZING`` until a final
+state) and, between yields, calls the :class:`RunLoop` method that does that
+state's work and returns the next state (``RunLoop.work``):
 
 ``RESUMING``
-    re-resolve failures a previous (crashed) run recorded but did not resolve;
+    load the plan from storage; re-resolve failures a previous (crashed) run
+    recorded but did not resolve; finish what a crash cut short;
 ``SCHEDULING``
     take every ready step from the plan and start it (the serial runner runs
     it right away);
@@ -14,16 +17,21 @@ states of ``run_iter()`` and, between yields, does that state's work:
     record what finished (storage first, then notifications, then the plan),
     resolve failures, and pick the next state.
 
-It owns the storage writes and the notifications of a run; user code is
-called only through ``_call``; what is ready is decided only by ``_plan``.
+The loop owns the storage writes and the notifications of a run; user code
+is called only through ``_call``; what is ready, what a failure reverts and
+how a run ends is decided by the pure ``_plan`` and ``_resolution``.  Its
+collaborators are passed in explicitly and it reports back through
+:meth:`RunLoop.outcome`, an immutable :class:`RunOutcome`.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
-from collections.abc import Iterator
-from typing import Any
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from taskflow import deciders as deciders_module
 from taskflow import exceptions as exc
@@ -42,68 +50,122 @@ _TASK_EVENT_KEYS = ('task_name', 'task_uuid')
 _RETRY_EVENT_KEYS = ('retry_name', 'retry_uuid')
 _NO_RESULT = object()
 
+Token = tuple[str, _compile.Node]   # (EXECUTE or REVERT, node): what a runner hands back
+
+
+class RunOptions(NamedTuple):
+    """How one run behaves (the engine's options, checked before it starts)."""
+
+    timeout: float | None = None     # longest single wait for atoms to finish
+    never_resolve: bool = False
+    defer_reverts: bool = False
+    task_timeout: float | None = None
+
+
+class RunOutcome(NamedTuple):
+    """What a run left behind, for ``run()`` to raise and for statistics."""
+
+    final_state: str | None                  # None: the run broke off
+    failures: tuple[failure_module.Failure, ...]   # what run() must re-raise
+    # Execute failures of atoms already meant to revert (storage does not
+    # list them; run() still raises them): atom name -> latest failure.
+    late_failures: Mapping[str, failure_module.Failure]
+    completed: int                           # executions and reverts that finished
+    discarded_failures: int                  # failures resolved by reverting or retrying
+    in_flight: int                           # started, never recorded as finished
+    seconds_per_state: Mapping[str, float]
+
+
+class Suspension:
+    """The engine's request to stop scheduling, shared with its running loop."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._runner: _executors.Runner | None = None
+
+    def start(self, runner: _executors.Runner) -> None:
+        self.requested = False
+        self._runner = runner
+
+    def request(self) -> None:
+        """Thread safe: the loop stops scheduling, and a wait for a timer ends now."""
+        self.requested = True
+        runner = self._runner
+        if runner is not None:
+            runner.wake()
+
+    def stop(self) -> None:
+        self._runner = None
+
 
 class RunLoop:
     """One run of an engine over its compiled flow."""
 
-    def __init__(self, engine: Any, runner: Any, timeout: float | None,
-                 never_resolve: bool = False, defer_reverts: bool = False,
-                 task_timeout: float | None = None) -> None:
-        self._engine = engine
-        self._compilation: _compile.Compilation = engine.compilation
-        self._storage = engine.storage
-        self._atom_notifier = engine.atom_notifier
+    def __init__(self, compilation: _compile.Compilation, storage: Any, atom_notifier: Any,
+                 runner: _executors.Runner, change_flow_state: Callable[[str], Any],
+                 suspension: Suspension, options: RunOptions) -> None:
+        self._compilation = compilation
+        self._storage = storage
+        self._atom_notifier = atom_notifier
         self._runner = runner
-        self._timeout = timeout
-        self._never_resolve = never_resolve
-        self._defer_reverts = defer_reverts
-        self._task_timeout = task_timeout
-        self._timers: list = []   # heap of (due, sequence, retry node) for delayed retries
-        self._timer_sequence = 0
-        self.failures: list[failure_module.Failure] = []   # what run() must re-raise
-        # Execute failures of atoms already meant to revert (storage does not
-        # list them; run() still raises them): atom name -> latest failure.
-        self.late_failures: dict[str, failure_module.Failure] = {}
-        self._finished: list = []
+        self._change_flow_state = change_flow_state
+        self._suspension = suspension
+        self._options = options
+        self._timers: list[tuple[float, int, _compile.Node]] = []  # heap: delayed retries
+        self._timer_sequence = itertools.count()
+        self._failures: list[failure_module.Failure] = []
+        self._late_failures: dict[str, failure_module.Failure] = {}
+        self._finished: _executors.Finished = []
+        self._final_state: str | None = None
+        self._completed = 0
+        self._discarded_failures = 0
         self.plan: _plan.Plan
         # Keys in the original's (alphabetical) order: programs print them.
-        self.seconds_per_state = {'analyzing': 0.0, 'resuming': 0.0, 'scheduling': 0.0,
-                                  'waiting': 0.0}
-        self.final_state: str | None = None
-        self.completed = 0             # executions and reverts that finished
-        self.discarded_failures = 0    # failures resolved by reverting or retrying
+        self.seconds_per_state = {st.ANALYZING: 0.0, st.RESUMING: 0.0, st.SCHEDULING: 0.0,
+                                  st.WAITING: 0.0}
+        self.work: dict[str, Callable[[], str]] = {
+            st.RESUMING: self._resume, st.SCHEDULING: self._schedule,
+            st.WAITING: self._wait, st.ANALYZING: self._analyze}
 
-    # -- the loop -------------------------------------------------------------
+    def outcome(self) -> RunOutcome:
+        return RunOutcome(
+            self._final_state, tuple(self._failures),
+            types.MappingProxyType(dict(self._late_failures)), self._completed,
+            self._discarded_failures, self._runner.pending,
+            types.MappingProxyType({state.lower(): seconds for state, seconds
+                                    in self.seconds_per_state.items()}))
 
-    def iterate(self) -> Iterator[str]:
-        """Yield engine states until the run ends.
+    def finish_round(self, state: str) -> None:
+        """End the run after the current round (an error was thrown into it).
 
-        The last state yielded is the final one, except ``FAILURE``, which is
-        not yielded: the engine raises the failure instead.
+        As the original: what the round started is still started, awaited and
+        recorded (up to and including ``ANALYZING``), then nothing more.
         """
-        work = {st.RESUMING: self._resume, st.SCHEDULING: self._schedule,
-                st.WAITING: self._wait, st.ANALYZING: self._analyze}
-        stats = self.seconds_per_state
-        stat_keys = {state: state.lower() for state in work}
-        clock = time.monotonic
-        state = st.RESUMING
+        if state == st.RESUMING:
+            state = self._resume()
+        if state == st.SCHEDULING:
+            state = self._schedule()
+        if state == st.WAITING:
+            state = self._wait()
+        if state == st.ANALYZING:
+            self._record_finished()
+        while self._runner.pending:  # never leave what runs behind unrecorded
+            self._finished = self._runner.wait(self._options.timeout)
+            self._record_finished()
+
+    def finish_quietly(self, state: str) -> None:
+        """Run to a final state (the run's iterator was closed; the engine
+        asked to suspend first)."""
         while state not in FINAL_STATES:
-            try:
-                sent = yield state
-            except GeneratorExit:
-                # Closing the iterator early: suspend and finish quietly.
-                self._engine.suspend()
-                while state not in FINAL_STATES:
-                    state = work[state]()
-                raise
-            if sent:
-                self._engine.suspend()
-            started = clock()
-            next_state = work[state]()
-            stats[stat_keys[state]] += clock() - started
-            state = next_state
-        if state != st.FAILURE:  # like the original: a failed run raises instead
-            yield state
+            state = self.work[state]()
+
+    def detach(self) -> None:
+        """Forget the progress sinks installed on tasks (the run is over)."""
+        for node in self._compilation.atoms:
+            if node.kind == _compile.TASK:
+                node.atom._progress_sink = None
+
+    # -- the states' work -----------------------------------------------------
 
     def _resume(self) -> str:
         compilation = self._compilation
@@ -113,52 +175,45 @@ class RunLoop:
             ad = storage.get_atom_detail(node.name)
             states[node.name] = ad.state
             intentions[node.name] = ad.intention
-        self.plan = _plan.Plan(compilation, states, intentions)
+        plan = self.plan = _plan.Plan(compilation, states, intentions)
         for node in compilation.atoms:
-            name = node.name
-            if states[name] == st.FAILURE:
+            if states[node.name] == st.FAILURE:
                 # Not reverted yet: its resolution may be missing or half
                 # written (a crash between intention writes, never_resolve).
                 # Resolving again sets the same intentions when it was done.
-                self._resolve(node, storage.get_atom_detail(name).failure, this_run=False)
-        plan = self.plan
-        for node in compilation.atoms:
-            name = node.name
-            if (states[name] == st.RUNNING and plan.intention[node.index] == st.REVERT
-                    and plan.state[node.index] == st.PENDING):
-                # Interrupted while running, and the flow is reverting now:
-                # it may have done part of its work, so it reverts too.
-                plan.set_state(node, st.FAILURE)
-            elif states[name] == st.RETRYING and intentions[name] == st.EXECUTE:
-                # A retry that was waiting out its delay: wait for what is left.
-                retry_at = storage.get_atom_detail(name).meta.get(_META_RETRY_AT)
-                if retry_at is not None:
-                    self._delay(node, retry_at - time.time())
+                self._resolve(node, storage.get_atom_detail(node.name).failure,
+                              this_run=False)
+        plan.revert_interrupted(states)
+        for retry in plan.unfinished_retries():
+            self._reset_subflow(retry)
+            # It was waiting out its delay: it waits for what is left.
+            retry_at = storage.get_atom_detail(retry.name).meta.get(_META_RETRY_AT)
+            if retry_at is not None:
+                self._delay(retry, retry_at - time.time())
         return st.SCHEDULING
 
     def _schedule(self) -> str:
-        if not self._stopping():
-            plan = self.plan
-            steps = plan.take_ready()
-            while steps:
-                for kind, node in steps:
-                    if kind == _plan.EXECUTE:
-                        self._start_execute(node)
-                    elif kind == _plan.REVERT:
-                        self._start_revert(node)
-                    elif kind == _plan.RETRY:
-                        self._retry_subflow(node)
-                    else:
-                        self._decide(node)
-                    if self._stopping():
-                        break
-                steps = [] if self._stopping() else plan.take_ready()
+        plan = self.plan
+        steps = [] if self._stopping() else plan.take_ready()
+        while steps:
+            for kind, node in steps:
+                if kind == _plan.EXECUTE:
+                    self._start_execute(node)
+                elif kind == _plan.REVERT:
+                    self._start_revert(node)
+                elif kind == _plan.RETRY:
+                    self._retry_subflow(node)
+                else:
+                    self._decide(node)
+                if self._stopping():
+                    break
+            steps = [] if self._stopping() else plan.take_ready()
         return st.WAITING
 
     def _wait(self) -> str:
         timers = self._timers and not self._stopping()
         if self._runner.pending or timers:
-            timeout = self._timeout
+            timeout = self._options.timeout
             if timers:
                 until_due = max(self._timers[0][0] - time.monotonic(), 0.0)
                 timeout = until_due if timeout is None else min(timeout, until_due)
@@ -166,57 +221,42 @@ class RunLoop:
         return st.ANALYZING
 
     def _analyze(self) -> str:
-        finished, self._finished = self._finished, []
-        for token, outcome in finished:
-            kind, node = token
-            if outcome is _executors.TIMED_OUT:
-                outcome = (False, self._timeout_failure(node, kind))
-            ok, value = outcome
-            if kind == _plan.EXECUTE:
-                self._executed(node, ok, value)
-            else:
-                self._reverted(node, ok, value)
+        self._record_finished()
         self._release_due_timers()
-        if self._engine._suspend_requested:
+        if self._suspension.requested:
             self._settle_decisions()
-        if not self._stopping() and self.plan._ready:
+        if not self._stopping() and self.plan.has_queued():
             return st.SCHEDULING
         if self._runner.pending or (self._timers and not self._stopping()):
             return st.WAITING
         return self._finish()
 
-    @property
-    def in_flight(self) -> int:
-        """Atoms started and not yet recorded as finished."""
-        return self._runner.pending
+    def _record_finished(self) -> None:
+        finished, self._finished = self._finished, []
+        for (kind, node), outcome in finished:
+            if outcome is _executors.TIMED_OUT:
+                outcome = _call.Outcome(False, self._timeout_failure(node, kind))
+            if kind == _plan.EXECUTE:
+                self._executed(node, outcome)
+            else:
+                self._reverted(node, outcome)
 
     def _stopping(self) -> bool:
-        return self.plan.halted or self._engine._suspend_requested
+        return self.plan.halted or self._suspension.requested
 
     def _finish(self) -> str:
-        self.final_state = self._final_state()
-        self._engine._change_flow_state(self.final_state)
-        return self.final_state
-
-    def _final_state(self) -> str:
-        if self.failures:
-            return st.FAILURE
-        suspending = self._engine._suspend_requested
-        if suspending and (self.plan.has_ready() or self._timers):
-            return st.SUSPENDED
-        plan_state = self.plan.state
-        unfinished = [n for n in self._compilation.atoms
-                      if plan_state[n.index] not in (st.SUCCESS, st.IGNORE)]
-        if not unfinished:
-            return st.SUCCESS
-        if any(plan_state[n.index] in (st.REVERTED, st.FAILURE) for n in unfinished):
-            return st.REVERTED
-        if suspending:
-            return st.SUSPENDED
-        self.failures.append(failure_module.Failure.from_exception(exc.ExecutionFailure(
-            'Engine stopped with atoms that can never run: %s'
-            % sorted(n.name for n in unfinished))))
-        return st.FAILURE
+        final_state = st.FAILURE
+        if not self._failures:
+            decided = self.plan.final_state(self._suspension.requested, bool(self._timers))
+            if decided is None:
+                self._failures.append(failure_module.Failure.from_exception(
+                    exc.ExecutionFailure('Engine stopped with atoms that can never run: %s'
+                                         % self.plan.unfinished_names())))
+            else:
+                final_state = decided
+        self._final_state = final_state
+        self._change_flow_state(final_state)
+        return final_state
 
     # -- starting atoms -------------------------------------------------------
 
@@ -231,7 +271,8 @@ class RunLoop:
         atom = node.atom
         if node.kind == _compile.TASK:
             atom._progress_sink = self._store_progress  # for the task's own reports
-            self._submit_task((_plan.EXECUTE, node), _call.execute_task, atom, arguments)
+            self._runner.submit((_plan.EXECUTE, node), _call.Call(_call.EXECUTE, atom, arguments),
+                                atom.timeout or self._options.task_timeout)
         else:
             history = self._storage.get_retry_history(node.name)
             self._runner.run_local((_plan.EXECUTE, node), _call.execute_retry, atom,
@@ -251,8 +292,9 @@ class RunLoop:
         if node.kind == _compile.TASK:
             result = ad.failure if ad.failure is not None else ad.results
             atom._progress_sink = self._store_progress
-            self._submit_task((_plan.REVERT, node), _call.revert_task, atom, arguments,
-                              result, flow_failures)
+            self._runner.submit((_plan.REVERT, node),
+                                _call.Call(_call.REVERT, atom, arguments, result, flow_failures),
+                                atom.timeout or self._options.task_timeout)
         else:
             history = self._storage.get_retry_history(node.name)
             self._runner.run_local((_plan.REVERT, node), _call.revert_retry, atom, arguments,
@@ -273,17 +315,8 @@ class RunLoop:
             if is_task:
                 node.atom._notify_progress(0.0)
 
-    def _submit_task(self, token: tuple, fn: Any, *args: Any) -> None:
-        kind, node = token
-        timeout = node.atom.timeout or self._task_timeout
-        if timeout:
-            label = "task '%s' (%s)" % (node.name, kind)
-            self._runner.submit_timed(token, timeout, label, fn, *args)
-        else:
-            self._runner.submit(token, fn, *args)
-
     def _timeout_failure(self, node: _compile.Node, kind: str) -> failure_module.Failure:
-        timeout = node.atom.timeout or self._task_timeout
+        timeout = node.atom.timeout or self._options.task_timeout
         method = 'execute' if kind == _plan.EXECUTE else 'revert'
         return failure_module.Failure.from_exception(exc.AtomTimeout(
             "Task '%s' did not finish %s within %s seconds; it was abandoned (its thread"
@@ -291,38 +324,47 @@ class RunLoop:
 
     # -- recording outcomes ---------------------------------------------------
 
-    def _executed(self, node: _compile.Node, ok: bool, value: Any) -> None:
+    def _executed(self, node: _compile.Node, outcome: _call.Outcome) -> None:
         name = node.name
         is_task = node.kind == _compile.TASK
+        ok, value = outcome
         if ok:
             try:
                 # A finished task is at progress 1.0: stored in the same write.
                 self._storage.save(name, value, st.SUCCESS, progress=1.0 if is_task else None)
-            except exc.StorageFailure:
+            except exc.UnstorableValue:
+                # It can never be stored: the atom fails (and reverts). Any
+                # other storage failure means storage is down: it propagates
+                # and stops the run with the atom left RUNNING (resumable).
                 ok, value = False, failure_module.Failure()
         if ok:
-            self.completed += 1
+            self._completed += 1
             self.plan.set_state(node, st.SUCCESS)
             self._notify(node, st.SUCCESS, st.RUNNING, value)
             if is_task:
                 node.atom._notify_progress(1.0)
             return
         if self.plan.intention[node.index] == st.REVERT:
-            self.late_failures[name] = value
+            self._late_failures[name] = value
         self._storage.save(name, value, st.FAILURE)
         self.plan.set_state(node, st.FAILURE)
         self._notify(node, st.FAILURE, st.RUNNING, value)
         if self._resolve(node, value):
-            self.completed += 1  # (as the original: not when resolving broke)
+            self._completed += 1  # (as the original: not when resolving broke)
 
-    def _reverted(self, node: _compile.Node, ok: bool, value: Any) -> None:
+    def _reverted(self, node: _compile.Node, outcome: _call.Outcome) -> None:
         name = node.name
-        self.completed += 1
+        ok, value = outcome
+        is_task = node.kind == _compile.TASK
         if ok:
-            is_task = node.kind == _compile.TASK
-            # As the original, a retry's revert result is notified, not stored.
-            self._storage.save(name, value if is_task else None, st.REVERTED,
-                               progress=1.0 if is_task else None)
+            try:
+                # As the original, a retry's revert result is notified, not stored.
+                self._storage.save(name, value if is_task else None, st.REVERTED,
+                                   progress=1.0 if is_task else None)
+            except exc.UnstorableValue:
+                ok, value = False, failure_module.Failure()
+        self._completed += 1
+        if ok:
             if not is_task:
                 self._storage.cleanup_retry_history(name, st.REVERTED)
             self.plan.set_state(node, st.REVERTED)
@@ -337,7 +379,7 @@ class RunLoop:
 
     def _halt(self, failure: failure_module.Failure) -> None:
         """Stop scheduling: the run will end in FAILURE and re-raise ``failure``."""
-        self.failures.append(failure)
+        self._failures.append(failure)
         self.plan.halted = True
 
     # -- failure resolution ---------------------------------------------------
@@ -353,7 +395,7 @@ class RunLoop:
         one an earlier run left behind stays as it is (as in the original;
         without ``never_resolve`` it is resolved when the flow runs again).
         """
-        if self._never_resolve:
+        if self._options.never_resolve:
             if this_run:
                 self._halt(failure)
             return True
@@ -362,7 +404,7 @@ class RunLoop:
             return self._ask(retry, failed_name, failure)
         try:
             action, retry = _resolution.resolve(node.name, node.retry, ask,
-                                                self._defer_reverts)
+                                                self._options.defer_reverts)
         except _Abort as abort:
             self._halt(abort.failure)
             return False
@@ -370,14 +412,10 @@ class RunLoop:
             self._halt(failure_module.Failure())
             return False
         if this_run:  # one resolved again on resume was counted by its run
-            self.discarded_failures += 1
-        if action == retry_module.RETRY:
-            self._set_intentions(self._compilation.subflow(retry), st.REVERT)
-            self._set_intentions([retry], st.RETRY)
-        elif action == retry_module.REVERT:
-            self._set_intentions(_resolution.downstream(retry), st.REVERT)
-        else:
-            self._set_intentions(self._compilation.atoms, st.REVERT)
+            self._discarded_failures += 1
+        for nodes, intention in _resolution.intention_changes(action, retry,
+                                                              self._compilation, self.plan):
+            self._set_intentions(nodes, intention)
         return True
 
     def _ask(self, retry: _compile.Node, failed_name: str,
@@ -411,16 +449,7 @@ class RunLoop:
         storage, plan = self._storage, self.plan
         if plan.state[retry.index] != st.RETRYING:
             self._set_state(retry, st.RETRYING, plan.state[retry.index])
-        for node in self._compilation.subflow(retry):
-            if node.kind == _compile.JOIN:
-                plan.reset(node)
-                continue
-            old_state = plan.state[node.index]
-            storage.set_atom_pending(node.name)
-            plan.reset(node)
-            if old_state != st.PENDING:
-                self._notify(node, st.PENDING, old_state)
-                self._progress(node, 0.0)
+        self._reset_subflow(retry)
         ok, delay = _call.retry_delay(retry.atom, storage.get_retry_history(retry.name))
         if not ok:
             self._halt(delay)
@@ -431,6 +460,20 @@ class RunLoop:
         storage.set_atom_intention(retry.name, st.EXECUTE)
         plan.set_intention(retry, st.EXECUTE)
 
+    def _reset_subflow(self, retry: _compile.Node) -> None:
+        """Back to ``PENDING`` (announced) for what a retry runs again."""
+        storage, plan = self._storage, self.plan
+        for node in plan.retry_resets(retry):
+            if node.kind == _compile.JOIN:
+                plan.reset(node)
+                continue
+            old_state = plan.state[node.index]
+            storage.set_atom_pending(node.name)
+            plan.reset(node)
+            if old_state != st.PENDING:
+                self._notify(node, st.PENDING, old_state)
+                self._progress(node, 0.0)
+
     # -- timers ---------------------------------------------------------------
 
     def _delay(self, node: _compile.Node, seconds: float) -> None:
@@ -438,8 +481,8 @@ class RunLoop:
         if seconds <= 0:
             return
         self.plan.hold(node)
-        self._timer_sequence += 1
-        heapq.heappush(self._timers, (time.monotonic() + seconds, self._timer_sequence, node))
+        heapq.heappush(self._timers,
+                       (time.monotonic() + seconds, next(self._timer_sequence), node))
 
     def _release_due_timers(self) -> None:
         timers = self._timers
@@ -461,13 +504,10 @@ class RunLoop:
 
     def _decide(self, node: _compile.Node) -> None:
         plan = self.plan
-        firsts = plan._entry_atoms(node)
-        if any(plan.state[f.index] != st.PENDING for f in firsts):
-            plan.set_decided(node)  # decided by an earlier (interrupted) run
+        if plan.decided_earlier(node):
+            plan.set_decided(node)
             return
-        # Links from skipped (IGNORE) atoms have no say; links from subflows do.
-        voters = [(source, decider, depth) for source, decider, depth in node.deciders
-                  if source.kind == _compile.JOIN or plan.state[source.index] != st.IGNORE]
+        voters = plan.voters(node)
         history = {source.name: self._storage.get(source.name)
                    for source, _decider, _depth in voters if source.kind != _compile.JOIN}
         refusals = []
@@ -509,19 +549,13 @@ class RunLoop:
     def _progress(self, node: _compile.Node, progress: float) -> None:
         set_progress(self._storage, node, progress)
 
-    def _store_progress(self, task: Any, progress: float, details: dict) -> None:
+    def _store_progress(self, task: Any, progress: float, details: dict[str, Any]) -> None:
         """Progress a task reported while running (the sink every task gets).
 
         Called on the task's thread: storage is thread safe, and so the value
         is stored before ``update_progress`` returns, as in the original.
         """
         self._storage.set_task_progress(task.name, progress, details)
-
-    def detach(self) -> None:
-        """Forget the progress sinks installed on tasks (the run is over)."""
-        for node in self._compilation.atoms:
-            if node.kind == _compile.TASK:
-                node.atom._progress_sink = None
 
 
 def notify_atom(notifier: Any, storage: Any, node: _compile.Node, state: str,

@@ -42,6 +42,7 @@ Ready rules:
 from __future__ import annotations
 
 from collections import deque
+from typing import NamedTuple
 
 from taskflow import deciders as deciders_module
 from taskflow import states as st
@@ -61,7 +62,13 @@ _REVERTIBLE = frozenset((st.SUCCESS, st.FAILURE))
 _LOADED_AS = {st.RUNNING: st.PENDING, st.REVERTING: st.FAILURE}
 _RETRYABLE = frozenset((st.SUCCESS, st.RETRYING))
 
-Step = tuple  # (kind, node)
+
+
+class Step(NamedTuple):
+    """Something the loop should do now to one node."""
+
+    kind: str              # EXECUTE, REVERT, RETRY or DECIDE
+    node: _compile.Node
 
 
 class Plan:
@@ -80,8 +87,9 @@ class Plan:
         n = len(nodes)
         self._nodes = nodes
         self._is_join = [node.kind == _compile.JOIN for node in nodes]
-        self.state: list[str | None] = [None] * n
-        self.intention: list[str | None] = [None] * n
+        # Joins have neither a state nor an intention ('').
+        self.state: list[str] = [''] * n
+        self.intention: list[str] = [''] * n
         for node in compilation.atoms:
             state = states.get(node.name, st.PENDING)
             self.state[node.index] = _LOADED_AS.get(state, state)
@@ -93,6 +101,9 @@ class Plan:
         self._queued = [False] * n
         self._ready: deque[int] = deque()
         self.halted = False
+        # Retry index -> atoms after its subflow that its RETRY decision
+        # reverts (and that it runs again with its subflow).
+        self._retry_extras: dict[int, list[_compile.Node]] = {}
         for node in nodes:  # index order is topological
             self.wait_exec[node.index] = sum(1 for p in node.preds if not self._done(p.index))
         for node in reversed(nodes):
@@ -160,28 +171,33 @@ class Plan:
             self._queued[i] = False
             kind = self._step_for(i)
             if kind is not None:
-                steps.append((kind, self._nodes[i]))
+                steps.append(Step(kind, self._nodes[i]))
         if len(steps) > 1:
-            steps.sort(key=lambda step: -step[1].priority)
+            steps.sort(key=lambda step: -step.node.priority)
         return steps
 
     def take_decisions(self) -> list[Step]:
         """Only the ``DECIDE`` steps ready now; other ready steps stay queued."""
         if self.halted:
             return []
-        steps, others = [], deque()
+        steps: list[Step] = []
+        others: deque[int] = deque()
         while self._ready:
             i = self._ready.popleft()
             kind = self._step_for(i)
             if kind == DECIDE:
                 self._queued[i] = False
-                steps.append((kind, self._nodes[i]))
+                steps.append(Step(kind, self._nodes[i]))
             elif kind is not None:
                 others.append(i)
             else:
                 self._queued[i] = False
         self._ready = others
         return steps
+
+    def has_queued(self) -> bool:
+        """Whether some node was queued as (possibly) ready since the last hand-out."""
+        return bool(self._ready)
 
     def has_ready(self) -> bool:
         return any(self._step_for(i) is not None for i in self._ready)
@@ -275,6 +291,90 @@ class Plan:
             self.set_intention(node, st.EXECUTE)
             self.set_state(node, st.PENDING)
 
+    # -- decisions ------------------------------------------------------------
+
+    def revert_interrupted(self, stored_states: dict[str, str]) -> None:
+        """Atoms a crashed run left ``RUNNING`` whose flow is reverting now
+        (their intention is ``REVERT``) may have done part of their work:
+        they revert too (as ``FAILURE``) instead of counting as never run."""
+        for node in self.compilation.atoms:
+            i = node.index
+            if (stored_states.get(node.name) == st.RUNNING
+                    and self.intention[i] == st.REVERT and self.state[i] == st.PENDING):
+                self.set_state(node, st.FAILURE)
+
+    def unfinished_retries(self) -> list[_compile.Node]:
+        """Retries a crashed run left part-way through running their subflow
+        again (``RETRYING`` with intention ``EXECUTE``): the reset of their
+        subflow may be incomplete, so it is done again."""
+        return [node for node in self.compilation.atoms
+                if node.kind == _compile.RETRY and self.state[node.index] == st.RETRYING
+                and self.intention[node.index] == st.EXECUTE]
+
+    def retry_targets(self, retry: _compile.Node) -> list[_compile.Node]:
+        """What a retry's ``RETRY`` decision reverts: its subflow, plus atoms
+        after the subflow that already ran (only after a resume from odd
+        stored states: normally nothing after a subflow runs before it ends)."""
+        targets = self.compilation.subflow(retry)
+        extras = self._unclear_after(retry.scope.end)
+        if extras:
+            self._retry_extras[retry.index] = extras
+            targets = targets + extras
+        return targets
+
+    def retry_resets(self, retry: _compile.Node) -> list[_compile.Node]:
+        """What goes back to ``PENDING`` when a retry runs its subflow again:
+        the subflow, and what :meth:`retry_targets` reverted after it."""
+        extras = self._retry_extras.pop(retry.index, None)
+        if extras is None:  # a resumed run: find them by their intention
+            extras = [node for node in self._atoms_after(retry.scope.end)
+                      if self.intention[node.index] == st.REVERT]
+        return self.compilation.subflow(retry) + extras
+
+    def _unclear_after(self, node: _compile.Node) -> list[_compile.Node]:
+        if self.wait_revert[node.index] == 0:
+            return []  # nothing after it has anything to undo
+        return [n for n in self._atoms_after(node)
+                if self.state[n.index] not in _CLEAR and self.state[n.index] != st.IGNORE]
+
+    def _atoms_after(self, node: _compile.Node) -> list[_compile.Node]:
+        return self._reachable_atoms(list(node.succs))
+
+    def voters(self, node: _compile.Node) -> list[tuple[_compile.Node, object, deciders_module.Depth]]:
+        """The links into ``node`` whose deciders have a say: links from
+        skipped (``IGNORE``) atoms do not vote; links from subflows do."""
+        return [(source, decider, depth) for source, decider, depth in node.deciders or ()
+                if source.kind == _compile.JOIN or self.state[source.index] != st.IGNORE]
+
+    def decided_earlier(self, node: _compile.Node) -> bool:
+        """Whether an earlier (interrupted) run already acted on the deciders
+        of ``node``: one of the atoms they guard has left ``PENDING``."""
+        return any(self.state[f.index] != st.PENDING for f in self._entry_atoms(node))
+
+    def final_state(self, suspending: bool, waiting_timers: bool) -> str | None:
+        """The flow state a run ends in once nothing is in flight.
+
+        ``None`` means stuck: atoms are left that can never run (an engine
+        error). A run with failures to re-raise ends ``FAILURE`` (decided by
+        the caller, before asking).
+        """
+        if suspending and (self.has_ready() or waiting_timers):
+            return st.SUSPENDED
+        state = self.state
+        unfinished = [n for n in self.compilation.atoms
+                      if state[n.index] not in (st.SUCCESS, st.IGNORE)]
+        if not unfinished:
+            return st.SUCCESS
+        if any(state[n.index] in (st.REVERTED, st.FAILURE) for n in unfinished):
+            return st.REVERTED
+        if suspending:
+            return st.SUSPENDED
+        return None
+
+    def unfinished_names(self) -> list[str]:
+        return sorted(n.name for n in self.compilation.atoms
+                      if self.state[n.index] not in (st.SUCCESS, st.IGNORE))
+
     # -- queries --------------------------------------------------------------
 
     def ignore_targets(self, node: _compile.Node,
@@ -311,6 +411,7 @@ class Plan:
 
     @staticmethod
     def _entry_atoms(node: _compile.Node) -> list[_compile.Node]:
+        """The atoms a decision about ``node`` is about (see :meth:`ignore_targets`)."""
         if node.kind != _compile.JOIN:
             return [node]
         found, stack, seen = [], [node], {node.index}

@@ -11,10 +11,14 @@ retries (user code) is the caller's ``ask`` callback.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskflow import retry as retry_module
+from taskflow import states as st
 from taskflow.engines.action_engine import _compile
+
+if TYPE_CHECKING:
+    from taskflow.engines.action_engine import _plan
 
 Ask = Callable[[_compile.Node, str], Any]   # (retry node, failed atom name) -> Decision
 
@@ -65,3 +69,21 @@ def downstream(node: _compile.Node) -> list[_compile.Node]:
                 stack.append(succ)
     found.sort(key=lambda n: n.index)
     return found
+
+
+def intention_changes(action: str, retry: _compile.Node | None,
+                      compilation: _compile.Compilation, plan: _plan.Plan
+                      ) -> list[tuple[list[_compile.Node], str]]:
+    """The intentions a resolved failure sets, as ``(nodes, intention)`` pairs.
+
+    ``RETRY``: the retry's subflow (and anything after it that already ran)
+    reverts, then the retry runs it again; ``REVERT``: the retry, its
+    subflow and everything after it revert; ``REVERT_ALL``: every atom.
+    """
+    if action == retry_module.RETRY:
+        assert retry is not None
+        return [(plan.retry_targets(retry), st.REVERT), ([retry], st.RETRY)]
+    if action == retry_module.REVERT:
+        assert retry is not None
+        return [(downstream(retry), st.REVERT)]
+    return [(compilation.atoms, st.REVERT)]

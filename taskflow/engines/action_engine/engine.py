@@ -8,7 +8,9 @@ consults the plan (``_plan``) and executes atoms through a runner
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,13 +25,16 @@ from taskflow.engines import base
 from taskflow.engines.action_engine import _compile
 from taskflow.engines.action_engine import _executors
 from taskflow.engines.action_engine import _loop
+from taskflow.persistence import ownership
 from taskflow.types import failure as failure_module
+
+LOG = logging.getLogger(__name__)
 
 _TRUE_STRINGS = ('1', 't', 'true', 'on', 'y', 'yes')
 DEFAULT_WAIT_TIMEOUT = 60.0
 
 
-def _boolean_option(options: dict, name: str, default: bool) -> bool:
+def _boolean_option(options: dict[str, Any], name: str, default: bool) -> bool:
     """A boolean option; a string counts as true only when it says so ('yes'...).
 
     Like the original, any other string means False.
@@ -40,7 +45,7 @@ def _boolean_option(options: dict, name: str, default: bool) -> bool:
     return bool(value)
 
 
-def _timeout_option(options: dict) -> float | None:
+def _timeout_option(options: dict[str, Any]) -> float | None:
     value = options.get('task_timeout')
     if value is None:
         return None
@@ -54,13 +59,72 @@ def _timeout_option(options: dict) -> float | None:
     return seconds
 
 
+def _claim_token_option(options: dict[str, Any]) -> int | None:
+    value = options.get('claim_token')
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("Engine option 'claim_token' must be an integer, not %r" % (value,))
+    return value
+
+
+class _LeaseKeeper:
+    """Renews an engine's lease on its flow every ``ttl / 3`` seconds while it runs.
+
+    A daemon thread: a paused or partitioned process stops renewing, its
+    lease expires, and its next write is refused once someone else took
+    the flow over (see ``taskflow.persistence.ownership``).
+    """
+
+    def __init__(self, storage: storage_module.Storage, ttl: float) -> None:
+        self._storage = storage
+        self._ttl = ttl
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True,
+                                        name='taskflow-lease-%s' % storage.flow_uuid[:8])
+        self._thread.start()
+
+    def _renew(self) -> None:
+        failing = False
+        while not self._stopped.wait(self._ttl / 3):
+            try:
+                self._storage.renew_ownership(self._ttl)
+            except exc.OwnershipLost as error:
+                LOG.warning('%s; the engine stops at its next write', error)
+                return
+            except Exception as error:  # storage down: try again, log once per outage
+                if not failing:
+                    LOG.warning("Could not renew the lease of flow detail '%s' (retrying"
+                                " every %.1f s): %s", self._storage.flow_uuid,
+                                self._ttl / 3, error)
+                failing = True
+            else:
+                if failing:
+                    LOG.info("Renewed the lease of flow detail '%s' again",
+                             self._storage.flow_uuid)
+                failing = False
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class ActionEngine(base.Engine):
     """An engine that runs atoms in this process.
 
     Options (all engines): ``defer_reverts``, ``never_resolve``,
     ``inject_transient``, ``gather_statistics`` (booleans, strings such as
-    ``'true'`` accepted) and ``task_timeout`` (taskflow-ng: seconds any task
-    may run before it fails with ``AtomTimeout``, unless it sets its own).
+    ``'true'`` accepted) and, taskflow-ng extensions:
+
+    ``task_timeout``
+        seconds any task may run before it fails with ``AtomTimeout``,
+        unless it sets its own;
+    ``owner``, ``lease_ttl``, ``claim_token``
+        a persisted flow is run by one engine at a time: the engine takes a
+        lease on the flow detail named ``owner`` (default ``host:pid:random``)
+        for ``lease_ttl`` seconds (default 30), renewed while it runs, and
+        every write carries its token (see
+        :mod:`taskflow.persistence.ownership`). ``claim_token`` is the token
+        of the jobboard claim the engine runs under, if any.
     """
 
     NO_RERAISING_STATES = frozenset([st.SUSPENDED, st.SUCCESS])
@@ -73,12 +137,14 @@ class ActionEngine(base.Engine):
         super().__init__(flow, flow_detail, backend, options)
         self._compilation: _compile.Compilation | None = None
         self._storage_ensured = False
-        self._validated = False
         self._engine_lock = threading.Lock()
-        self._suspend_requested = False
-        self._runner: Any = None
+        self._suspension = _loop.Suspension()
         self._statistics: dict[str, Any] = {}
         self._task_timeout = _timeout_option(self._options)
+        self._owner = self._options.get('owner') or ownership.default_owner()
+        self._lease_ttl = ownership.check_ttl(self._options.get('lease_ttl',
+                                                                ownership.DEFAULT_TTL))
+        self._claim_token = _claim_token_option(self._options)
 
     # -- properties -----------------------------------------------------------
 
@@ -111,46 +177,61 @@ class ActionEngine(base.Engine):
 
     # -- lifecycle ------------------------------------------------------------
 
-    def _require(self, method: str, prepared: bool = False) -> None:
+    def _require(self, method: str, prepared: bool = False) -> _compile.Compilation:
+        """The compilation, if the engine has got far enough to ``method``."""
         if self._compilation is None:
             raise exc.InvalidState('Can not %s an engine which has not been compiled' % method)
         if prepared and not self._storage_ensured:
             raise exc.InvalidState('Can not %s an engine which has not had its storage'
                                    ' populated' % method)
+        return self._compilation
 
     def compile(self) -> None:
         if self._compilation is None:
             with _gc.paused():
                 self._compilation = _compile.Compilation(self._flow)
 
+    def _take_ownership(self) -> bool:
+        """Take the lease on the flow unless held; True when this call took it."""
+        storage = self._storage
+        if storage.lease is not None:
+            return False
+        return storage.take_ownership(self._owner, self._lease_ttl,
+                                      self._claim_token) is not None
+
     def prepare(self) -> None:
-        self._require('prepare')
+        compilation = self._require('prepare')
+        took = self._take_ownership() if not self._storage_ensured else False
+        try:
+            self._prepare(compilation)
+        finally:
+            if took:
+                self._storage.give_up_ownership()
+
+    def _prepare(self, compilation: _compile.Compilation) -> None:
         if not self._storage_ensured:
             # Resuming a flow stored as RUNNING (a crash) is announced; for a
             # fresh flow these transitions are ignored and nothing is notified.
             self._change_flow_state(st.RESUMING)
-            for node in self._compilation.atoms:
+            for node in compilation.atoms:
                 if node.kind == _compile.RETRY and not node.name:
                     raise ValueError('Retry name must be non-empty')
             with _gc.paused():
-                self._storage.ensure_atoms(self._compilation.iter_atoms())
-            self._inject_atom_values()
+                self._storage.ensure_atoms(compilation.iter_atoms())
+            self._inject_atom_values(compilation)
             self._change_flow_state(st.SUSPENDED)
             self._storage_ensured = True
         if self._storage.get_flow_state() == st.REVERTED:
             self.reset()
 
-    def _inject_atom_values(self) -> None:
+    def _inject_atom_values(self, compilation: _compile.Compilation) -> None:
         transient = _boolean_option(self._options, 'inject_transient', True)
-        for atom in self._compilation.iter_atoms():
+        for atom in compilation.iter_atoms():
             if atom.inject:
                 self._storage.inject_atom_args(atom.name, atom.inject, transient=transient)
 
     def validate(self) -> None:
-        self._require('validate', prepared=True)
-        if self._validated:
-            return  # later injections can only satisfy more, never less
-        compilation = self._compilation
+        compilation = self._require('validate', prepared=True)
         storage = self._storage
         last_cause: exc.MissingDependencies | None = None
         causes = 0
@@ -173,14 +254,13 @@ class ActionEngine(base.Engine):
             if compilation.root_scope.flow is None and causes == 1:
                 raise last_cause  # a bare atom with one unsatisfied method
             raise exc.MissingDependencies(self._flow, sorted(missing_all), cause=last_cause)
-        self._validated = True
 
     def reset(self) -> None:
-        self._require('reset', prepared=True)
+        compilation = self._require('reset', prepared=True)
         # Check the flow transition first so a refused reset changes nothing.
         st.check_flow_transition(self._storage.get_flow_state(), st.PENDING)
         storage = self._storage
-        for node in self._compilation.atoms:
+        for node in compilation.atoms:
             # States and intentions only: results stay stored (unreadable
             # while PENDING), so a retry's history carries on counting.
             old_state = storage.get_atom_state(node.name)
@@ -197,11 +277,8 @@ class ActionEngine(base.Engine):
         Thread safe; may be called from a task.  A no-op when not running.
         """
         self._require('suspend')
-        self._suspend_requested = True
+        self._suspension.request()
         self._change_flow_state(st.SUSPENDING)
-        runner = self._runner
-        if runner is not None:
-            runner.wake()  # end a wait for a delayed retry now
 
     def _change_flow_state(self, state: str) -> bool:
         moved, old_state = self._storage.change_flow_state(state)
@@ -231,74 +308,121 @@ class ActionEngine(base.Engine):
     def run_iter(self, timeout: float | None = None) -> Iterator[str]:
         """Run step by step, yielding engine states (``RESUMING``, ``SCHEDULING``...).
 
-        Sending a truthy value into the iterator (or closing it) suspends the run.
+        Sending a truthy value into the iterator suspends the run; closing it
+        suspends the run and lets it finish quietly; an exception thrown into
+        it ends the run in ``FAILURE`` once the current round's atoms are
+        recorded, then propagates.
         """
         self.compile()
-        self.prepare()
-        self.validate()
-        if timeout is None:
-            timeout = DEFAULT_WAIT_TIMEOUT
-        runner = self._make_runner()
-        loop = _loop.RunLoop(self, runner, timeout,
-                             never_resolve=_boolean_option(self._options, 'never_resolve', False),
-                             defer_reverts=_boolean_option(self._options, 'defer_reverts', False),
-                             task_timeout=self._task_timeout)
-        self._suspend_requested = False
-        self._runner = runner
-        started = time.monotonic()
-        try:
+        with contextlib.ExitStack() as cleanup:
+            self._own_while_running(cleanup)   # FlowLeased if another engine runs it
+            self.prepare()
+            self.validate()
+            options = self._run_options(timeout)   # refused before anything runs
+            runner = self._make_runner()
+            loop = _loop.RunLoop(self._require('run'), self._storage, self._atom_notifier,
+                                 runner, self._change_flow_state, self._suspension, options)
+            self._suspension.start(runner)
+            cleanup.callback(self._end_run, loop, runner, time.monotonic())
+            work, spent, clock = loop.work, loop.seconds_per_state, time.monotonic
             self._change_flow_state(st.RUNNING)
+            state = st.RESUMING
             try:
-                for state in loop.iterate():
-                    sent = yield state
+                while state not in _loop.FINAL_STATES:
+                    try:
+                        sent = yield state
+                    except GeneratorExit:
+                        self.suspend()
+                        loop.finish_quietly(state)
+                        raise
+                    except Exception:
+                        loop.finish_round(state)
+                        raise
                     if sent:
                         self.suspend()
+                    began = clock()
+                    next_state = work[state]()
+                    spent[state] += clock() - began
+                    state = next_state
+            except exc.StorageFailure:
+                raise  # storage is down (or the flow moved on): leave it resumable
             except Exception:
                 self._fail_after_error()
                 raise
             # Anything else (SystemExit, KeyboardInterrupt, closing the
             # iterator) passes through with the flow left as it is: like a
             # crash, a later run resumes it (as the original).
-        finally:
-            self._runner = None
-            runner.stop()
-            loop.detach()
-            self._record_statistics(loop, started)
-        if loop.final_state not in self.NO_RERAISING_STATES:
-            if loop.failures:
-                failure_module.Failure.reraise_if_any(loop.failures)
-            elif loop.final_state == st.REVERTED:
-                # Every execute failure stored (this run's and earlier ones'),
-                # then revert failures earlier runs left behind.
-                stored = self._storage.get_execute_failures()
-                late = [f for name, f in loop.late_failures.items() if name not in stored]
-                failure_module.Failure.reraise_if_any(
-                    list(stored.values()) + late
-                    + list(self._storage.get_revert_failures().values()))
+            if state != st.FAILURE:  # like the original: a failed run raises instead
+                yield state
+        self._raise_failures(loop.outcome())
+
+    def _own_while_running(self, cleanup: contextlib.ExitStack) -> None:
+        """Hold the lease on the flow (renewed) until ``cleanup`` unwinds."""
+        if self._take_ownership():
+            cleanup.callback(self._storage.give_up_ownership)
+            cleanup.callback(_LeaseKeeper(self._storage, self._lease_ttl).stop)
+
+    def _end_run(self, loop: _loop.RunLoop, runner: _executors.Runner,
+                 started: float) -> None:
+        self._suspension.stop()
+        runner.stop()
+        loop.detach()
+        self._record_statistics(loop.outcome(), started)
+
+    def _run_options(self, timeout: float | None) -> _loop.RunOptions:
+        """This run's options, every one checked before anything runs."""
+        if timeout is None:
+            timeout = DEFAULT_WAIT_TIMEOUT
+        elif (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                or not timeout >= 0):
+            raise ValueError("run()'s timeout must be a number of seconds >= 0 (or None),"
+                             " not %r" % (timeout,))
+        self._check_runner_options()
+        return _loop.RunOptions(
+            timeout=float(timeout),
+            never_resolve=_boolean_option(self._options, 'never_resolve', False),
+            defer_reverts=_boolean_option(self._options, 'defer_reverts', False),
+            task_timeout=self._task_timeout)
+
+    def _check_runner_options(self) -> None:
+        """Refuse runner options that cannot work (before anything runs)."""
+
+    def _raise_failures(self, outcome: _loop.RunOutcome) -> None:
+        if outcome.final_state in self.NO_RERAISING_STATES:
+            return
+        if outcome.failures:
+            failure_module.Failure.reraise_if_any(list(outcome.failures))
+        elif outcome.final_state == st.REVERTED:
+            # Every execute failure stored (this run's and earlier ones'),
+            # then revert failures earlier runs left behind.
+            stored = self._storage.get_execute_failures()
+            late = [f for name, f in outcome.late_failures.items() if name not in stored]
+            failure_module.Failure.reraise_if_any(
+                list(stored.values()) + late
+                + list(self._storage.get_revert_failures().values()))
 
     def _fail_after_error(self) -> None:
-        """The loop itself broke (e.g. storage is down): end the flow in FAILURE if we can."""
+        """The loop itself broke: end the flow in FAILURE if we can."""
         try:
             self._change_flow_state(st.FAILURE)
         except Exception:  # the original error matters more
             pass
 
-    def _make_runner(self) -> Any:
+    def _make_runner(self) -> _executors.Runner:
         return _executors.SerialRunner()
 
-    def _record_statistics(self, loop: _loop.RunLoop, started: float) -> None:
+    def _record_statistics(self, outcome: _loop.RunOutcome, started: float) -> None:
         if not _boolean_option(self._options, 'gather_statistics', True):
             return
         # Keys in the original's order.  A run only ends when nothing it
         # started is still in flight, so 'awaiting' and 'incomplete' (started
         # but unfinished work) are 0 unless the loop broke off.
-        in_flight = loop.in_flight
         self._statistics = {
-            'seconds_per_state': dict(loop.seconds_per_state),
-            'discarded_failures': loop.discarded_failures,
-            'awaiting': in_flight,
-            'completed': loop.completed,
-            'incomplete': in_flight,
+            'seconds_per_state': dict(outcome.seconds_per_state),
+            'discarded_failures': outcome.discarded_failures,
+            'awaiting': outcome.in_flight,
+            'completed': outcome.completed,
+            'incomplete': outcome.in_flight,
             'active_for': time.monotonic() - started,
         }
 
@@ -328,10 +452,12 @@ class ParallelActionEngine(ActionEngine):
         value = self._options.get('max_workers')
         return None if value is None else int(value)
 
-    def _make_runner(self) -> Any:
-        executor = self._options.get('executor')
+    def _check_runner_options(self) -> None:
         workers = self._max_workers
         # An executor instance is used as given: max_workers does not apply.
-        if workers is not None and workers <= 0 and not isinstance(executor, futures.Executor):
+        if (workers is not None and workers <= 0
+                and not isinstance(self._options.get('executor'), futures.Executor)):
             raise ValueError('max_workers must be greater than zero')
-        return _executors.make_pool_runner(executor, workers)
+
+    def _make_runner(self) -> _executors.Runner:
+        return _executors.make_pool_runner(self._options.get('executor'), self._max_workers)

@@ -164,6 +164,9 @@ class Connection(path_based.PathBasedConnection):
                                         e)
             raise _internal_error(error) from error
 
+    def _dump_plain(self, data: dict[str, Any]) -> str:
+        return json.dumps(data)
+
     # -- primitives ---------------------------------------------------------
 
     def _get_item(self, path: str) -> Any:

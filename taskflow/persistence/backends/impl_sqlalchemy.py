@@ -54,6 +54,7 @@ from taskflow import exceptions as exc
 from taskflow.persistence import _serialize
 from taskflow.persistence import base
 from taskflow.persistence import models
+from taskflow.persistence import ownership
 
 try:
     import sqlalchemy as sa
@@ -66,7 +67,9 @@ except ImportError as _import_error:  # pragma: no cover - depends on extras
         " those servers)") from _import_error
 
 from taskflow.persistence.backends.sqlalchemy import engines as _engines
+from taskflow.persistence.backends.sqlalchemy import leases as _leases
 from taskflow.persistence.backends.sqlalchemy import migration
+from taskflow.persistence.backends.sqlalchemy import ng_tables
 from taskflow.persistence.backends.sqlalchemy import rows as _rows
 from taskflow.persistence.backends.sqlalchemy import statements as _stmts
 from taskflow.persistence.backends.sqlalchemy import tables as _tables
@@ -127,6 +130,8 @@ class SQLAlchemyBackend(base.Backend):
                                                DEFAULT_MAX_RETRIES))
         dialect = self._engine.dialect.name
         self._statements = _stmts.Statements(_tables.make_tables(dialect))
+        self._leases = _leases.LeaseStatements(dialect)
+        self._lease_table_ready = False
         # In-memory SQLite shares one DBAPI connection between all users:
         # serialise access to it.
         self._lock: contextlib.AbstractContextManager = (
@@ -274,6 +279,8 @@ class Connection(base.Connection):
     def __init__(self, backend: SQLAlchemyBackend) -> None:
         self._backend = backend
         self._st = backend._statements
+        # The lease every write must hold (see taskflow.persistence.ownership).
+        self.fence: ownership.Lease | None = None
 
     @property
     def backend(self) -> SQLAlchemyBackend:
@@ -298,6 +305,61 @@ class Connection(base.Connection):
             with self._backend._engine.connect() as conn:
                 yield conn
 
+    # -- leases (see taskflow.persistence.ownership) ---------------------------
+
+    def _check_fence(self, conn: sa.Connection) -> None:
+        if self.fence is not None:
+            self._backend._leases.check_fence(conn, self.fence)
+
+    def _ensure_lease_table(self) -> None:
+        """Create the lease table in a database only the original upgraded."""
+        backend = self._backend
+        if backend._lease_table_ready:
+            return
+        with self._errors('Failed creating the flow lease table'), backend._lock:
+            with backend._write_engine.connect() as conn:
+                if not sa.inspect(conn).has_table(ng_tables.flow_leases.name):
+                    migration.upgrade_ng(conn)
+        backend._lease_table_ready = True
+
+    @_retry_transient
+    def acquire_flow_lease(self, flow_uuid: str, owner: str, ttl: float,
+                           claim_token: int | None = None) -> ownership.Lease:
+        """Take the lease of a flow detail (``FlowLeased`` if someone else holds it)."""
+        ttl = ownership.check_ttl(ttl)
+        self._ensure_lease_table()
+        message = 'Failed taking the lease of flow detail %r' % (flow_uuid,)
+        try:
+            with self._writing(message) as conn:
+                return self._backend._leases.acquire(conn, flow_uuid, owner, ttl,
+                                                     claim_token)
+        except exc.StorageFailure as e:
+            if not isinstance(e.cause, sa_exc.IntegrityError):
+                raise
+        # Another owner inserted the first lease row meanwhile: now it exists.
+        with self._writing(message) as conn:
+            return self._backend._leases.acquire(conn, flow_uuid, owner, ttl, claim_token)
+
+    @_retry_transient
+    def renew_flow_lease(self, lease: ownership.Lease, ttl: float) -> ownership.Lease:
+        ttl = ownership.check_ttl(ttl)
+        with self._writing('Failed renewing the lease of flow detail %r'
+                           % (lease.flow_uuid,)) as conn:
+            return self._backend._leases.renew(conn, lease, ttl)
+
+    @_retry_transient
+    def release_flow_lease(self, lease: ownership.Lease) -> None:
+        with self._writing('Failed releasing the lease of flow detail %r'
+                           % (lease.flow_uuid,)) as conn:
+            self._backend._leases.release(conn, lease)
+
+    @_retry_transient
+    def get_flow_lease(self, flow_uuid: str) -> ownership.Lease | None:
+        self._ensure_lease_table()
+        with self._reading('Failed reading the lease of flow detail %r'
+                           % (flow_uuid,)) as conn:
+            return self._backend._leases.read(conn, flow_uuid)
+
     # -- schema -------------------------------------------------------------
 
     @_retry_transient
@@ -318,6 +380,9 @@ class Connection(base.Connection):
         with self._writing('Failed clearing all entries') as conn:
             for statement in self._st.clear:
                 conn.execute(statement)
+            leases = self._backend._leases.table
+            if self._backend._lease_table_ready or sa.inspect(conn).has_table(leases.name):
+                conn.execute(leases.delete())
 
     # -- encoding -----------------------------------------------------------
 
@@ -462,6 +527,7 @@ class Connection(base.Connection):
         params['b_name'] = atom_detail.name
         params['b_type'] = atom_type
         with self._writing(message) as conn:
+            self._check_fence(conn)
             if conn.execute(self._st.update_atom_if_same, params).rowcount:
                 return _merged_atom(atom_type, atom_detail.name, atom_detail)
             row = conn.execute(self._st.atom_kind,
@@ -494,6 +560,7 @@ class Connection(base.Connection):
         with self._errors(message):
             flow_params, atoms = self._encode_flow(flow_detail, _now())
         with self._writing(message) as conn:
+            self._check_fence(conn)
             result = None
             if merged:
                 row = conn.execute(self._st.select_flow,
@@ -531,6 +598,7 @@ class Connection(base.Connection):
             }
             flows = [(fd,) + self._encode_flow(fd, now) for fd in book]
         with self._writing(message) as conn:
+            self._check_fence(conn)
             row = conn.execute(self._st.select_book,
                                {'b_uuid': book.uuid}).first()
             if row is None:

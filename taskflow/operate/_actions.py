@@ -73,13 +73,15 @@ def _act(backend: Any, flow: Any, planner: Callable[[models.FlowDetail, Any], _p
         raise _errors.OperatorError('cannot compile flow %r: %s' % (flow_detail.name, error)
                                     ) from error
     who = who or _lease.default_operator()
-    with _lease.holding(backend, flow_detail, owner='operator:' + who, force=force):
+    with _lease.holding(backend, flow_detail, owner=_lease.owner_name(who),
+                        force=force) as lease:
         # Under the lease: what we plan from is what nobody else will change.
         flow_detail = _apply.recover(backend, _store.load_flow_detail(backend,
-                                                                      flow_detail.uuid))
+                                                                      flow_detail.uuid),
+                                     lease)
         plan = planner(flow_detail, compilation)
         record = _apply.make_record(plan, who, why or None)
-        _apply.commit(backend, flow_detail, plan, record)
+        _apply.commit(backend, flow_detail, plan, record, lease)
     return flow_obj, flow_detail, record
 
 
@@ -91,7 +93,7 @@ def _finish(backend: Any, flow_obj: Any, flow_detail: models.FlowDetail, record:
                             flow_detail.state)
     state, error = run_flow(backend, flow_detail.uuid, flow_obj=flow_obj, engine=engine,
                             listeners=listeners, never_resolve=never_resolve,
-                            owner='operator:' + record['who'])
+                            owner=_lease.owner_name(record['who']))
     return ActionResult(flow_detail.uuid, flow_detail.name, record['action'], record, state,
                         ran=True, error=error)
 
@@ -203,7 +205,7 @@ def run_flow(backend: Any, flow: Any, *, flow_obj: Any = None,
     options: dict[str, Any] = {}
     if never_resolve:
         options['never_resolve'] = True
-    if owner and _lease.leases_supported(backend):
+    if owner:
         options['owner'] = owner
     eng = engines.load(flow_obj, flow_detail=flow_detail, backend=backend,
                        engine=engine or 'serial', **options)

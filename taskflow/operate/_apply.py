@@ -91,14 +91,21 @@ def _finished_meta(meta: dict, record: dict) -> dict:
     return meta
 
 
+def _connection(backend: Any, lease: Any) -> Any:
+    conn = backend.get_connection()
+    if lease is not None:
+        conn.fence = lease   # every write is refused once someone else owns the flow
+    return conn
+
+
 def commit(backend: Any, flow_detail: models.FlowDetail, plan: _plans.Plan,
-           record: dict[str, Any]) -> models.FlowDetail:
+           record: dict[str, Any], lease: Any = None) -> models.FlowDetail:
     """Store ``plan`` and ``record``: all of it or (after a crash) none/recoverable.
 
     ``flow_detail`` must be fresh from the backend; it is updated in place
-    and returned.
+    and returned.  ``lease``: the flow's lease the caller holds.
     """
-    with contextlib.closing(backend.get_connection()) as conn:
+    with contextlib.closing(_connection(backend, lease)) as conn:
         if writes_atomically(backend):
             checkpoint('before-commit')
             _plans.apply_to_detail(flow_detail, plan)
@@ -168,12 +175,13 @@ def is_stale(flow_detail: models.FlowDetail, journal: dict[str, Any]) -> bool:
     return False
 
 
-def recover(backend: Any, flow_detail: models.FlowDetail) -> models.FlowDetail:
-    """Finish (or drop, when stale) an interrupted action; the caller holds the lease."""
+def recover(backend: Any, flow_detail: models.FlowDetail,
+            lease: Any = None) -> models.FlowDetail:
+    """Finish (or drop, when stale) an interrupted action; the caller holds ``lease``."""
     journal = pending(flow_detail)
     if journal is None:
         return flow_detail
-    with contextlib.closing(backend.get_connection()) as conn:
+    with contextlib.closing(_connection(backend, lease)) as conn:
         if not is_stale(flow_detail, journal):
             return _complete(conn, flow_detail, journal)
         record = dict(journal['record'], abandoned=True)

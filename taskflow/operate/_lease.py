@@ -1,12 +1,18 @@
-"""Who may change a stored flow right now: the one function that decides.
+"""Who may change a stored flow right now: the one place that decides.
 
-An operator action must hold the flow's lease while it changes the flow, and
-must refuse when someone else (an engine, a conductor, another operator)
-holds a live one.  Leases come from :mod:`taskflow.persistence.ownership`;
-while a backend offers none (or that module is absent) the stored flow state
-is the only clue: a flow stored as ``RUNNING``/``SUSPENDING``/``RESUMING``
-may be running elsewhere, or its process may have died.  Then the action is
-refused unless the operator says the process is gone (``force=True``,
+An operator action holds the flow's lease (:mod:`taskflow.persistence.ownership`)
+while it changes the flow, and its writes carry the lease's token; it is
+refused (:class:`FlowBusy`) while someone else (an engine, a conductor,
+another operator) holds a live lease.  A lease whose owner died expires, and
+one whose owner was a process of this host that is gone is free at once, so
+a crashed run can be acted on right away.  The owner names used here
+(``host:pid:operator:<who>``) follow that convention, so an operator
+process killed in the middle of an action never blocks the next one.
+
+A backend without lease support (a third-party one) gives only the stored
+flow state as a clue: a flow stored as ``RUNNING``/``SUSPENDING``/
+``RESUMING`` may be running elsewhere, or its process may have died; the
+action is then refused unless the operator says it is gone (``force=True``,
 ``--force``).
 """
 
@@ -16,12 +22,14 @@ import contextlib
 import getpass
 import os
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from taskflow import exceptions as exc
 from taskflow import states as st
 from taskflow.operate import _errors
+from taskflow.persistence import ownership
 
 #: Stored flow states that mean "an engine was running it" (maybe still is).
 LIVE_STATES = frozenset((st.RUNNING, st.SUSPENDING, st.RESUMING))
@@ -37,32 +45,24 @@ def default_operator() -> str:
     return '%s@%s' % (user, socket.gethostname())
 
 
-def _ownership() -> Any:
-    try:
-        from taskflow.persistence import ownership
-    except ImportError:
-        return None
-    return ownership
-
-
-def _backend_has_leases(backend: Any) -> bool:
-    with contextlib.closing(backend.get_connection()) as conn:
-        return hasattr(conn, 'acquire_flow_lease')
+def owner_name(who: str) -> str:
+    """The lease owner for an operator (replaceable at once if this process dies)."""
+    return '%s:%d:operator:%s' % (socket.gethostname(), os.getpid(), who)
 
 
 def leases_supported(backend: Any) -> bool:
     """Whether this backend records flow leases."""
-    return _ownership() is not None and _backend_has_leases(backend)
-
-
-def lease_holder(backend: Any, flow_uuid: str) -> Any:
-    """The live lease on a flow (``ownership.Lease``), or ``None``."""
-    if not leases_supported(backend):
-        return None
-    import time
     with contextlib.closing(backend.get_connection()) as conn:
+        return ownership.supports_leases(conn)
+
+
+def live_lease(backend: Any, flow_uuid: str) -> ownership.Lease | None:
+    """The lease on a flow if someone alive holds it, else ``None``."""
+    with contextlib.closing(backend.get_connection()) as conn:
+        if not ownership.supports_leases(conn):
+            return None
         lease = conn.get_flow_lease(flow_uuid)
-    if lease is None or lease.expires_at <= time.time():
+    if lease is None or lease.expires_at <= time.time() or ownership._gone(lease.owner):
         return None
     return lease
 
@@ -70,30 +70,37 @@ def lease_holder(backend: Any, flow_uuid: str) -> Any:
 def may_be_running(backend: Any, flow_detail: Any) -> bool:
     """Whether the flow may be running elsewhere right now (for displays)."""
     if leases_supported(backend):
-        return lease_holder(backend, flow_detail.uuid) is not None
+        return live_lease(backend, flow_detail.uuid) is not None
     return flow_detail.state in LIVE_STATES
+
+
+def _busy(backend: Any, flow_detail: Any, error: BaseException) -> _errors.FlowBusy:
+    lease = live_lease(backend, flow_detail.uuid)
+    if lease is None:
+        detail = str(error.args[0]) if error.args else str(error)
+    else:
+        detail = 'its lease belongs to %r for %.0f more seconds' % (
+            lease.owner, max(lease.expires_at - time.time(), 0.0))
+    return _errors.FlowBusy('flow %r (%s) is running elsewhere: %s'
+                            % (flow_detail.name, flow_detail.uuid, detail))
 
 
 @contextlib.contextmanager
 def holding(backend: Any, flow_detail: Any, owner: str, ttl: float = DEFAULT_TTL,
-            force: bool = False) -> Iterator[Any]:
-    """Hold the flow's lease for the ``with`` block (yields the lease or ``None``).
+            force: bool = False) -> Iterator[ownership.Lease | None]:
+    """Hold the flow's lease for the ``with`` block; yields it (``None`` without leases).
 
-    Raises :class:`FlowBusy` when another owner's lease is live, or, without
+    Writes made meanwhile must carry it (``connection.fence = lease``).
+    Raises :class:`FlowBusy` when another owner's lease is live or, without
     lease support, when the flow is stored as running and ``force`` is false.
     """
     if leases_supported(backend):
-        ownership = _ownership()
         with contextlib.ExitStack() as stack:
             try:
                 lease = stack.enter_context(ownership.hold(backend, flow_detail.uuid,
                                                            owner=owner, ttl=ttl))
-            except exc.TaskFlowException as error:
-                if type(error).__name__ != 'FlowLeased':
-                    raise
-                raise _errors.FlowBusy('flow %r (%s) is running elsewhere: %s'
-                                       % (flow_detail.name, flow_detail.uuid,
-                                          str(error.args[0]))) from error
+            except exc.FlowLeased as error:
+                raise _busy(backend, flow_detail, error) from error
             yield lease
         return
     if flow_detail.state in LIVE_STATES and not force:

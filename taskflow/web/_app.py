@@ -104,7 +104,7 @@ class _State:
         def run() -> None:
             try:
                 operate.run_flow(self.backend, uuid, never_resolve=never_resolve,
-                                 owner='operator:' + self.who)
+                                 owner=_lease.owner_name(self.who))
             except Exception:  # shown on the page through the stored state
                 pass
             finally:

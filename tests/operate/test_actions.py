@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
+import signal
+import subprocess
 import threading
+import time
 import uuid as uuid_module
 
 import pytest
@@ -15,6 +19,7 @@ from taskflow import states as st
 from taskflow.persistence import models
 from tests.operate import flows
 from tests.operate.conftest import ALL_KINDS, kinds
+from tests.web import _server
 
 FLOWS = 'tests.operate.flows:'
 
@@ -310,6 +315,37 @@ def test_a_flow_running_elsewhere_is_refused(open_backend, tmp_path):
         runner.join(30)
     assert stored(backend, engine.storage.flow_uuid).state == st.REVERTED
     assert 'operator_actions' not in stored(backend, engine.storage.flow_uuid).meta
+
+
+def test_a_run_in_another_process_holds_the_flow_until_it_dies(open_backend, tmp_path):
+    """A live engine elsewhere refuses actions; once SIGKILLed its flow is free at once."""
+    backend = open_backend('sqlite')
+    url = 'sqlite:///%s' % (tmp_path / 'operate.db')
+    log = str(tmp_path / 'log-other')
+    runner = subprocess.Popen(_server.taskflow_command() + [
+        'run', FLOWS + 'make_independent', '--backend', url, '--store', 'log=' + log,
+        '--store', 'delay=0.4'], cwd=str(_server.REPO), env=_server.env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while flows.ran(log) != ['exec a', 'exec b', 'exec c']:
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.02)
+        uuid = operate.find_flow(backend, 'independent').flow.uuid
+        with pytest.raises(operate.FlowBusy, match=r"^flow 'independent' .* is running"
+                                                   r" elsewhere: its lease belongs to '"):
+            operate.revert(backend, uuid)
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert stored(backend, uuid).state == st.RUNNING
+    before = flows.ran(log)
+    result = operate.retry(backend, uuid, why='the worker died', run=True)
+    assert result.state == st.SUCCESS
+    assert since(log, before) == ['exec c', 'exec d']        # c was interrupted
 
 
 def test_history_lists_every_action(open_backend, tmp_path):

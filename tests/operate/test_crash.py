@@ -8,7 +8,7 @@ record) or the state after it (one record), and a later resume must run
 only what the action left to run, exactly once.
 
 ``TASKFLOW_OPERATE_CRASH_TRIALS`` sets the number of random kills per
-backend (default 12).
+backend (default 8).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.operate import flows
 from tests.operate.conftest import kinds, url_for
 
 REPO = Path(__file__).resolve().parents[2]
-TRIALS = int(os.environ.get('TASKFLOW_OPERATE_CRASH_TRIALS', '12'))
+TRIALS = int(os.environ.get('TASKFLOW_OPERATE_CRASH_TRIALS', '8'))
 # Every write boundary of a retry of the orders flow (4 atoms change).
 ATOMIC_POINTS = ['before-commit', 'committed']
 JOURNAL_POINTS = ['before-journal', 'journal-written', 'atom-written:1', 'atom-written:2',
@@ -131,6 +131,7 @@ def test_killed_between_any_two_writes(open_backend, tmp_path, server_databases,
     assert outcomes[-1] == (points[-1], True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', kinds(['sqlite', 'dir']))
 def test_killed_at_random_times(open_backend, tmp_path, server_databases, kind):
     backend = open_backend(kind)

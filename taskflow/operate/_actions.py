@@ -239,4 +239,4 @@ def one_line(error: BaseException) -> str:
 
 def history(flow_detail: models.FlowDetail) -> list[dict[str, Any]]:
     """The operator actions recorded on a flow, oldest first."""
-    return list(_apply.effective(flow_detail).meta.get(_apply.META_HISTORY) or [])
+    return _apply.history_of(_apply.effective(flow_detail).meta)

@@ -84,10 +84,19 @@ def make_record(plan: _plans.Plan, who: str, why: str | None) -> dict[str, Any]:
     return record
 
 
+def history_of(meta: dict) -> list[dict[str, Any]]:
+    """The action records in a flow's ``meta`` (entries that are not records skipped)."""
+    records = meta.get(META_HISTORY)
+    if not isinstance(records, list):
+        return []
+    return [record for record in records if isinstance(record, dict)]
+
+
 def _finished_meta(meta: dict, record: dict) -> dict:
     meta = copy.deepcopy(meta)
     meta.pop(META_PENDING, None)
-    meta[META_HISTORY] = list(meta.get(META_HISTORY) or []) + [record]
+    # A damaged history is replaced rather than extended (it was unreadable).
+    meta[META_HISTORY] = history_of(meta) + [record]
     return meta
 
 
@@ -141,8 +150,7 @@ def _complete(conn: Any, flow_detail: models.FlowDetail,
         ad = details.get(change['name'])
         if ad is None:
             continue
-        for field, value in change['after'].items():
-            setattr(ad, field, value)
+        _set_fields(ad, change['after'])
         conn.update_atom_details(ad)
         checkpoint('atom-written')
     _write_flow_only(conn, flow_detail, journal['flow_state'][1],
@@ -151,14 +159,40 @@ def _complete(conn: Any, flow_detail: models.FlowDetail,
     return flow_detail
 
 
+def _set_fields(ad: models.AtomDetail, after: dict[str, Any]) -> None:
+    for field in _plans.FIELDS:   # only the fields an action may change
+        if field in after:
+            setattr(ad, field, after[field])
+
+
 def pending(flow_detail: models.FlowDetail) -> dict[str, Any] | None:
-    """The journal of an interrupted action, if the flow has one."""
+    """The journal of an interrupted action, if the flow has one.
+
+    A journal that is not one (damaged stored data) counts as stale: it is
+    dropped, never applied (see :func:`is_stale`).
+    """
     journal = flow_detail.meta.get(META_PENDING)
-    return journal if isinstance(journal, dict) and 'changes' in journal else None
+    if journal is None:
+        return None
+    if not isinstance(journal, dict):
+        return {'record': {'action': 'unknown', 'damaged': True}, 'changes': None}
+    if not isinstance(journal.get('record'), dict):
+        journal = dict(journal, record={'action': 'unknown', 'damaged': True})
+    return journal
 
 
 def is_stale(flow_detail: models.FlowDetail, journal: dict[str, Any]) -> bool:
-    """Whether the flow changed since the journal was written (other than by it)."""
+    """Whether the flow changed since the journal was written (other than by it).
+
+    A damaged journal is always stale.
+    """
+    try:
+        return _is_stale(flow_detail, journal)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return True
+
+
+def _is_stale(flow_detail: models.FlowDetail, journal: dict[str, Any]) -> bool:
     before_state, after_state = journal['flow_state']
     if flow_detail.state not in (before_state, after_state):
         return True
@@ -170,6 +204,8 @@ def is_stale(flow_detail: models.FlowDetail, journal: dict[str, Any]) -> bool:
         before = tuple(change['before'])
         after = (change['after'].get('state', before[0]),
                  change['after'].get('intention', before[1]))
+        if not set(change['after']) <= set(_plans.FIELDS):
+            return True
         if (ad.state, ad.intention) not in (before, after):
             return True
     return False
@@ -205,8 +241,7 @@ def effective(flow_detail: models.FlowDetail) -> models.FlowDetail:
     for change in journal['changes']:
         ad = details.get(change['name'])
         if ad is not None:
-            for field, value in change['after'].items():
-                setattr(ad, field, value)
+            _set_fields(ad, change['after'])
     view.state = journal['flow_state'][1]
     view.meta = _finished_meta(view.meta, journal['record'])
     return view

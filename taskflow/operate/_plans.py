@@ -53,7 +53,7 @@ RESETTABLE = frozenset((st.FAILURE, st.REVERTED, st.REVERT_FAILURE, st.REVERTING
 #: Atom states that hold something a revert would undo.
 REVERTIBLE = frozenset((st.SUCCESS, st.FAILURE, st.RUNNING, st.REVERTING, st.RETRYING,
                         st.REVERT_FAILURE))
-_FIELDS = ('state', 'intention', 'results', 'failure', 'revert_results', 'revert_failure')
+FIELDS = ('state', 'intention', 'results', 'failure', 'revert_results', 'revert_failure')
 
 #: Flow states each action accepts.  A flow stored as RUNNING/SUSPENDING/
 #: RESUMING only gets here when no one runs it (see ``_lease``): it is
@@ -335,7 +335,7 @@ def apply_to_detail(flow_detail: models.FlowDetail, plan: Plan) -> None:
     details = {ad.name: ad for ad in flow_detail}
     for change in plan.changes:
         ad = details[change.name]
-        for field in _FIELDS:
+        for field in FIELDS:
             if field in change.after:
                 setattr(ad, field, change.after[field])
     flow_detail.state = plan.flow_state[1]

@@ -238,7 +238,7 @@ def describe(flow_detail: models.FlowDetail, book: models.LogBook | None = None,
         started_at=started, finished_at=finished, duration=duration, counts=counts,
         total=len(details), done=sum(counts.get(s, 0) for s in DONE_STATES),
         current=current, atoms=atoms, store=store,
-        actions=list(meta.get(_apply.META_HISTORY) or []),
+        actions=_apply.history_of(meta),
         interrupted_action=journal['record'] if journal is not None else None,
         factory=factory)
 

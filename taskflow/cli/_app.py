@@ -313,7 +313,7 @@ _NO_RUN = click.option('--no-run', is_flag=True,
 @backend_option
 @json_option
 @click.pass_context
-def retry(ctx: click.Context, **kwargs: Any) -> None:
+def retry(ctx: click.Context, /, **kwargs: Any) -> None:
     """Retry FLOW from its failed atom, without re-running what succeeded.
 
     For FAILURE, REVERTED and SUSPENDED flows: atoms that failed or were
@@ -334,7 +334,7 @@ def retry(ctx: click.Context, **kwargs: Any) -> None:
 @backend_option
 @json_option
 @click.pass_context
-def skip(ctx: click.Context, atom: str, result_json: str | None, **kwargs: Any) -> None:
+def skip(ctx: click.Context, /, atom: str, result_json: str | None, **kwargs: Any) -> None:
     """Skip task ATOM of FLOW (IGNORE, or SUCCESS with --result) and carry on."""
     extra: dict[str, Any] = {'atom': atom}
     if result_json is not None:
@@ -353,7 +353,7 @@ def skip(ctx: click.Context, atom: str, result_json: str | None, **kwargs: Any) 
 @backend_option
 @json_option
 @click.pass_context
-def revert(ctx: click.Context, **kwargs: Any) -> None:
+def revert(ctx: click.Context, /, **kwargs: Any) -> None:
     """Force a revert of a SUSPENDED (or halted FAILURE) flow: undo what it did."""
     _act(ctx, operate.revert, 'Revert flow %(flow)s, undoing everything it did?', **kwargs)
 

@@ -90,7 +90,7 @@ def _finish(backend: Any, flow_obj: Any, flow_detail: models.FlowDetail, record:
             never_resolve: bool = False) -> ActionResult:
     if not run:
         return ActionResult(flow_detail.uuid, flow_detail.name, record['action'], record,
-                            flow_detail.state)
+                            flow_detail.state or 'PENDING')
     state, error = run_flow(backend, flow_detail.uuid, flow_obj=flow_obj, engine=engine,
                             listeners=listeners, never_resolve=never_resolve,
                             owner=_lease.owner_name(record['who']))

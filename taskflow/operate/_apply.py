@@ -239,9 +239,9 @@ def effective(flow_detail: models.FlowDetail) -> models.FlowDetail:
         return view
     details = {ad.name: ad for ad in view}
     for change in journal['changes']:
-        ad = details.get(change['name'])
-        if ad is not None:
-            _set_fields(ad, change['after'])
+        found = details.get(change['name'])
+        if found is not None:
+            _set_fields(found, change['after'])
     view.state = journal['flow_state'][1]
     view.meta = _finished_meta(view.meta, journal['record'])
     return view

@@ -50,7 +50,7 @@ def build(compilation: _compile.Compilation) -> Graph:
     """The graph of a compiled flow, joins dissolved."""
     atoms = tuple((node.name, node.kind) for node in compilation.nodes
                   if node.kind != _compile.JOIN)
-    edges = []
+    edges: list[tuple[str, str]] = []
     for node in compilation.nodes:
         if node.kind == _compile.JOIN:
             continue
@@ -175,7 +175,7 @@ def to_mermaid(graph: Graph, states: Mapping[str, str] | None = None) -> str:
             lines.append('    ' + label(name))
     for source, target in graph.edges:
         lines.append('    %s --> %s' % (ids[source], ids[target]))
-    used = sorted(set(states.get(name) for name, _ in graph.atoms) - {None})
+    used = sorted({states[name] for name, _ in graph.atoms if states.get(name)})
     for state in used:
         lines.append('    classDef %s fill:%s,stroke:#57606a' % (state.lower(),
                                                                STATE_COLOURS.get(state, '#fff')))

@@ -39,12 +39,12 @@ def start(backend: Any, factory_ref: str, *, store: Mapping[str, Any] | None = N
     """
     backend = _actions._backend(backend)
     factory, added_path = _factories.import_factory(factory_ref)
-    logbook = models.LogBook(book or getattr(factory, '__name__', 'flows'))
+    logbook = models.LogBook(book or str(getattr(factory, '__name__', 'flows')))
     try:
         eng = engines.load_from_factory(factory, store=dict(store or {}), book=logbook,
                                         backend=backend, engine=engine or 'serial')
-    except (ImportError, ValueError, TypeError) as error:
-        raise _errors.OperatorError('cannot start %s: %s' % (factory_ref, error)) from error
+    except (ImportError, ValueError, TypeError) as problem:
+        raise _errors.OperatorError('cannot start %s: %s' % (factory_ref, problem)) from problem
     if added_path:
         eng.storage.update_flow_metadata({_factories.META_FACTORY_PATH: added_path})
     if on_loaded is not None:

@@ -155,7 +155,7 @@ def _failure_notes(details: dict[str, models.AtomDetail], names: Iterable[str]) 
         ad = details[name]
         failure = ad.failure or ad.revert_failure
         if failure is not None:
-            names = failure.exc_type_names
+            names = tuple(failure.exc_type_names)
             notes[name] = '%s: %s' % (names[0] if names else 'Exception',
                                       failure.exception_str)
     return notes
@@ -243,7 +243,7 @@ def _check_nobody_needs(flow_detail: models.FlowDetail, compilation: _compile.Co
                         skipped: _compile.Node) -> None:
     """Refuse to IGNORE a task whose result some unfinished atom can only get from it."""
     details = _details(flow_detail)
-    injected = set()
+    injected: set[str] = set()
     injector = next((ad for ad in flow_detail if ad.name == Storage.injector_name), None)
     if injector is not None and isinstance(injector.results, dict):
         injected.update(injector.results)

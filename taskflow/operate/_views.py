@@ -143,9 +143,9 @@ def _secret_outputs(compilation: Any, keys: Container[Any]) -> set[str]:
             if any(name in keys for name in node.atom.save_as)}
 
 
-def _duration(meta: dict, state: str, now: float) -> tuple[float | None, float | None]:
+def _duration(meta: dict, state: str | None, now: float) -> tuple[float | None, float | None]:
     """``(start, seconds)`` of an atom's last run or revert, from its meta."""
-    best = None
+    best: tuple[float, float | None] | None = None
     for start_state, ends in _STARTS.items():
         started = _ts(meta, start_state)
         if started is None or (best is not None and started < best[0]):
@@ -225,7 +225,7 @@ def describe(flow_detail: models.FlowDetail, book: models.LogBook | None = None,
     ends = [t for t in (_ts(meta, s) for s in _FLOW_ENDS)
             if t is not None and started is not None and t >= started]
     finished = max(ends) if ends and flow_detail.state in _FLOW_ENDS else None
-    duration = (finished - started if finished is not None
+    duration = (finished - started if finished is not None and started is not None
                 else now - started if started is not None and flow_detail.state == st.RUNNING
                 else meta.get('duration') if isinstance(meta.get('duration'), (int, float))
                 else None)

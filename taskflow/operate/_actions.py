@@ -63,9 +63,11 @@ def _flow_detail(backend: Any, flow: Any) -> models.FlowDetail:
 
 def _act(backend: Any, flow: Any, planner: Callable[[models.FlowDetail, Any], _plans.Plan],
          who: str | None, why: str | None, force: bool,
-         factory: str | Callable | None) -> tuple[Any, models.FlowDetail, dict]:
+         factory: str | Callable | None, action: str) -> tuple[Any, models.FlowDetail, dict]:
     """Steps 1-3 of every action; returns ``(flow, stored flow detail, record)``."""
     flow_detail = _flow_detail(backend, flow)
+    # Early, for a clearer refusal (checked again under the lease).
+    _plans.check_accepts(action, _apply.effective(flow_detail))
     flow_obj = _factories.rebuild_flow(flow_detail, factory)
     try:
         compilation = _compile.Compilation(flow_obj)
@@ -120,7 +122,8 @@ def retry(backend: Any, flow: Any, *, who: str | None = None, why: str | None = 
     :raises FlowNotFound, FlowBusy, ActionRefused: nothing was changed.
     """
     backend = _backend(backend)
-    flow_obj, fd, record = _act(backend, flow, _plans.plan_retry, who, why, force, factory)
+    flow_obj, fd, record = _act(backend, flow, _plans.plan_retry, who, why, force, factory,
+                                  'retry')
     return _finish(backend, flow_obj, fd, record, run, engine, listeners)
 
 
@@ -143,7 +146,7 @@ def skip(backend: Any, flow: Any, atom: str, result: Any = NOTHING, *,
                                 None if result is NOTHING else result,
                                 with_result=result is not NOTHING)
 
-    flow_obj, fd, record = _act(backend, flow, planner, who, why, force, factory)
+    flow_obj, fd, record = _act(backend, flow, planner, who, why, force, factory, 'skip')
     return _finish(backend, flow_obj, fd, record, run, engine, listeners)
 
 
@@ -168,7 +171,8 @@ def resume(backend: Any, flow: Any, *, revert: bool = True, who: str | None = No
             return _plans.plan_resume(flow_detail)
     else:
         planner = _plans.plan_resume_no_revert
-    flow_obj, fd, record = _act(backend, flow, planner, who, why, force, factory)
+    flow_obj, fd, record = _act(backend, flow, planner, who, why, force, factory,
+                                'resume' if revert else 'resume_no_revert')
     return _finish(backend, flow_obj, fd, record, run, engine, listeners,
                    never_resolve=not revert)
 
@@ -184,7 +188,8 @@ def revert(backend: Any, flow: Any, *, who: str | None = None, why: str | None =
     parameters as :func:`retry`.
     """
     backend = _backend(backend)
-    flow_obj, fd, record = _act(backend, flow, _plans.plan_revert, who, why, force, factory)
+    flow_obj, fd, record = _act(backend, flow, _plans.plan_revert, who, why, force, factory,
+                                  'revert')
     return _finish(backend, flow_obj, fd, record, run, engine, listeners)
 
 

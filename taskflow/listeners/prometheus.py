@@ -114,6 +114,16 @@ class PrometheusListener(base.Listener):
         self._lock = threading.Lock()
         self._flow_started: float | None = None
         self._atom_started: dict[tuple[str, str], float] = {}
+        # (metric, labels) -> labelled child: labels() validates and locks on
+        # every call, and each atom event needs two or three of them.
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: str, *labels: str) -> Any:
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._metrics[metric].labels(*labels)
+        return child
 
     def _flow_name(self) -> str:
         return self._engine.storage.flow_name
@@ -127,10 +137,9 @@ class PrometheusListener(base.Listener):
             if state not in _FLOW_ENDS:
                 return
             flow = details['flow_name']
-            self._metrics['flows'].labels(flow, state).inc()
+            self._child('flows', flow, state).inc()
             if self._flow_started is not None:
-                self._metrics['flow_duration'].labels(flow, state).observe(
-                    now - self._flow_started)
+                self._child('flow_duration', flow, state).observe(now - self._flow_started)
                 self._flow_started = None
 
     def _task_receiver(self, state: str, details: dict[str, Any]) -> None:
@@ -143,18 +152,17 @@ class PrometheusListener(base.Listener):
         now = time.monotonic()
         flow = self._flow_name()
         label = name if self._atom_label else ''
-        metrics = self._metrics
         with self._lock:
             if state in (st.RUNNING, st.REVERTING):
                 action = 'execute' if state == st.RUNNING else 'revert'
                 self._atom_started[(name, action)] = now
-                metrics['atom_starts'].labels(flow, label, kind, action).inc()
+                self._child('atom_starts', flow, label, kind, action).inc()
             elif state in _ATOM_ENDS:
                 action = _ATOM_ENDS[state]
-                metrics['atom_finishes'].labels(flow, label, kind, state).inc()
+                self._child('atom_finishes', flow, label, kind, state).inc()
                 started = self._atom_started.pop((name, action), None)
                 if started is not None:
-                    metrics['atom_duration'].labels(flow, label, kind, action).observe(
+                    self._child('atom_duration', flow, label, kind, action).observe(
                         now - started)
             elif state == st.RETRYING:
-                metrics['atom_retries'].labels(flow, label).inc()
+                self._child('atom_retries', flow, label).inc()

@@ -7,7 +7,6 @@ not end as asked (``SUCCESS``; ``REVERTED`` for ``revert``); 130 interrupted.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys

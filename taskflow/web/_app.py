@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import secrets
 import threading
@@ -357,7 +356,7 @@ def serve(backend: Any, host: str = '127.0.0.1', port: int = 8765, **options: An
               flush=True)
     print('taskflow web: http://%s:%d/ (%s)%s' % (
         host if ':' not in host else '[%s]' % host, port,
-        html.unescape(_masking.mask_url(options.get('backend_label') or '')),
+        _masking.mask_url(options.get('backend_label') or ''),
         '' if options.get('allow_actions') else ' read-only'), flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.run(app, host=host, port=port, log_level='warning')

@@ -10,6 +10,9 @@ What it shows, on the embedded default (in-process engine, SQLite file):
 5. The driver prints the final, persisted outcome.
 
 Run it with ``scripts/main`` (or ``python examples/main_job.py [--db PATH]``).
+The database is kept (by default in the file the ``taskflow`` command reads,
+see ``taskflow.operate.main_job_database()``); the job ends by printing the
+commands that show it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import pathlib
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 from taskflow import engines
+from taskflow import operate
 from taskflow import retry
 from taskflow import task
 from taskflow.patterns import linear_flow as lf
@@ -189,7 +192,19 @@ def driver(db: str) -> int:
     if second.wait() != 0:
         return second.returncode
     show_saved(backend, '5. Final, persisted')
+    print_how_to_look(db, find_flow_detail(backend).uuid)
     return 0
+
+
+def print_how_to_look(db: str, flow_uuid: str) -> None:
+    option = '' if db == operate.main_job_database() else ' --backend sqlite:///%s' % db
+    print("6. Look at the result with the taskflow command (in .venv/bin; or pip install"
+          " 'taskflow-ng[web]'):")
+    print('     taskflow flows%s' % option)
+    print('     taskflow show %s%s' % (flow_uuid, option))
+    print('     taskflow graph %s --format mermaid --factory examples/main_job.py:make_flow%s'
+          % (flow_uuid, option))
+    print('     taskflow web%s        # then open http://127.0.0.1:8765/' % option)
 
 
 def main() -> int:
@@ -201,10 +216,9 @@ def main() -> int:
     if args.worker:
         worker(args.db, args.marker)
         return 0
-    if args.db:
-        return driver(os.path.abspath(args.db))
-    with tempfile.TemporaryDirectory() as tmp:
-        return driver(os.path.join(tmp, 'orders.db'))
+    db = os.path.abspath(args.db) if args.db else operate.main_job_database()
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    return driver(db)
 
 
 if __name__ == '__main__':

@@ -62,13 +62,16 @@ _WAKE = ('wake', None)
 class _Request:
     """One task execution or reversion we are waiting for."""
 
-    __slots__ = ('token', 'action', 'task', 'task_cls', 'correlation_id', 'text', 'state',
+    __slots__ = ('token', 'action', 'task', 'task_cls', 'correlation_id', 'text', 'body',
+                 'state',
                  'request_id', 'created', 'topic', 'worker', 'last_seen', 'redispatches',
                  'deadline', 'fresh_after')
 
     def __init__(self, token: Any, action: str, task: Any, task_cls: str,
-                 correlation_id: str, text: str, deadline: float | None) -> None:
+                 correlation_id: str, text: str, body: dict,
+                 deadline: float | None) -> None:
         self.token = token
+        self.body = body
         self.action = action
         self.task = task
         self.task_cls = task_cls
@@ -85,8 +88,8 @@ class _Request:
         self.fresh_after = 0.0             # only dispatch to topics heard from since
 
     def __repr__(self) -> str:
-        return '<Request %s %s of %s (%s)>' % (self.state, self.action, self.task.name,
-                                               self.correlation_id)
+        # As the original's (RequestTimeout messages show it).
+        return '<Request object at %#x with contents %s>' % (id(self), self.body)
 
 
 class WorkerTaskExecutor:
@@ -254,7 +257,7 @@ class WorkerTaskExecutor:
         except ValueError as error:
             return False, failure_module.Failure.from_exception(error)
         deadline = None if timeout is None else time.monotonic() + timeout
-        request = _Request(token, action, task, task_cls, task_uuid, text, deadline)
+        request = _Request(token, action, task, task_cls, task_uuid, text, body, deadline)
         stale = self._by_correlation.get(task_uuid)
         if stale is not None:   # an abandoned (timed out) dispatch of this atom
             self._requests.pop(stale.request_id, None)

@@ -73,7 +73,7 @@ def make_connection(url: str | None, transport: str | None,
         options.setdefault('polling_interval', 0.005)
     elif transport in ('redis', 'rediss') or (url or '').startswith(('redis:', 'rediss:')):
         # BRPOP blocks this long; it bounds how fast a consumer notices stop().
-        options.setdefault('brpop_timeout', 0.1)
+        options.setdefault('polling_interval', 0.1)
     return kombu.Connection(url, transport=transport, transport_options=options)
 
 
@@ -276,6 +276,7 @@ class Proxy:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._settled.clear()   # a later start() must settle again
         with self._publish_lock:
             if self._pub_conn is not None:
                 _close_quietly(self._pub_conn)

@@ -114,7 +114,7 @@ class Server:
         body = {'topic': self._topic, 'tasks': sorted(self._endpoints)}
         try:
             self._proxy.publish(protocol.dumps(body, None, 'notify reply'), reply_to,
-                                protocol.NOTIFY)
+                                protocol.NOTIFY, headers={protocol.H_WORKER: self._worker_id})
         except Exception as error:
             LOG.warning('Could not answer a NOTIFY from %s: %s', reply_to, error)
 

@@ -63,7 +63,7 @@ class _Request:
     """One task execution or reversion we are waiting for."""
 
     __slots__ = ('token', 'action', 'task', 'task_cls', 'correlation_id', 'text', 'body',
-                 'state',
+                 'state', 'sent_at',
                  'request_id', 'created', 'topic', 'worker', 'last_seen', 'redispatches',
                  'deadline', 'fresh_after')
 
@@ -78,6 +78,7 @@ class _Request:
         self.correlation_id = correlation_id
         self.text = text
         self.state = protocol.WAITING
+        self.sent_at = 0.0
         self.request_id = ''
         self.created = time.monotonic()
         self.topic: str | None = None
@@ -147,6 +148,9 @@ class WorkerTaskExecutor:
         self._by_correlation: dict[str, _Request] = {}  # atom uuid -> its request
         self._round_robin = itertools.count()
         self._next_check = 0.0
+        self._next_orphan_check = 0.0
+        # Topics where a worker without heartbeats (the original's) answered.
+        self._original_topics: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -209,6 +213,8 @@ class WorkerTaskExecutor:
         if problem is not None:
             LOG.warning('Dropping a malformed worker notification: %s', problem)
             return
+        if not isinstance(protocol.header(message, protocol.H_WORKER), str):
+            self._original_topics.add(body['topic'])
         with self._workers_lock:
             known = self._workers.get(body['topic'])
             tasks = frozenset(body['tasks'])
@@ -289,6 +295,7 @@ class WorkerTaskExecutor:
             return
         request.state = protocol.PENDING
         request.topic = topic
+        request.sent_at = time.monotonic()
 
     def _pick_topic(self, request: _Request) -> str | None:
         with self._workers_lock:
@@ -411,7 +418,16 @@ class WorkerTaskExecutor:
                 finished.append((request.token, TIMED_OUT))
             elif request.worker is not None:
                 silent = now - request.last_seen
-                if silent > self._worker_lost_after:
+                if silent <= self._worker_lost_after:
+                    continue
+                if request.state == protocol.PENDING:
+                    # Held but never started: the broker may have put it back
+                    # in the queue for another worker; the orphan check below
+                    # re-dispatches it only if the queue no longer holds it.
+                    request.worker = None
+                    request.sent_at = now - self._worker_lost_after - 1.0
+                    self._next_orphan_check = 0.0
+                else:
                     self._lost(request, 'worker %s sent no heartbeat for %.1f seconds'
                                % (request.worker, silent), finished)
             elif (request.state == protocol.RUNNING and request.topic is not None
@@ -428,9 +444,43 @@ class WorkerTaskExecutor:
                         " transition out of (%s) states"
                         % (request, now - request.created,
                            ', '.join(protocol.WAITING_STATES)))))))
+        if now >= self._next_orphan_check:
+            self._next_orphan_check = now + 1.0
+            self._find_orphans(now, finished)
 
-    def _lost(self, request: _Request, why: str, finished: list) -> None:
-        if self._on_worker_lost == REDISPATCH and request.redispatches < self._max_redispatches:
+    def _find_orphans(self, now: float, finished: list) -> None:
+        """Re-dispatch requests whose queue was lost with the worker behind it.
+
+        An auto-delete queue vanishes with its last consumer, taking along
+        requests no worker had taken yet.  A request still untaken after
+        ``worker_lost_after`` (our workers mention every request they hold in
+        their heartbeats) whose queue is now missing or empty is such an
+        orphan.  Not done on topics served by original workers: they take
+        requests without saying so.
+        """
+        by_topic: dict[str, list[_Request]] = {}
+        for request in self._by_correlation.values():
+            if (request.state == protocol.PENDING and request.worker is None
+                    and request.topic not in self._original_topics
+                    and now - request.sent_at > self._worker_lost_after):
+                by_topic.setdefault(request.topic, []).append(request)
+        for topic, orphans in by_topic.items():
+            try:
+                depth = self._proxy.queue_depth(topic)
+            except Exception as error:  # the broker is away: look again later
+                LOG.debug('Could not look at the queue of topic %r: %s', topic, error)
+                continue
+            if depth:
+                continue   # still queued behind other work
+            for request in orphans:
+                # Never started, so safe to send again whatever the policy.
+                self._lost(request, 'the queue of topic %r no longer holds it' % topic,
+                           finished, never_started=True)
+
+    def _lost(self, request: _Request, why: str, finished: list,
+              never_started: bool = False) -> None:
+        policy = REDISPATCH if never_started else self._on_worker_lost
+        if policy == REDISPATCH and request.redispatches < self._max_redispatches:
             request.redispatches += 1
             LOG.warning("Re-dispatching the %s of task '%s' (attempt %d): %s",
                         request.action, request.task.name, request.redispatches + 1, why)
@@ -440,7 +490,7 @@ class WorkerTaskExecutor:
             return
         self._forget(request)
         reason = ('it was re-dispatched %d times already' % request.redispatches
-                  if self._on_worker_lost == REDISPATCH else "on_worker_lost='fail'")
+                  if policy == REDISPATCH else "on_worker_lost='fail'")
         finished.append((request.token, (False, failure_module.Failure.from_exception(
             exc.WorkerLost("The worker running the %s of task '%s' was lost (%s); %s"
                            % (request.action, request.task.name, why, reason))))))

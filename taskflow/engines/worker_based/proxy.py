@@ -322,6 +322,28 @@ class Proxy:
                     delay = min(delay + float(self._retry_options.get('interval_step', 1)),
                                 float(self._retry_options.get('interval_max', 1)))
 
+    def queue_depth(self, topic: str) -> int | None:
+        """Messages waiting in ``topic``'s queue; ``None`` when it does not exist.
+
+        (On Redis an empty queue does not exist either: both read as "nothing
+        of ours is waiting there".)
+        """
+        name = '%s_%s' % (self._exchange.name, topic)
+        with self._publish_lock:
+            self._ensure_producer()
+            channel = self._pub_conn.channel()
+            try:
+                return channel.queue_declare(queue=name, passive=True).message_count
+            except self._errors as error:
+                if getattr(error, 'code', None) == 404 or 'NOT_FOUND' in str(error):
+                    return None
+                raise
+            finally:
+                try:
+                    channel.close()
+                except Exception:  # already closed by the broker (404)
+                    pass
+
     def _ensure_producer(self) -> Any:
         if self._producer is None:
             conn = make_connection(self._url, self._transport, self._transport_options)

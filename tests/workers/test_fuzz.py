@@ -1,8 +1,8 @@
 """Hypothesis-made messages thrown at a worker and at an engine's reply queue,
 over the real RabbitMQ: nothing crashes, nothing unregistered ever runs.
 
-``TASKFLOW_WORKER_FUZZ_MESSAGES`` (default 10,000) is how many messages go to
-*each* of the two targets.
+``TASKFLOW_WORKER_FUZZ_MESSAGES`` (default 10,000) is how many messages are
+sent in all, half to each of the two targets.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ small_ints = st.integers(min_value=-2 ** 31, max_value=2 ** 31 - 1)
 json_values = st.recursive(
     st.none() | st.booleans() | small_ints | st.floats(allow_nan=False) | texts,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
-    max_leaves=12)
+    max_leaves=8)
 failure_dicts = st.fixed_dictionaries({
     'exception_str': texts, 'traceback_str': texts,
     'exc_type_names': st.lists(texts, max_size=3) | st.just(['ValueError', 'Exception']),
@@ -124,7 +124,7 @@ def test_fuzzed_messages_never_crash_or_run_the_unregistered(rabbitmq, tmp_path,
     sent = {'worker': 0, 'engine': 0}
     engine_outcomes = []
 
-    @settings(max_examples=max(MESSAGES // BATCH, 1), deadline=None, database=None,
+    @settings(max_examples=max(MESSAGES // (2 * BATCH), 1), deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(to_worker=st.lists(_messages(['fuzz'], ['c1', victim_uuid]),
                               min_size=BATCH, max_size=BATCH),
@@ -152,7 +152,7 @@ def test_fuzzed_messages_never_crash_or_run_the_unregistered(rabbitmq, tmp_path,
             remote.stop()
     print('\nfuzz: %d messages to a worker, %d to an engine reply queue'
           % (sent['worker'], sent['engine']))
-    assert sent['worker'] >= MESSAGES and sent['engine'] >= MESSAGES
+    assert sent['worker'] + sent['engine'] >= MESSAGES
     assert not worker_thread.is_alive()
     crashes = [r for r in caplog.records if 'failed; dropping it' in r.getMessage()
                or r.levelno >= logging.ERROR and 'Could not send' not in r.getMessage()]

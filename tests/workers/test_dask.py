@@ -73,3 +73,12 @@ def test_a_dead_cluster_fails_the_run_instead_of_hanging() -> None:
     with pytest.raises(distributed.client.ClosedClientError):
         engine.run()
     assert engine.storage.get_flow_state() == st.FAILURE
+
+
+def test_functor_tasks_travel_by_cloudpickle(dask_client) -> None:
+    from taskflow import task as task_module
+    offset = 40
+    functor = task_module.FunctorTask(lambda x: x + offset, name='closure', provides='y')
+    result = taskflow.engines.run(linear_flow.Flow('f').add(functor), engine='parallel',
+                                  executor=dask_client.get_executor(), store={'x': 2})
+    assert result['y'] == 42

@@ -127,6 +127,9 @@ class WorkerTaskExecutor:
         self._on_worker_lost = on_worker_lost
         self._max_redispatches = max_redispatches
         self._max_size = max_message_size
+        self._url = url
+        self._retry_options = dict(proxy_module.Proxy.DEFAULT_RETRY_OPTIONS)
+        self._retry_options.update(retry_options or {})
         self._proxy = proxy_module.Proxy(
             uuid, exchange,
             type_handlers={protocol.NOTIFY: self._on_notify_reply,
@@ -158,18 +161,28 @@ class WorkerTaskExecutor:
         """Start listening for replies and ask the topics who is there."""
         if self._thread is not None and self._thread.is_alive():
             return
-        self._thread = threading.Thread(target=self._proxy.start, daemon=True,
+        self._thread = threading.Thread(target=self._consume, daemon=True,
                                         name='taskflow-wbe-%s' % self._uuid[:8])
         self._thread.start()
         if not self._proxy.wait(CONNECT_TIMEOUT):
             self.stop()
             error = self._proxy.fatal_error
-            raise exc.ExecutionFailure(
-                'Could not connect to the broker at %s: %s'
-                % (self._proxy.connection_details['uri'],
-                   'it refused us (%s)' % type(error).__name__ if error is not None
-                   else 'no connection within %s seconds' % CONNECT_TIMEOUT))
+            if error is None:
+                why = 'no connection within %s seconds' % CONNECT_TIMEOUT
+            elif proxy_module.is_refusal(error):
+                why = 'it refused us (%s)' % type(error).__name__
+            else:
+                why = '%s: %s' % (type(error).__name__, proxy_module.masked(error, self._url))
+            raise exc.ExecutionFailure('Could not connect to the broker at %s: %s'
+                                       % (self._proxy.connection_details['uri'], why))
         self._notify_topics()
+
+    def _consume(self) -> None:
+        attempts = int(self._retry_options.get('max_retries') or 0) + 1
+        try:
+            self._proxy.start(first_connect_attempts=attempts)
+        except Exception:  # kept in fatal_error; start() reports it
+            pass
 
     def stop(self) -> None:
         """Stop listening; requests still out are failed (see :meth:`fail_outstanding`)."""

@@ -155,11 +155,18 @@ class Proxy:
 
     # -- consuming ------------------------------------------------------------
 
-    def start(self) -> None:
-        """Consume until :meth:`stop` (blocks; run it on a thread)."""
+    def start(self, first_connect_attempts: int | None = None) -> None:
+        """Consume until :meth:`stop` (blocks; run it on a thread).
+
+        Reconnects forever once it has been connected; before that, gives up
+        after ``first_connect_attempts`` failed attempts (``None``: never),
+        raising the last error (also kept in ``fatal_error``).
+        """
         self._stopping.clear()
+        self.fatal_error = None
         delay = 0.0
         first = True
+        attempts = 0
         while not self._stopping.is_set():
             if delay:
                 self._stopping.wait(delay)
@@ -172,17 +179,26 @@ class Proxy:
                 self._running.clear()
                 if self._stopping.is_set():
                     return
-                if _is_fatal(error):
+                attempts += 1
+                never_connected = first and not self._settled.is_set()
+                if never_connected and first_connect_attempts is not None \
+                        and attempts >= first_connect_attempts:
+                    LOG.error('Could not connect to %s: %s', self.connection_details['uri'],
+                              masked(error, self._url))
+                    self.fatal_error = error
+                    self._settled.set()
+                    raise
+                if is_refusal(error):
                     # Wrong credentials or permissions: retrying cannot help.
                     LOG.error('The broker at %s refused us: %s', self.connection_details['uri'],
-                              _masked(error, self._url))
+                              masked(error, self._url))
                     self.fatal_error = error
                     self._settled.set()
                     raise
                 LOG.warning("Lost the connection to %s (%s: %s); reconnecting",
                             self.connection_details['uri'], type(error).__name__,
-                            _masked(error, self._url))
-                first = False
+                            masked(error, self._url))
+                first = first and not self._settled.is_set()
                 delay = min(max(delay * 2, 0.1), _RECONNECT_MAX)
 
     def _consume(self, reconnected: bool) -> None:
@@ -316,7 +332,7 @@ class Proxy:
                     if attempt + 1 >= attempts or self._stopping.is_set():
                         raise
                     LOG.debug('Publishing to %s failed (%s); retrying in %ss',
-                              self.connection_details['uri'], _masked(error, self._url),
+                              self.connection_details['uri'], masked(error, self._url),
                               delay)
                     time.sleep(delay)
                     delay = min(delay + float(self._retry_options.get('interval_step', 1)),
@@ -356,12 +372,12 @@ class Proxy:
         return self._producer
 
 
-def _is_fatal(error: BaseException) -> bool:
+def is_refusal(error: BaseException) -> bool:
     return type(error).__name__ in ('AccessRefused', 'NotAllowed', 'AuthenticationError',
                                     'AuthenticationWrongNumberOfArgsError')
 
 
-def _masked(error: BaseException, url: str | None) -> str:
+def masked(error: BaseException, url: str | None) -> str:
     text = str(error)
     if url and url in text:
         text = text.replace(url, mask_url(url) or '')

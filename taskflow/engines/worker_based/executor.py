@@ -417,7 +417,8 @@ class WorkerTaskExecutor:
         self._requests.pop(request.request_id, None)
         if self._by_correlation.get(request.correlation_id) is request:
             del self._by_correlation[request.correlation_id]
-        if not any(r.state == protocol.WAITING for r in self._by_correlation.values()):
+        if self._want_workers.is_set() and not any(
+                r.state == protocol.WAITING for r in self._by_correlation.values()):
             self._want_workers.clear()
 
     # -- loop thread: deadlines -----------------------------------------------
@@ -509,22 +510,36 @@ class WorkerTaskExecutor:
                            % (request.action, request.task.name, why, reason))))))
 
     def _dispatch_waiting(self) -> None:
+        still_waiting = False
         for request in list(self._by_correlation.values()):
             if request.state == protocol.WAITING:
                 self._dispatch(request)
+                still_waiting = still_waiting or request.state == protocol.WAITING
+        if not still_waiting:
+            self._want_workers.clear()
 
     def _resend_all(self) -> None:
-        """Our queue was re-made: answers sent meanwhile are gone; send again."""
+        """Our queue was re-made: answers sent meanwhile are gone.
+
+        A request a heartbeat-sending worker holds is left to it: the worker
+        reconnects too and keeps announcing it (or falls silent and is
+        lost, which re-dispatches it).  Every other one -- waiting, untaken
+        (its queue may have gone with its consumers), or running on an
+        original worker (whose answer may be lost) -- is sent again, to a
+        worker that answers discovery *after* this reconnect.
+        """
         now = time.monotonic()
-        waiting = list(self._by_correlation.values())
-        if waiting:
-            LOG.warning('Reconnected to the broker: re-sending %d request(s)', len(waiting))
-        for request in waiting:
+        resend = []
+        for request in self._by_correlation.values():
+            if request.worker is not None:
+                request.last_seen = max(request.last_seen, now)
+                continue
+            resend.append(request)
             request.state = protocol.WAITING
-            request.worker = None
             request.fresh_after = now
             request.created = now
-        if waiting:
+        if resend:
+            LOG.warning('Reconnected to the broker: re-sending %d request(s)', len(resend))
             self._want_workers.set()
         self._notify_topics_soon()
 

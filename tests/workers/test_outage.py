@@ -58,8 +58,7 @@ def _run_through(rabbitmq, spawn_worker, tmp_path, disrupt) -> tuple:
         while _starts(ledger) < 15:
             time.sleep(0.02)
         try:
-            disrupt()
-            disrupted.append(time.monotonic())
+            disrupt(lambda: disrupted.append(time.monotonic()))   # marks: the outage began
         except Exception as error:  # reported by the test, after the run
             errors.append(error)
 
@@ -83,7 +82,8 @@ def _run_through(rabbitmq, spawn_worker, tmp_path, disrupt) -> tuple:
 def test_all_connections_closed_mid_run(rabbitmq, spawn_worker, tmp_path, caplog) -> None:
     engine, outcome, elapsed = _run_through(
         rabbitmq, spawn_worker, tmp_path,
-        lambda: _rabbitmqctl('close_all_connections', 'taskflow-ng outage test'))
+        lambda began: (_rabbitmqctl('close_all_connections', 'taskflow-ng outage test'),
+                       began()))
     print('\nclose_all_connections: run ended in %.1fs: %s' % (
         elapsed, outcome or engine.storage.get_flow_state()))
     assert elapsed < RUN_LIMIT
@@ -96,9 +96,10 @@ def test_all_connections_closed_mid_run(rabbitmq, spawn_worker, tmp_path, caplog
 
 @pytest.mark.slow
 def test_broker_stopped_and_started_mid_run(rabbitmq, spawn_worker, tmp_path) -> None:
-    def restart() -> None:
+    def restart(began) -> None:
         try:
             _rabbitmqctl('stop_app')
+            began()
             time.sleep(3)
         finally:
             _rabbitmqctl('start_app')

@@ -138,3 +138,26 @@ def test_engine_ignores_junk_on_its_reply_queue(broker, workers, raw, caplog) ->
         engine.run()
     assert engine.storage.get('s') == 's'
     assert 'Dropping a malformed response' in caplog.text
+
+
+SLEEP = {'task_cls': 'tests.workers.tasks.Sleeper', 'task_name': 's', 'task_version': [1, 0],
+         'action': 'execute', 'arguments': {'seconds': 1.2}}
+
+
+def test_heartbeats_only_for_engines_that_ask(broker, workers, raw) -> None:
+    workers.start(broker)
+    # Like the original's engine: no headers, so no heartbeats (it would not know them).
+    plain = raw.request('t1', SLEEP)
+    replies = raw.replies(lambda got: _final(got, plain))
+    assert [p['type'] for p, _ in replies] == ['RESPONSE'] * 2
+    assert all(p['headers'].get(protocol.H_REQUEST) is None for p, _ in replies)
+    # Ours asks, and names the dispatch: heartbeats list it, responses echo it.
+    asked = raw.request('t1', SLEEP, headers={protocol.H_HEARTBEAT: 0.2,
+                                             protocol.H_REQUEST: 'dispatch-1'})
+    replies = raw.replies(lambda got: _final(got, asked))
+    beats = [body for props, body in replies if props['type'] == 'HEARTBEAT']
+    assert len(beats) >= 3
+    assert all(body['requests'] == ['dispatch-1'] for body in beats)
+    responses = [props for props, _ in replies if props['type'] == 'RESPONSE']
+    assert {p['headers'][protocol.H_REQUEST] for p in responses} == {'dispatch-1'}
+    assert len({p['headers'][protocol.H_WORKER] for p in responses}) == 1

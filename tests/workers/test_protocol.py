@@ -38,6 +38,8 @@ def test_a_request_from_the_original_passes() -> None:
     (dict(GOOD_REQUEST, result=['failure', {'exception_str': 'x'}]),
      "request 'result': Failure data not of the expected format"),
     (dict(GOOD_REQUEST, failures={'a': 1}), "request 'failures'['a']"),
+    (dict(GOOD_REQUEST, failures={'a': dict(_failure_dict(), version=2)}),
+     'Invalid dict version of failure object: 2'),
 ])
 def test_bad_requests_are_described(body, problem) -> None:
     assert problem in protocol.request_problem(body)

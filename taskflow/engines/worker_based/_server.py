@@ -158,7 +158,11 @@ class Server:
 
     def _run(self, job: _Job, body: dict) -> None:
         try:
-            ok, value = self._execute(job, body)
+            try:
+                ok, value = self._execute(job, body)
+            except Exception:  # decoding the request broke: still answer it
+                LOG.exception('Request %s could not be run', job.correlation_id)
+                ok, value = False, failure_module.Failure()
             self._finish(job, ok, value)
         finally:
             with self._jobs_lock:

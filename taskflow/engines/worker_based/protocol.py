@@ -172,6 +172,7 @@ def version_of(task: Any) -> list:
 def _failure_problem(data: Any) -> str | None:
     try:
         failure_module.Failure.validate(data)
+        failure_module.Failure.from_dict(data)   # e.g. an unknown version
     except Exception as error:  # InvalidFormat, or anything odd in the data
         return str(error)
     if not isinstance(data.get('exc_args', []), (list, tuple)):

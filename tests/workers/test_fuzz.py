@@ -81,16 +81,30 @@ headers = st.dictionaries(
     header_values, max_size=3)
 
 
-def _messages(routing_keys, correlation_ids):
+# What an engine's queue gets: mostly (near-)responses about its own request.
+engine_bodies = st.one_of(
+    st.fixed_dictionaries({'state': st.sampled_from(['SUCCESS', 'FAILURE']),
+                           'data': st.fixed_dictionaries({'result': failure_dicts
+                                                          | json_values})}).map(_encoded),
+    responses.map(_encoded),
+    st.fixed_dictionaries({'state': st.sampled_from(['SUCCESS', 'FAILURE']),
+                           'data': st.fixed_dictionaries({'result': failure_dicts
+                                                          | json_values})}).map(_encoded),
+    heartbeats.map(_encoded), notify_replies.map(_encoded), bodies)
+
+
+def _messages(routing_keys, correlation_ids, body_strategy=bodies,
+              types=('REQUEST', 'RESPONSE', 'NOTIFY', 'HEARTBEAT'), odd_types=texts,
+              odd_ids=texts):
     return st.fixed_dictionaries({
-        'body': bodies,
+        'body': body_strategy,
         'routing_key': st.sampled_from(routing_keys),
-        'type': st.sampled_from(['REQUEST', 'RESPONSE', 'NOTIFY', 'HEARTBEAT']) | texts,
+        'type': st.sampled_from(list(types)) | odd_types,
         'content_type': st.sampled_from(['application/json',
                                          'application/x-python-serialize',
                                          'text/plain', 'application/data']),
         'reply_to': st.none() | st.sampled_from(['fuzz-replies']) | texts,
-        'correlation_id': st.none() | st.sampled_from(correlation_ids) | texts,
+        'correlation_id': st.sampled_from(correlation_ids) | st.none() | odd_ids,
         'headers': headers,
     })
 
@@ -128,7 +142,10 @@ def test_fuzzed_messages_never_crash_or_run_the_unregistered(rabbitmq, tmp_path,
               suppress_health_check=list(HealthCheck))
     @given(to_worker=st.lists(_messages(['fuzz'], ['c1', victim_uuid]),
                               min_size=BATCH, max_size=BATCH),
-           to_engine=st.lists(_messages([remote._uuid], [victim_uuid, 'c2']),
+           to_engine=st.lists(_messages([remote._uuid], [victim_uuid, victim_uuid, 'c2'],
+                                        engine_bodies, ('RESPONSE', 'RESPONSE', 'HEARTBEAT',
+                                                        'NOTIFY', 'REQUEST'),
+                                        odd_types=st.just('UNKNOWN'), odd_ids=st.just('')),
                               min_size=BATCH, max_size=BATCH))
     def throw(to_worker, to_engine) -> None:
         for message in to_worker:

@@ -177,9 +177,9 @@ class Server:
         action = body['action']
         arguments = body['arguments']
         if action == protocol.REVERT:
-            result = body.get('result')
+            result = body.get('result')   # checked: None or [kind, value]
             if result is None:
-                result = None
+                pass
             elif result[0] == 'failure':
                 result = failure_module.Failure.from_dict(result[1])
             else:

@@ -108,6 +108,26 @@ def _memory_targets(results):
                    % (source, original), _fmt(ng, 'MB'), None if ng is None else ng <= limit)]
 
 
+def _workers_targets(results):
+    targets = []
+    for label in ('wide', 'chain'):
+        ng = results.median(label, 'ng')
+        original = results.median(label, 'original')
+        ratio = _stats.ratio(original, ng)
+        details = []
+        for impl in ('ng', 'original'):
+            runs = results.runs(label, impl)
+            if runs:
+                middle = sorted(runs, key=lambda run: run['seconds'])[len(runs) // 2]
+                details.append('%s %.0f tasks/s, round trip p50 %.1f ms p99 %.1f ms'
+                               % (impl, middle['tasks_per_second'],
+                                  middle['round_trip_p50_ms'], middle['round_trip_p99_ms']))
+        targets.append(Target('worker-based %s over RabbitMQ >= 5x the original (%s)'
+                              % (label, '; '.join(details) or 'no runs'),
+                              _fmt(ratio, 'x'), None if ratio is None else ratio >= 5))
+    return targets
+
+
 # -- the scenarios ------------------------------------------------------------
 
 SCENARIOS = (
@@ -177,6 +197,13 @@ SCENARIOS = (
              note="listener keys: mask_outputs_keys=['password'] (the original masks only "
                   'failure details); project keys: taskflow.secrets.mask_keys, '
                   'taskflow-ng only'),
+    Scenario('workers', 'workers',
+             'worker-based engine over RabbitMQ, 2 worker processes of the same '
+             'implementation on one topic: N no-op tasks unordered (wide), or a chain; '
+             'load + run incl. discovery',
+             (Case(1000, {'shape': 'wide'}, label='wide', quick_size=50),
+              Case(200, {'shape': 'chain'}, label='chain', quick_size=20)),
+             targets=_workers_targets),
     Scenario('persisted', 'persisted',
              'chain of N no-op tasks persisted to a SQL backend as it runs; load + run',
              (Case(200, {'backend': 'sqlite'}, label='sqlite', quick_size=20),

@@ -13,6 +13,7 @@ Hierarchy::
     │   │   └── UnclaimableJob        the job is already claimed
     │   ├── ExecutionFailure          engine problems (e.g. locked by another thread)
     │   │   ├── RequestTimeout        a worker request was not accepted in time
+    │   │   │   └── WorkerLost        the worker running a request died (taskflow-ng)
     │   │   ├── InvalidState          invalid transition / wrong engine phase
     │   │   └── AtomTimeout           (also a TimeoutError) taskflow-ng extension
     │   ├── DependencyFailure         graph cycle
@@ -319,4 +320,14 @@ class AtomTimeout(ExecutionFailure, TimeoutError):
 
     The engine fails the task with this error and carries on (revert, retry);
     the thread that ran it cannot be stopped and is abandoned.
+    """
+
+
+class WorkerLost(RequestTimeout):
+    """The worker running a task stopped answering (a taskflow-ng extension).
+
+    The worker-based engine raises it for a task whose worker stopped sending
+    heartbeats (or left) mid-task when its ``on_worker_lost`` policy is
+    ``'fail'`` or the task was re-dispatched too often.  A subclass of
+    :class:`RequestTimeout`, so code written for the original still catches it.
     """

@@ -380,7 +380,7 @@ class _GreenExecutor(futures.Executor):
         from taskflow.utils import eventlet_utils
         eventlet_utils.check_for_eventlet(
             RuntimeError('Eventlet is needed to use a green executor'))
-        import eventlet  # type: ignore[import-not-found]
+        import eventlet
         self._pool = eventlet.GreenPool(max_workers)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any,

@@ -168,14 +168,16 @@ class Server:
             with self._jobs_lock:
                 self._jobs.pop(id(job), None)
 
-    def _execute(self, job: _Job, body: dict[str, Any]) -> tuple[Any, ...]:
+    def _execute(self, job: _Job, body: dict[str, Any]) -> _call.Outcome:
         task_cls = self._endpoints[body['task_cls']]
         try:
             task = task_cls(name=body['task_name'])
         except Exception:
-            return False, failure_module.Failure()
+            return _call.Outcome(False, failure_module.Failure())
         action = body['action']
         arguments = body['arguments']
+        result: Any = None
+        failures: dict[str, failure_module.Failure] | None = None
         if action == protocol.REVERT:
             result = body.get('result')   # checked: None or [kind, value]
             if result is None:

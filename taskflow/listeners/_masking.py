@@ -1,8 +1,8 @@
 """What the observability tools (CLI, web view, OTel listener) never show.
 
-Values are masked by *key*, with the same walk the failure formatter uses
-for ``mask_inputs_keys``/``mask_outputs_keys``
-(:func:`taskflow.formatters._mask_keys`: dicts and lists at any depth).  The
+Values are masked by *key*, with the walk every listener uses
+(:func:`taskflow.secrets.redact`: mappings, lists, tuples and sets at any
+depth, plus the project-wide masked keys and remembered values).  The
 difference is which keys count: :class:`SecretKeys` matches any key whose
 lower-cased text *contains* one of its fragments, so ``'db_password'`` and
 ``'X-Api-Key'`` are caught by ``'password'`` and ``'api-key'``.
@@ -17,7 +17,7 @@ import urllib.parse
 from collections.abc import Container, Iterable
 from typing import Any
 
-from taskflow import formatters
+from taskflow import secrets
 
 #: Shown instead of a secret value (the failure formatter's mask).
 MASK = '***'
@@ -51,7 +51,7 @@ class SecretKeys(Container):
 
 def mask(value: Any, keys: Container[Any]) -> Any:
     """A copy of ``value`` with every value under a secret key shown as ``'***'``."""
-    return formatters._mask_keys(value, keys)
+    return secrets.redact(value, keys)
 
 
 def mask_named(name: str, value: Any, keys: Container[Any]) -> Any:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy as copy_module
 import functools
 import inspect
-import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from taskflow import atom
+from taskflow import logging
 from taskflow.types import notifier as notifier_module
 
 LOG = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ it and its eventual result is dropped (and logged).
 from __future__ import annotations
 
 import heapq
-import logging
 import queue
 import threading
 import time
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
+from taskflow import logging
 from taskflow.types import failure as failure_module
 
 LOG = logging.getLogger(__name__)

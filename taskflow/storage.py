@@ -102,7 +102,22 @@ class Storage:
 
     @property
     def backend(self) -> Any:
-        return self._backend
+        """The persistence backend written through to.
+
+        Without one the original gives storage an in-memory backend holding
+        the flow detail, and programs dump it; here it is made the first time
+        it is asked for (seeded with the flow detail as it is then), so runs
+        nobody inspects never pay for writing through to it.
+        """
+        backend = self._backend
+        if backend is None:
+            from taskflow.persistence.backends import impl_memory
+
+            with self._lock:
+                if self._backend is None:
+                    self._backend = impl_memory.holding(self._flowdetail)
+                backend = self._backend
+        return backend
 
     @property
     def lock(self) -> threading.RLock:

@@ -99,13 +99,14 @@ class Flow(flow.Flow):
             meta = {}
             self._succ[u][v] = meta
             self._pred[v][u] = meta
-        meta[flow.LINK_MANUAL] = True
         if decider is not None:
             # Like the original: a new decider replaces the old one, and an
             # earlier depth stays unless a new one is given.
             meta[flow.LINK_DECIDER] = decider
             if decider_depth is not None:
                 meta[flow.LINK_DECIDER_DEPTH] = decider_depth
+        # Last, as the original (programs print these dicts).
+        meta[flow.LINK_MANUAL] = True
         self._topo_cache = None
         return self
 

@@ -23,6 +23,7 @@ from taskflow.engines import base
 from taskflow.engines.action_engine import _compile
 from taskflow.engines.action_engine import _executors
 from taskflow.engines.action_engine import _loop
+from taskflow.engines.action_engine import compiler
 from taskflow.types import failure as failure_module
 
 _TRUE_STRINGS = ('1', 't', 'true', 'on', 'y', 'yes')
@@ -94,9 +95,15 @@ class ActionEngine(base.Engine):
         return self._storage
 
     @property
-    def compilation(self) -> _compile.Compilation | None:
-        """The compiled execution graph (``None`` until :meth:`compile`)."""
-        return self._compilation
+    def compilation(self) -> compiler.Compilation | None:
+        """The compiled flow, as the original shows it (``None`` until :meth:`compile`).
+
+        Offers ``execution_graph`` and ``hierarchy`` (see
+        :mod:`taskflow.engines.action_engine.compiler`); the engine itself runs
+        on ``_compile``'s graph.
+        """
+        compiled = self._compilation
+        return None if compiled is None else compiled.public
 
     @property
     def statistics(self) -> dict[str, Any]:

@@ -289,3 +289,16 @@ class Connection(path_based.PathBasedConnection):
             raise
         except Exception as e:
             raise exc.StorageFailure(path_based.INTERNAL_ERROR, e) from e
+
+
+def holding(flow_detail: Any) -> MemoryBackend:
+    """A memory backend holding ``flow_detail`` (and its atom details), in no book.
+
+    What the original's storage uses when no backend is given (values copied
+    shallowly: ``deep_copy`` is false).
+    """
+    backend = MemoryBackend({'deep_copy': False})
+    connection = backend.get_connection()
+    with connection._transaction() as transaction:
+        connection._write_flow(flow_detail, transaction, ignore_missing=True)
+    return backend

@@ -50,7 +50,7 @@ class RunLoop:
                  never_resolve: bool = False, defer_reverts: bool = False,
                  task_timeout: float | None = None) -> None:
         self._engine = engine
-        self._compilation: _compile.Compilation = engine.compilation
+        self._compilation: _compile.Compilation = engine._compilation
         self._storage = engine.storage
         self._atom_notifier = engine.atom_notifier
         self._runner = runner

@@ -209,8 +209,9 @@ class FunctorTask(Task):
 
     def _argument_sources(self):
         # Inference reads the wrapped functions.  Like the original, a revert
-        # function's ``result``/``flow_failures`` parameters are not ignored.
-        return self._execute, (self._revert or self.revert), ()
+        # function's ``result``/``flow_failures`` parameters are not ignored,
+        # and without one revert is given what execute takes.
+        return self._execute, (self._revert or self._execute), ()
 
     def execute(self, *args, **kwargs):
         return self._execute(*args, **kwargs)

@@ -75,6 +75,11 @@ def test_serial_executor_runs_in_the_calling_thread():
     assert calls == ['pre_revert', "revert 2 4 {'d': 'f'}", 'post_revert']
     assert progress == [('update_progress', {'progress': 0.75})]
     serial.stop()
+    with pytest.raises(RuntimeError, match='^Can not schedule new futures after being'
+                                           ' shutdown$'):
+        serial.execute_task(doubler, 'uuid', {'x': 2})
+    serial.start()
+    assert serial.execute_task(doubler, 'uuid', {'x': 3}).result() == ('executed', 6)
 
 
 def test_exceptions_become_failure_results():
@@ -106,6 +111,8 @@ def test_retry_executor():
     kind, result = retries.execute_retry(Broken(2), {'history': history}).result()
     assert kind == 'executed' and str(result) == 'Failure: ValueError: r'
     retries.stop()
+    with pytest.raises(RuntimeError, match='after being shutdown'):
+        retries.execute_retry(retry.Times(2), {'history': history})
 
 
 def test_parallel_executor_owns_the_pool_it_makes():

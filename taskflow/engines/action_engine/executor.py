@@ -86,9 +86,21 @@ def _revert_retry(retry: Any, arguments: dict) -> tuple[str, Any]:
 
 
 class _SynchronousExecutor(futures.Executor):
-    """Runs each submitted call at once, in the caller's thread."""
+    """Runs each submitted call at once, in the caller's thread (until shut down)."""
+
+    def __init__(self) -> None:
+        self._shutdown = False
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shutdown = True
+
+    def restart(self) -> None:
+        """Accept calls again after :meth:`shutdown`."""
+        self._shutdown = False
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> futures.Future:
+        if self._shutdown:
+            raise RuntimeError('Can not schedule new futures after being shutdown')
         future: futures.Future = futures.Future()
         future.set_running_or_notify_cancel()
         try:
@@ -105,10 +117,12 @@ class SerialRetryExecutor:
         self._executor = _SynchronousExecutor()
 
     def start(self) -> None:
-        """Nothing to start."""
+        """Accept retries again (after :meth:`stop`)."""
+        self._executor.restart()
 
     def stop(self) -> None:
-        """Nothing to stop."""
+        """Refuse retries until :meth:`start`."""
+        self._executor.shutdown()
 
     def execute_retry(self, retry: Any, arguments: dict) -> futures.Future:
         """``retry.execute(**arguments)`` -> a future of ``(EXECUTED, result)``."""
@@ -145,6 +159,14 @@ class SerialTaskExecutor(TaskExecutor):
 
     def __init__(self) -> None:
         self._executor = _SynchronousExecutor()
+
+    def start(self) -> None:
+        """Accept tasks again (after :meth:`stop`)."""
+        self._executor.restart()
+
+    def stop(self) -> None:
+        """Refuse tasks until :meth:`start`."""
+        self._executor.shutdown()
 
     def execute_task(self, task: Any, task_uuid: str, arguments: dict,
                      progress_callback: Callable | None = None) -> futures.Future:

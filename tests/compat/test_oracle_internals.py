@@ -306,6 +306,7 @@ def dump(label, flow):
     print(h.pformat())
     for n in h.dfs_iter(include_self=True):
         print(' H', name(n.item), n.metadata)
+    print(h.frozen, [n.frozen for n in h.dfs_iter()])
     e.compile()
     print(e.compilation is c, c.execution_graph is g)
 
@@ -326,6 +327,20 @@ g2.link(q, sub, decider=decider)
 dump('graph link to a subflow', g2)
 dump('unordered with retry', uf.Flow('U', retry=retry.AlwaysRevert('ar')).add(Noop('p1'), Noop('p2')))
 dump('custom str', Custom('m').add(Noop('n')))
+
+from taskflow.engines.action_engine import compiler
+print(compiler.TASK, compiler.RETRY, compiler.FLOW, compiler.FLOW_END, compiler.ATOMS,
+      compiler.FLOWS, compiler.LINK_INVARIANT, compiler.LINK_RETRY)
+flow = lf.Flow('pc', retry=retry.Times(2, name='pr')).add(Noop('x'), uf.Flow('u').add(Noop('y')))
+for freeze in (True, False):
+    pc = compiler.PatternCompiler(flow, freeze=freeze)
+    c = pc.compile()
+    print(freeze, c is pc.compile(), c.execution_graph.frozen, c.hierarchy.frozen,
+          [str(n) for n in c.execution_graph], c.hierarchy.pformat())
+try:
+    compiler.PatternCompiler(object()).compile()
+except TypeError as e:
+    print(type(e).__name__, str(e).split("'")[0])
 '''
 
 FAKE_FILESYSTEM = r'''

@@ -148,7 +148,26 @@ def test_empty_flows_and_lone_tasks():
     assert (c.hierarchy.item, c.hierarchy.metadata) == (solo, {'kind': 'task'})
 
 
-def test_the_graph_is_read_only():
-    g = compiled(lf.Flow('f').add(Noop('a'))).execution_graph
+def test_the_graph_and_the_tree_are_read_only():
+    c = compiled(lf.Flow('f').add(Noop('a'), lf.Flow('s').add(Noop('b'))))
     with pytest.raises(Exception, match="^Frozen graph can't be modified$"):
-        g.add_node('z')
+        c.execution_graph.add_node('z')
+    assert [n.frozen for n in c.hierarchy.dfs_iter(include_self=True)] == [True] * 4
+    with pytest.raises(tree.FrozenNode):
+        c.hierarchy.add(tree.Node('z'))
+
+
+@pytest.mark.parametrize('freeze', [True, False])
+def test_pattern_compiler(freeze):
+    flow = lf.Flow('pc', retry=retry.Times(2, name='pr')).add(Noop('x'))
+    pattern_compiler = compiler.PatternCompiler(flow, freeze=freeze)
+    c = pattern_compiler.compile()
+    assert pattern_compiler.compile() is c
+    assert (c.execution_graph.frozen, c.hierarchy.frozen) == (freeze, freeze)
+    assert [str(n) for n in c.execution_graph] == [
+        '"linear_flow.Flow: pc(len=1)"', '"x==1.0"', '"pr==1.0"',
+        '"linear_flow.Flow: pc(len=1)[$]"']
+    with pytest.raises(TypeError, match="^Unknown object '1' \\(<class 'int'>\\) requested"
+                                        " to compile$"):
+        compiler.PatternCompiler(1).compile()
+    assert (compiler.ATOMS, compiler.FLOWS) == (('task', 'retry'), ('flow', 'flow_end'))

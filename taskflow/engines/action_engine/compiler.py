@@ -26,14 +26,20 @@ from typing import Any
 
 from taskflow import flow as flow_module
 from taskflow import retry as retry_module
+from taskflow import task as task_module
 
 TASK = 'task'
 RETRY = 'retry'
 FLOW = 'flow'
 FLOW_END = 'flow_end'
+ATOMS = (TASK, RETRY)
+FLOWS = (FLOW, FLOW_END)
 
-_INVARIANT = {flow_module.LINK_INVARIANT: True}
-_RETRY_EDGE = {flow_module.LINK_INVARIANT: True, flow_module.LINK_RETRY: True}
+LINK_INVARIANT = flow_module.LINK_INVARIANT
+LINK_RETRY = flow_module.LINK_RETRY
+
+_INVARIANT = {LINK_INVARIANT: True}
+_RETRY_EDGE = {LINK_INVARIANT: True, LINK_RETRY: True}
 
 
 class Terminator:
@@ -82,8 +88,33 @@ class Compilation:
     def hierarchy(self) -> Any:
         """The flow as a tree: each flow over its retry and its children."""
         if self._hierarchy is None and self._root is not None:
-            self._hierarchy = _tree_of(self._root)
+            self._hierarchy = _tree_of(self._root, freeze=True)
         return self._hierarchy
+
+
+class PatternCompiler:
+    """Compiles a flow (or a task) into a :class:`Compilation`, as the original's.
+
+    The engine does not use it (it compiles with ``_compile``); programs that
+    draw or inspect flows do.  ``compile()`` builds the graph and the tree at
+    once and returns the same compilation on every call.
+    """
+
+    def __init__(self, root: Any, freeze: bool = True) -> None:
+        self._root = root
+        self._freeze = freeze
+        self._compilation: Compilation | None = None
+
+    def compile(self) -> Compilation:
+        """The compilation of the root (built on the first call)."""
+        if self._compilation is None:
+            root = self._root
+            if not isinstance(root, (flow_module.Flow, task_module.Task)):
+                raise TypeError("Unknown object '%s' (%s) requested to compile"
+                                % (root, type(root)))
+            self._compilation = Compilation(_GraphBuilder(root, freeze=self._freeze).build(),
+                                            _tree_of(root, freeze=self._freeze))
+        return self._compilation
 
 
 def built_on_use(root: Any) -> Compilation:
@@ -93,26 +124,30 @@ def built_on_use(root: Any) -> Compilation:
     return compilation
 
 
-def _tree_of(item: Any) -> Any:
+def _tree_of(item: Any, freeze: bool = False) -> Any:
     from taskflow.types import tree
 
     if not isinstance(item, flow_module.Flow):
-        return tree.Node(item, kind=RETRY if isinstance(item, retry_module.Retry) else TASK)
-    node = tree.Node(item, kind=FLOW, noop=True)
-    if item.retry is not None:
-        node.add(tree.Node(item.retry, kind=RETRY))
-    for child, _meta in item.iter_nodes():
-        node.add(_tree_of(child))
+        node = tree.Node(item, kind=RETRY if isinstance(item, retry_module.Retry) else TASK)
+    else:
+        node = tree.Node(item, kind=FLOW, noop=True)
+        if item.retry is not None:
+            node.add(tree.Node(item.retry, kind=RETRY))
+        for child, _meta in item.iter_nodes():
+            node.add(_tree_of(child))
+    if freeze:
+        node.freeze()
     return node
 
 
 class _GraphBuilder:
     """Builds the execution graph of one flow (or of a lone task)."""
 
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, freeze: bool = True) -> None:
         from taskflow.types import graph
 
         self._root = root
+        self._freeze = freeze
         self._graph = graph.DiGraph(name=root.name)
 
     def build(self) -> Any:
@@ -120,7 +155,7 @@ class _GraphBuilder:
             self._add_flow(self._root, None)
         else:
             self._graph.add_node(self._root, kind=TASK)
-        return self._graph.freeze()
+        return self._graph.freeze() if self._freeze else self._graph
 
     def _add_node(self, item: Any, kind: str, retry: Any, noop: bool = False) -> None:
         data: dict[str, Any] = {'kind': kind}

@@ -27,9 +27,8 @@ _EMPTY_SET = sets.OrderedSet()
 _NO_NAMES: frozenset[str] = frozenset()
 
 
-def _ordered_set(items: Iterable[str]) -> sets.OrderedSet:
-    found = sets.OrderedSet(items)
-    return found if found else _EMPTY_SET
+def _ordered_set(items: list[str]) -> sets.OrderedSet:
+    return sets.OrderedSet(items) if items else _EMPTY_SET
 
 
 def _union(first: sets.OrderedSet, second: sets.OrderedSet) -> sets.OrderedSet:
@@ -38,13 +37,13 @@ def _union(first: sets.OrderedSet, second: sets.OrderedSet) -> sets.OrderedSet:
     return _ordered_set(list(first) + list(second))
 
 
-def _optional_arguments(mapping: Mapping[str, str], optional: Iterable[str],
-                        requires: Iterable[str]) -> frozenset[str]:
+def _optional_arguments(mapping: Mapping[str, str], optional: sets.OrderedSet,
+                        requires: sets.OrderedSet) -> frozenset[str]:
     """Arguments whose storage name is only optional (none when nothing is)."""
     if not optional:
         return _NO_NAMES
     optional_only = set(optional).difference(requires)
-    found = frozenset(arg for arg, name in mapping.items() if name in optional_only)
+    found = frozenset([arg for arg, name in mapping.items() if name in optional_only])
     return found if found else _NO_NAMES
 
 
@@ -214,13 +213,17 @@ class Atom(metaclass=abc.ABCMeta):
         """
         required, optional = build_arg_mapping(self.name, executor, requires, rebind,
                                                auto_extract, ignore_list or ())
-        injected = self.inject or _NO_NAMES
         mapping = collections.OrderedDict(required)
-        for arg, name in optional.items():
-            mapping.setdefault(arg, name)
-        return (mapping,
-                _ordered_set(n for n in required.values() if n not in injected),
-                _ordered_set(n for n in optional.values() if n not in injected))
+        if optional:
+            for arg, name in optional.items():
+                mapping.setdefault(arg, name)
+        injected = self.inject
+        if injected:
+            return (mapping,
+                    _ordered_set([n for n in required.values() if n not in injected]),
+                    _ordered_set([n for n in optional.values() if n not in injected]))
+        return (mapping, _ordered_set(list(required.values())),
+                _ordered_set(list(optional.values())))
 
     def pre_execute(self) -> None:
         """Hook called right before ``execute``."""

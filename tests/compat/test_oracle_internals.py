@@ -140,7 +140,8 @@ class Reporting(task.Task):
         return 'ok'
 
 t = Reporting('direct')
-print(type(t._notifier).__name__, t._notifier is t.notifier, isinstance(t._notifier, notifier.RestrictedNotifier))
+print(type(t._notifier).__name__, t._notifier is t.notifier,
+      isinstance(t._notifier, notifier.RestrictedNotifier))
 seen = []
 t.notifier.register('update_progress', lambda event_type, details: seen.append(details))
 print(t.execute(), seen)
@@ -203,12 +204,14 @@ print(taskflow.engines.run(lf.Flow('f').add(Me('me', provides='y')), store={'x':
 
 calls = []
 class Traced(task.Task):
-    def _build_arg_mapping(self, executor, requires=None, rebind=None, auto_extract=True, ignore_list=None):
+    def _build_arg_mapping(self, executor, requires=None, rebind=None, auto_extract=True,
+                           ignore_list=None):
         calls.append((executor.__name__, requires, rebind, auto_extract, ignore_list))
         return super()._build_arg_mapping(executor, requires, rebind, auto_extract, ignore_list)
     def execute(self, a, b=2, **kw): pass
     def revert(self, a, c, **kw): pass
-x = Traced(inject={'a': 1}, requires=['r'], rebind={'b': 'bb'}, revert_requires=['rr'], ignore_list=['zz'])
+x = Traced(inject={'a': 1}, requires=['r'], rebind={'b': 'bb'}, revert_requires=['rr'],
+           ignore_list=['zz'])
 print(calls)
 print(x.rebind, x.requires, x.optional, x.revert_rebind, x.revert_optional)
 print(x._build_arg_mapping(x.execute, None, None, True, None))
@@ -221,7 +224,8 @@ try:
 except TypeError as e:    # super() in a borrowed method: same error on both
     print('TypeError', e)
 class Fixed(task.Task):
-    def _build_arg_mapping(self, executor, requires=None, rebind=None, auto_extract=True, ignore_list=None):
+    def _build_arg_mapping(self, executor, requires=None, rebind=None, auto_extract=True,
+                           ignore_list=None):
         return collections.OrderedDict([('q', 'Q')]), sets.OrderedSet(['Q']), sets.OrderedSet()
     def execute(self, **kw): return kw
 f = Fixed('fixed', provides='out')
@@ -260,7 +264,8 @@ late = taskflow.engines.load(lf.Flow('g').add(Hello('h')))
 late.run()
 dump(late.storage.backend, late.storage.flow_uuid)
 print(late.storage.backend is b)
-direct = eng.SerialActionEngine(lf.Flow('x').add(Hello('h')), models.FlowDetail('x', 'uuid-x'), None, {})
+direct = eng.SerialActionEngine(lf.Flow('x').add(Hello('h')), models.FlowDetail('x', 'uuid-x'),
+                                None, {})
 print(type(direct.storage.backend).__name__, direct.storage.backend.memory.ls('/flow_details'))
 alone = storage.Storage(models.FlowDetail('y', 'uuid-y'))
 print(type(alone.backend).__name__, alone.backend.memory.pformat())
@@ -325,7 +330,8 @@ q = Noop('q')
 g2 = gf.Flow('g2').add(q, sub)
 g2.link(q, sub, decider=decider)
 dump('graph link to a subflow', g2)
-dump('unordered with retry', uf.Flow('U', retry=retry.AlwaysRevert('ar')).add(Noop('p1'), Noop('p2')))
+dump('unordered with retry',
+     uf.Flow('U', retry=retry.AlwaysRevert('ar')).add(Noop('p1'), Noop('p2')))
 dump('custom str', Custom('m').add(Noop('n')))
 
 from taskflow.engines.action_engine import compiler
@@ -518,7 +524,8 @@ t = T('t')
 print(s.execute_task(t, 'u1', {'x': 2}, progress_callback=cb).result(), calls, events)
 print(t.notifier.is_registered('update_progress', cb))
 del calls[:]; del events[:]
-print(s.revert_task(t, 'u1', {'x': 2}, 4, {'t': 'F'}, progress_callback=cb).result(), calls, events)
+print(s.revert_task(t, 'u1', {'x': 2}, 4, {'t': 'F'}, progress_callback=cb).result(),
+      calls, events)
 del calls[:]
 for cls in (PreBoom, PostBoom):
     try:
@@ -542,9 +549,11 @@ p.start(); print(p.execute_task(t, 'u', {'x': 3}).result()); p.stop()
 print(vars(p), vars(ex.ParallelThreadTaskExecutor(max_workers='4')))
 pool = cf.ThreadPoolExecutor(1)
 p2 = ex.ParallelThreadTaskExecutor(executor=pool)
-print(p2._own_executor, p2._max_workers); p2.start(); p2.stop(); print(pool.submit(len, 'ab').result())
+print(p2._own_executor, p2._max_workers)
+p2.start(); p2.stop(); print(pool.submit(len, 'ab').result())
 print(ex.ParallelTaskExecutor.constructor_options[0][0],
-      ex.ParallelTaskExecutor.constructor_options[0][1]('5'), ex.ParallelGreenThreadTaskExecutor.DEFAULT_WORKERS)
+      ex.ParallelTaskExecutor.constructor_options[0][1]('5'),
+      ex.ParallelGreenThreadTaskExecutor.DEFAULT_WORKERS)
 try:
     ex.ParallelTaskExecutor()
 except TypeError as e:
@@ -581,7 +590,8 @@ c, d = A('c'), A('d')
 f2 = gf.Flow('h').add(c, d)
 f2.link(c, d, decider=decider); print([list(m) for u, v, m in f2.iter_links()])
 f2.link(c, d); print([list(m) for u, v, m in f2.iter_links()])
-f2.link(c, d, decider=decider, decider_depth='ATOM'); print([list(m) for u, v, m in f2.iter_links()])
+f2.link(c, d, decider=decider, decider_depth='ATOM')
+print([list(m) for u, v, m in f2.iter_links()])
 '''
 
 GRAPH_FLOW_ORDER = r'''

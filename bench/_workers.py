@@ -15,7 +15,8 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(BENCH_DIR)
 WORKER = os.path.join(BENCH_DIR, 'worker.py')
 RESULT_PREFIX = 'BENCH-RESULT '
-DEFAULT_ORACLE = os.path.join(os.path.dirname(REPO_DIR), 'shared', 'tools', 'oracle')
+# The project's own tool; it creates the original's virtualenv on first use.
+DEFAULT_ORACLE = os.path.join(REPO_DIR, 'scripts', 'oracle')
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def floor(python=None):
 
 
 def original():
-    """The original taskflow's interpreter, from the oracle tool (``$TASKFLOW_ORACLE``).
+    """The original taskflow's interpreter, from ``scripts/oracle`` (or ``$TASKFLOW_ORACLE``).
 
     Raises ``RuntimeError`` saying why when it cannot be found.
     """

@@ -11,6 +11,7 @@ import abc
 import collections
 import functools
 import inspect
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -26,9 +27,24 @@ _EMPTY_SET = sets.OrderedSet()
 _NO_NAMES: frozenset[str] = frozenset()
 
 
-def _ordered_set(items: Iterable[str]) -> sets.OrderedSet:
-    found = sets.OrderedSet(items)
-    return found if found else _EMPTY_SET
+def _ordered_set(items: list[str]) -> sets.OrderedSet:
+    return sets.OrderedSet(items) if items else _EMPTY_SET
+
+
+def _union(first: sets.OrderedSet, second: sets.OrderedSet) -> sets.OrderedSet:
+    if not second or second == first:
+        return first
+    return _ordered_set(list(first) + list(second))
+
+
+def _optional_arguments(mapping: Mapping[str, str], optional: sets.OrderedSet,
+                        requires: sets.OrderedSet) -> frozenset[str]:
+    """Arguments whose storage name is only optional (none when nothing is)."""
+    if not optional:
+        return _NO_NAMES
+    optional_only = set(optional).difference(requires)
+    found = frozenset([arg for arg, name in mapping.items() if name in optional_only])
+    return found if found else _NO_NAMES
 
 
 def _save_as_to_mapping(provides: Any) -> collections.OrderedDict:
@@ -57,11 +73,14 @@ class _Signature:
 
 
 @functools.lru_cache(maxsize=4096)
-def _inspect_function(function: Callable) -> _Signature:
+def _inspect_function(function: Callable, bound: bool) -> _Signature:
     # Cached per function object: every instance of a task class shares the
     # same ``execute``, so flows of thousands of atoms inspect it once.
     params = list(inspect.signature(function).parameters.values())
-    if params and params[0].name in ('self', 'cls') and not isinstance(function, functools.partial):
+    if bound and params and params[0].kind in _POSITIONAL:
+        # A bound method's first parameter receives the instance (or class),
+        # whatever it is called (``def execute(me, x)``): never an input.
+        # Unbound callables keep theirs, even one named ``self``.
         params = params[1:]
     required, all_args, var_kwargs = [], [], False
     for p in params:
@@ -74,12 +93,16 @@ def _inspect_function(function: Callable) -> _Signature:
     return _Signature(required, all_args, var_kwargs)
 
 
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
 def _signature_of(function: Callable) -> _Signature:
-    target = getattr(function, '__func__', function)  # bound method -> function
+    bound = isinstance(function, types.MethodType)
+    target = function.__func__ if bound else function
     try:
-        return _inspect_function(target)
+        return _inspect_function(target, bound)
     except TypeError:  # unhashable callable objects cannot be cached
-        return _inspect_function.__wrapped__(target)
+        return _inspect_function.__wrapped__(target, bound)
 
 
 def build_arg_mapping(atom_name: str | None, function: Callable, requires: Any,
@@ -161,34 +184,46 @@ class Atom(metaclass=abc.ABCMeta):
         self.provides = _ordered_set(self.save_as)
         ignore_list = list(ignore_list or ())
         execute_fn, revert_fn, revert_ignore = self._argument_sources()
-        required, optional = build_arg_mapping(self.name, execute_fn, requires, rebind,
-                                               auto_extract, ignore_list)
-        revert_required, revert_optional = build_arg_mapping(
-            self.name, revert_fn, revert_requires or requires, revert_rebind or rebind,
-            auto_extract, ignore_list + list(revert_ignore))
-        self._set_mappings(required, optional, revert_required, revert_optional)
+        self.rebind, execute_requires, self.optional = self._build_arg_mapping(
+            execute_fn, requires, rebind, auto_extract, ignore_list)
+        self.revert_rebind, revert_requires, self.revert_optional = self._build_arg_mapping(
+            revert_fn, revert_requires or requires, revert_rebind or rebind, auto_extract,
+            ignore_list + list(revert_ignore))
+        # A name only revert needs is still a requirement of the atom.
+        self.requires = _union(execute_requires, revert_requires)
+        # Argument names the engine may leave out when nothing provides them.
+        self._optional_args = _optional_arguments(self.rebind, self.optional, execute_requires)
+        self._revert_optional_args = _optional_arguments(
+            self.revert_rebind, self.revert_optional, revert_requires)
 
     def _argument_sources(self) -> tuple[Callable, Callable, tuple[str, ...]]:
         """The callables whose signatures drive inference, and the revert-only ignores."""
         return self.execute, self.revert, ('result', 'flow_failures')
 
-    def _set_mappings(self, required, optional, revert_required, revert_optional) -> None:
-        injected = set(self.inject or ())
-        self.rebind = collections.OrderedDict(required)
-        for arg, name in optional.items():
-            self.rebind.setdefault(arg, name)
-        self.revert_rebind = collections.OrderedDict(revert_required)
-        for arg, name in revert_optional.items():
-            self.revert_rebind.setdefault(arg, name)
-        self.optional = _ordered_set(n for n in optional.values() if n not in injected)
-        self.revert_optional = _ordered_set(
-            n for n in revert_optional.values() if n not in injected)
-        requires = [n for n in required.values() if n not in injected]
-        requires.extend(n for n in revert_required.values() if n not in injected)
-        self.requires = _ordered_set(requires)
-        # Argument names the engine may leave out when nothing provides them.
-        self._optional_args = frozenset(optional) if optional else _NO_NAMES
-        self._revert_optional_args = frozenset(revert_optional) if revert_optional else _NO_NAMES
+    def _build_arg_mapping(self, executor: Callable, requires: Any = None, rebind: Any = None,
+                           auto_extract: bool = True, ignore_list: Iterable[str] | None = None
+                           ) -> tuple[collections.OrderedDict, sets.OrderedSet, sets.OrderedSet]:
+        """How ``executor``'s arguments are fetched: ``(rebind, requires, optional)``.
+
+        ``rebind`` maps every argument (required ones first) to the storage
+        name its value is read from; ``requires``/``optional`` are the storage
+        names of the required/optional arguments, less the atom's ``inject``
+        keys.  The constructor calls this for ``execute`` and for ``revert``;
+        subclasses written for the original override it.
+        """
+        required, optional = build_arg_mapping(self.name, executor, requires, rebind,
+                                               auto_extract, ignore_list or ())
+        mapping = collections.OrderedDict(required)
+        if optional:
+            for arg, name in optional.items():
+                mapping.setdefault(arg, name)
+        injected = self.inject
+        if injected:
+            return (mapping,
+                    _ordered_set([n for n in required.values() if n not in injected]),
+                    _ordered_set([n for n in optional.values() if n not in injected]))
+        return (mapping, _ordered_set(list(required.values())),
+                _ordered_set(list(optional.values())))
 
     def pre_execute(self) -> None:
         """Hook called right before ``execute``."""

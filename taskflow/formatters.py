@@ -109,7 +109,7 @@ def _predecessor_tree(engine: Any, atom_matcher: AtomMatcher) -> tuple[Any, list
     never shown.  Returns ``(atom, top level nodes)``, or ``None`` when the
     engine is not compiled or no atom matches.
     """
-    compilation = getattr(engine, 'compilation', None)
+    compilation = getattr(engine, '_compilation', None)
     if compilation is None:
         return None
     target = None

@@ -2,11 +2,17 @@
 
 Adds the ``TRACE`` (alias ``BLATHER``) level, 5, below ``DEBUG`` for very
 verbose engine logging, and a logger adapter with ``trace()`` (and the old
-``warn()``).  Every library logger gets a ``NullHandler`` when it has none, so
-the library never prints records (not even warnings, via logging's "last
-resort" handler) unless the application configures logging; all loggers live
-under the ``taskflow`` namespace, e.g.
+``warn()``).  All loggers live under the ``taskflow`` namespace, e.g.
 ``logging.basicConfig(level=taskflow.logging.TRACE)`` shows everything.
+
+:func:`getLogger` gives the logger it wraps a ``NullHandler`` when it has
+none, as the original's does.  Modules that log through it (tasks, engines,
+persistence, most listeners) therefore never print unless the application
+configures logging, while the few modules the original logs from with plain
+loggers (``taskflow.types.notifier``, ``taskflow.listeners.claims``) do:
+with no logging configured, their warnings reach stderr through Python's
+last-resort handler.  Nothing is added to the ``taskflow`` logger itself
+unless ``getLogger()`` is called for it.
 
 Secrets: once masking is switched on (:func:`mask_keys`, the
 ``TASKFLOW_MASK_KEYS`` environment variable, or a listener that met a masked

@@ -159,16 +159,18 @@ class AlwaysRevertAll(Retry):
 
 
 class _GivingUp(Retry):
-    """A retry that gives up with ``REVERT`` (or ``REVERT_ALL``) when exhausted."""
+    """A retry that gives up with ``REVERT`` (or ``REVERT_ALL``) when exhausted.
+
+    The decision is kept in ``_revert_action`` (the original's attribute):
+    subclasses in the wild return it from their own ``on_failure`` or change
+    it, and ``on_failure`` honours it.
+    """
 
     def __init__(self, name: str | None = None, provides: Any = None, requires: Any = None,
                  auto_extract: bool = True, rebind: Any = None,
                  revert_all: bool = False, *, delay: delays.Delay | None = None) -> None:
         super().__init__(name, provides, requires, auto_extract, rebind, delay=delay)
-        self._revert_all = revert_all
-
-    def _give_up(self) -> Decision:
-        return REVERT_ALL if self._revert_all else REVERT
+        self._revert_action = REVERT_ALL if revert_all else REVERT
 
 
 class Times(_GivingUp):
@@ -184,16 +186,21 @@ class Times(_GivingUp):
     def on_failure(self, history: History, *args, **kwargs) -> Decision:
         if len(history) < self._attempts:
             return RETRY
-        return self._give_up()
+        return self._revert_action
 
     def execute(self, history: History, *args, **kwargs) -> int:
         return len(history) + 1
 
 
 class ForEachBase(_GivingUp):
-    """Tries each value of a collection once; provides the value being tried."""
+    """Tries each value of a collection once; provides the value being tried.
 
-    def _remaining(self, values: Iterable, history: History) -> list:
+    Subclasses may override ``_get_next_value(values, history)`` and
+    ``_on_failure(values, history)`` (the original's hooks).
+    """
+
+    @staticmethod
+    def _remaining(values: Iterable, history: History) -> list:
         # A multiset difference: a value listed twice is tried twice.
         tried = collections.Counter(history.provided_iter())
         remaining = []
@@ -204,7 +211,8 @@ class ForEachBase(_GivingUp):
                 remaining.append(value)
         return remaining
 
-    def _next_value(self, values: Iterable, history: History) -> Any:
+    def _get_next_value(self, values: Iterable, history: History) -> Any:
+        """The first of ``values`` not tried yet (``NotFound`` when none is left)."""
         remaining = self._remaining(values, history)
         if not remaining:
             raise exc.NotFound('No elements left in collection of iterable retry controller %s'
@@ -212,9 +220,10 @@ class ForEachBase(_GivingUp):
         return remaining[0]
 
     def _on_failure(self, values: Iterable, history: History) -> Decision:
+        """``RETRY`` while an untried value is left, else ``_revert_action``."""
         if self._remaining(values, history):
             return RETRY
-        return self._give_up()
+        return self._revert_action
 
 
 class ForEach(ForEachBase):
@@ -231,7 +240,7 @@ class ForEach(ForEachBase):
         return self._on_failure(self._values, history)
 
     def execute(self, history: History, *args, **kwargs) -> Any:
-        return self._next_value(self._values, history)
+        return self._get_next_value(self._values, history)
 
 
 class ParameterizedForEach(ForEachBase):
@@ -241,4 +250,4 @@ class ParameterizedForEach(ForEachBase):
         return self._on_failure(values, history)
 
     def execute(self, values: Iterable, history: History, *args, **kwargs) -> Any:
-        return self._next_value(values, history)
+        return self._get_next_value(values, history)

@@ -83,6 +83,7 @@ class Storage:
         self._lease: ownership.Lease | None = None   # while this storage owns the flow
         self._last_token: int | None = None          # of the last lease it held
         self._lease_connection: Any = None           # renewals (from another thread)
+        self._private_backend = False                # made by this storage (see backend)
         for ad in flow_detail:
             self._atoms[ad.name] = ad
             if ad.failure is not None:
@@ -106,7 +107,23 @@ class Storage:
 
     @property
     def backend(self) -> Any:
-        return self._backend
+        """The persistence backend written through to.
+
+        Without one the original gives storage an in-memory backend holding
+        the flow detail, and programs dump it; here it is made the first time
+        it is asked for (seeded with the flow detail as it is then), so runs
+        nobody inspects never pay for writing through to it.
+        """
+        backend = self._backend
+        if backend is None:
+            from taskflow.persistence.backends import impl_memory
+
+            with self._lock:
+                if self._backend is None:
+                    self._backend = impl_memory.holding(self._flowdetail)
+                    self._private_backend = True   # nobody else can run this flow
+                backend = self._backend
+        return backend
 
     @property
     def lock(self) -> threading.RLock:
@@ -753,9 +770,10 @@ class Storage:
         Raises ``FlowLeased`` when someone else owns the flow. When another
         owner may have written since this storage last owned the flow, the
         atom details are read again first, so what it sees is current.
-        ``None`` (and nothing done) without a backend that keeps leases.
+        ``None`` (and nothing done) without a backend that keeps leases, or
+        with the in-memory backend storage made for itself.
         """
-        if self._backend is None:
+        if self._backend is None or self._private_backend:
             return None
         conn = self._conn()
         if not ownership.supports_leases(conn):

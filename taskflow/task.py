@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy as copy_module
 import functools
 import inspect
-import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from taskflow import atom
+from taskflow import logging
 from taskflow.types import notifier as notifier_module
 
 LOG = logging.getLogger(__name__)
@@ -58,6 +59,28 @@ def _callable_name(function: Callable) -> str:
     return '%s.%s' % (cls.__module__, cls.__qualname__)
 
 
+class _NotifierOnFirstUse:
+    """``task._notifier``: the task's notifier, made the first time it is read.
+
+    The original makes it in ``__init__``; making it on first use keeps flows
+    of many tasks (that mostly never get a listener) cheap, and reading it
+    always works.  Once made it is a plain instance attribute, so this
+    descriptor (it defines no ``__set__``) is out of the way, and assigning
+    ``task._notifier`` replaces it as usual.
+    """
+
+    _lock = threading.Lock()
+
+    def __get__(self, task: Task | None, owner: type | None = None) -> Any:
+        if task is None:
+            return self
+        with self._lock:   # two threads reading it first must get the same one
+            made = task.__dict__.get('_notifier')
+            if made is None:
+                made = task.__dict__['_notifier'] = RestrictedNotifier(task, task.TASK_EVENTS)
+        return made
+
+
 class Task(atom.Atom):
     """An atom that executes (and reverts) one piece of work.
 
@@ -86,24 +109,25 @@ class Task(atom.Atom):
         super().__init__(name=name, provides=provides, requires=requires,
                          auto_extract=auto_extract, rebind=rebind, inject=inject,
                          revert_rebind=revert_rebind, revert_requires=revert_requires)
-        self._notifier: notifier_module.RestrictedNotifier | None = None
         # Set by the engine while it runs this task: receives (task, progress,
         # details) so progress is stored without a listener per execution.
         self._progress_sink: Callable[[Task, float, dict], None] | None = None
 
+    # ``_notifier`` is the original's attribute (services call
+    # ``self._notifier.notify(...)``); see _NotifierOnFirstUse.
+    _notifier = _NotifierOnFirstUse()
+
     @property
     def notifier(self) -> notifier_module.RestrictedNotifier:
         """Notifier for this task's own events (only ``update_progress``)."""
-        # Created on first use: most tasks never get a listener.
-        if self._notifier is None:
-            self._notifier = RestrictedNotifier(self, self.TASK_EVENTS)
         return self._notifier
 
     def copy(self, retain_listeners: bool = True) -> Task:
         """A shallow copy with its own notifier (emptied unless ``retain_listeners``)."""
         clone = copy_module.copy(self)
-        if self._notifier is not None:
-            clone._notifier = self._notifier.copy()
+        listeners = self.__dict__.get('_notifier')
+        if listeners is not None:
+            clone._notifier = listeners.copy()
             clone._notifier._task = clone
             if not retain_listeners:
                 clone._notifier.reset()
@@ -117,14 +141,15 @@ class Task(atom.Atom):
         elif progress < 0.0:
             LOG.warning(_CLAMPED_MESSAGE, progress)
             progress = 0.0
-        if self._notifier is not None:
-            self._notifier.notify(EVENT_UPDATE_PROGRESS, {'progress': progress})
+        listeners = self.__dict__.get('_notifier')
+        if listeners is not None:
+            listeners.notify(EVENT_UPDATE_PROGRESS, {'progress': progress})
         elif self._progress_sink is not None:
             self._progress_sink(self, progress, {})
 
     def _notify_progress(self, progress: float) -> None:
         """Tell listeners about progress the engine sets (it stores that itself)."""
-        listeners = self._notifier
+        listeners = self.__dict__.get('_notifier')
         if listeners is not None and listeners.has_listeners(EVENT_UPDATE_PROGRESS):
             notifier_module.RestrictedNotifier.notify(
                 listeners, EVENT_UPDATE_PROGRESS, {'progress': progress})
@@ -133,7 +158,7 @@ class Task(atom.Atom):
         # Listeners and the engine's sink are local to this process; drop them
         # so tasks can be shipped to process pools.
         state = self.__dict__.copy()
-        state['_notifier'] = None
+        state.pop('_notifier', None)   # a fresh one is made on first use
         state['_progress_sink'] = None
         return state
 
@@ -184,8 +209,9 @@ class FunctorTask(Task):
 
     def _argument_sources(self):
         # Inference reads the wrapped functions.  Like the original, a revert
-        # function's ``result``/``flow_failures`` parameters are not ignored.
-        return self._execute, (self._revert or self.revert), ()
+        # function's ``result``/``flow_failures`` parameters are not ignored,
+        # and without one revert is given what execute takes.
+        return self._execute, (self._revert or self._execute), ()
 
     def execute(self, *args, **kwargs):
         return self._execute(*args, **kwargs)

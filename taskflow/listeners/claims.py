@@ -9,15 +9,17 @@ conductors never keep working on the same job.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 from taskflow import exceptions
-from taskflow import logging
 from taskflow import states
 from taskflow.listeners import base
 
+# A plain logger (no NullHandler), as the original: with no logging configured,
+# a lost claim is still reported on stderr.
 LOG = logging.getLogger(__name__)
 
 

@@ -8,7 +8,6 @@ the flow is as it was before the call.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -99,13 +98,14 @@ class Flow(flow.Flow):
             meta = {}
             self._succ[u][v] = meta
             self._pred[v][u] = meta
-        meta[flow.LINK_MANUAL] = True
         if decider is not None:
             # Like the original: a new decider replaces the old one, and an
             # earlier depth stays unless a new one is given.
             meta[flow.LINK_DECIDER] = decider
             if decider_depth is not None:
                 meta[flow.LINK_DECIDER_DEPTH] = decider_depth
+        # Last, as the original (programs print these dicts).
+        meta[flow.LINK_MANUAL] = True
         self._topo_cache = None
         return self
 
@@ -197,21 +197,28 @@ class Flow(flow.Flow):
         return self._order
 
     def _topological_order(self) -> list:
+        """Children in the original's order: generation by generation.
+
+        First every child nothing leads to (in the order they were added),
+        then the children those release, in the order they are released
+        (as ``networkx.topological_sort``, which the original uses).
+        """
         if self._topo_cache is None:
             visible = self._visible_nodes()
-            order = self._order
-            waiting = {n: sum(1 for p in self._pred[n] if p in visible) for n in visible}
-            ready = [(order[n], n) for n, count in waiting.items() if count == 0]
-            heapq.heapify(ready)
+            waiting = {n: sum(1 for p in self._pred[n] if p in visible)
+                       for n in self._order if n in visible}
+            generation = [n for n, count in waiting.items() if count == 0]
             result = []
-            while ready:
-                _, node = heapq.heappop(ready)
-                result.append(node)
-                for nxt in self._succ[node]:
-                    if nxt in waiting:
-                        waiting[nxt] -= 1
-                        if waiting[nxt] == 0:
-                            heapq.heappush(ready, (order[nxt], nxt))
+            while generation:
+                released = []
+                for node in generation:
+                    for nxt in self._succ[node]:
+                        if nxt in waiting:
+                            waiting[nxt] -= 1
+                            if waiting[nxt] == 0:
+                                released.append(nxt)
+                result.extend(generation)
+                generation = released
             self._topo_cache = result
         return self._topo_cache
 

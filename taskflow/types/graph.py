@@ -54,6 +54,8 @@ class Graph(nx.Graph):
 
     def __init__(self, incoming_graph_data: Any = None, name: str = '') -> None:
         super().__init__(incoming_graph_data=incoming_graph_data, name=name)
+        # ``freeze()`` sets it (networkx's flag); the original's graphs have it from the start.
+        self.frozen = False
 
     def freeze(self) -> Graph:
         """Make the graph read-only (returns it)."""
@@ -92,6 +94,8 @@ class DiGraph(nx.DiGraph):
 
     def __init__(self, incoming_graph_data: Any = None, name: str = '') -> None:
         super().__init__(incoming_graph_data=incoming_graph_data, name=name)
+        # ``freeze()`` sets it (networkx's flag); the original's graphs have it from the start.
+        self.frozen = False
 
     def freeze(self) -> DiGraph:
         """Make the graph read-only (returns it)."""
@@ -205,11 +209,16 @@ def merge_graphs(graph: Any, *graphs: Any, **kwargs: Any) -> Any:
     :param overlap_detector: ``f(graph, other) -> count`` of shared nodes
         (default: count the shared nodes).
     :param allow_overlaps: when true, shared nodes are merged.
-    :raises ValueError: when graphs share nodes and overlaps are not allowed.
+    :raises ValueError: when graphs share nodes and overlaps are not allowed,
+        or when ``overlap_detector`` is given but not callable.
     """
+    overlap_detector = kwargs.get('overlap_detector')
+    if overlap_detector is None:
+        overlap_detector = _count_overlaps
+    elif not callable(overlap_detector):
+        raise ValueError('Overlap detection callback expected to be callable')
     if not graphs:
         return graph
-    overlap_detector = kwargs.get('overlap_detector') or _count_overlaps
     allow_overlaps = kwargs.get('allow_overlaps', False)
     merged = graph.copy()
     for g in graphs:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import copy as _copy
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from taskflow import logging
 
+# A plain logger (no NullHandler), as the original: with no logging configured,
+# a callback that raised is still reported on stderr.
 LOG = logging.getLogger(__name__)
 
 

@@ -24,8 +24,8 @@ _MARKS = {'postgresql': [pytest.mark.postgresql], 'mysql': [pytest.mark.mysql]}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        'markers', 'oracle: runs the original TaskFlow 6.5.0 (../shared/tools'
-        '/oracle) as a black box')
+        'markers', 'oracle: runs the original TaskFlow 6.5.0 (scripts/oracle)'
+        ' as a black box')
 
 
 def kind_params(kinds: list[str]) -> list:

@@ -1,7 +1,7 @@
 """Stores are interchangeable with the original TaskFlow 6.5.0.
 
 The same two small programs (``WRITER`` and ``READER`` below) run on the
-original (through ``../shared/tools/oracle``) and on taskflow-ng:
+original (through ``scripts/oracle``) and on taskflow-ng:
 
 * the original writes, taskflow-ng reads: both implementations' dumps of the
   store must match (and taskflow-ng must get the values that were written);

@@ -2,7 +2,7 @@
 resumes on the other.
 
 Imported as the top-level module ``cross_resume_flow`` by *both* the
-original TaskFlow (through ``../shared/tools/oracle``) and taskflow-ng, with
+original TaskFlow (through ``scripts/oracle``) and taskflow-ng, with
 this folder on ``PYTHONPATH`` (only this folder: the repository root would
 shadow the original's ``taskflow`` package).  Its factory name, saved in the
 flow detail, is therefore ``cross_resume_flow.make_flow`` on both sides.

@@ -1,7 +1,7 @@
 """A flow one implementation was running when it died is finished by the other.
 
 One implementation (the original TaskFlow 6.5.0 through
-``../shared/tools/oracle``, or taskflow-ng) starts a persisted flow built by
+``scripts/oracle``, or taskflow-ng) starts a persisted flow built by
 ``cross_resume_flow.make_flow`` and dies inside a task (``os._exit``, so
 nothing after that line is saved).  The other implementation then loads the
 flow detail from the same database, resumes it with ``load_from_detail`` and

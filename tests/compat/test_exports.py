@@ -44,6 +44,14 @@ PUBLIC = {
     'taskflow.engines.base': ['Engine'],
     'taskflow.engines.action_engine.engine': ['ActionEngine', 'SerialActionEngine',
                                               'ParallelActionEngine'],
+    # Not in the spec's contract, but imported by services and upstream programs.
+    'taskflow.engines.action_engine.executor': [
+        'TaskExecutor', 'SerialTaskExecutor', 'ParallelTaskExecutor',
+        'ParallelThreadTaskExecutor', 'ParallelGreenThreadTaskExecutor',
+        'SerialRetryExecutor', 'EXECUTED', 'REVERTED'],
+    'taskflow.engines.action_engine.compiler': [
+        'Compilation', 'PatternCompiler', 'Terminator', 'TASK', 'RETRY', 'FLOW', 'FLOW_END',
+        'ATOMS', 'FLOWS', 'LINK_INVARIANT', 'LINK_RETRY'],
     'taskflow.types.failure': ['Failure'],
     'taskflow.types.notifier': ['Notifier', 'RestrictedNotifier', 'Listener',
                                 'register_deregister'],

@@ -1,4 +1,4 @@
-"""taskflow.logging: levels, the trace adapter and the NullHandler rule."""
+"""taskflow.logging: levels, the trace adapter, and which warnings reach stderr."""
 
 import logging
 import subprocess
@@ -56,19 +56,45 @@ def test_trace_is_filtered_below_level(caplog):
     assert caplog.records == []
 
 
-def test_library_warnings_do_not_reach_stderr_by_default():
-    # Without a NullHandler, logging's "last resort" handler would print the
-    # warning to stderr.
-    code = ("from taskflow import logging as l\n"
-            "l.getLogger('taskflow.x').warning('library warning')\n"
-            "from taskflow.types import notifier\n"
-            "n = notifier.Notifier()\n"
-            "def bad(e, details): raise RuntimeError('boom')\n"
-            "n.register('e', bad)\n"
-            "n.notify('e', {})\n")
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                            text=True, check=True)
-    assert result.stderr == '' and result.stdout == ''
+def _unconfigured(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter that configures no logging."""
+    return subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, check=True, timeout=120)
+
+
+def test_importing_taskflow_installs_no_handler():
+    result = _unconfigured(
+        "import logging, taskflow, taskflow.engines, taskflow.listeners.logging\n"
+        "print(logging.getLogger('taskflow').handlers)\n")
+    assert result.stdout == '[]\n'
+
+
+def test_unconfigured_program_sees_a_raising_callback_on_stderr():
+    # As the original: the notifier logs through a plain logger, so Python's
+    # last-resort handler prints the warning (with its traceback).
+    result = _unconfigured(
+        "from taskflow.types import notifier\n"
+        "n = notifier.Notifier()\n"
+        "def bad(e, details): raise RuntimeError('boom')\n"
+        "n.register('e', bad)\n"
+        "n.notify('e', {})\n"
+        "print('still running')\n")
+    assert result.stdout == 'still running\n'
+    assert result.stderr.startswith("Failure calling listener <Listener object at ")
+    assert "to notify about event e, details: {}" in result.stderr
+    assert result.stderr.rstrip().endswith('RuntimeError: boom')
+
+
+def test_unconfigured_program_does_not_see_quiet_library_warnings():
+    # Tasks log through taskflow.logging (a NullHandler): a clamped progress
+    # value is not printed, as with the original.
+    result = _unconfigured(
+        "from taskflow import task\n"
+        "class T(task.Task):\n"
+        "    def execute(self): pass\n"
+        "T('t').update_progress(7)\n"
+        "print('done')\n")
+    assert (result.stdout, result.stderr) == ('done\n', '')
 
 
 def test_basic_config_shows_trace_records():

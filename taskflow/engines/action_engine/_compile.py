@@ -14,6 +14,7 @@ indices (see ``Compilation.providers_for``).
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from taskflow import exceptions as exc
 from taskflow import flow as flow_module
 from taskflow import retry as retry_module
 from taskflow import task as task_module
+from taskflow.engines.action_engine import compiler
 
 TASK = 'task'
 RETRY = 'retry'
@@ -258,6 +260,14 @@ class Compilation:
                                                  node.name or 'a subflow'))
 
     # -- queries --------------------------------------------------------------
+
+    @functools.cached_property
+    def public(self) -> compiler.Compilation:
+        """This compilation as the original's ``engine.compilation`` shows it.
+
+        Its graph and tree are built only when a program reads them.
+        """
+        return compiler.built_on_use(self.root)
 
     def iter_atoms(self) -> Iterator[Any]:
         """The atoms (tasks and retries), in registration order (see ``atoms``)."""

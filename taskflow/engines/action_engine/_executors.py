@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import os
 import queue
 import threading
@@ -29,6 +28,7 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any, Protocol
 
+from taskflow import logging
 from taskflow.engines.action_engine._call import Call, Outcome, run_task
 from taskflow.types import failure as failure_module
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -19,12 +18,14 @@ from typing import Any
 
 from taskflow import _gc
 from taskflow import exceptions as exc
+from taskflow import logging
 from taskflow import states as st
 from taskflow import storage as storage_module
 from taskflow.engines import base
 from taskflow.engines.action_engine import _compile
 from taskflow.engines.action_engine import _executors
 from taskflow.engines.action_engine import _loop
+from taskflow.engines.action_engine import compiler
 from taskflow.persistence import ownership
 from taskflow.types import failure as failure_module
 
@@ -160,9 +161,15 @@ class ActionEngine(base.Engine):
         return self._storage
 
     @property
-    def compilation(self) -> _compile.Compilation | None:
-        """The compiled execution graph (``None`` until :meth:`compile`)."""
-        return self._compilation
+    def compilation(self) -> compiler.Compilation | None:
+        """The compiled flow, as the original shows it (``None`` until :meth:`compile`).
+
+        Offers ``execution_graph`` and ``hierarchy`` (see
+        :mod:`taskflow.engines.action_engine.compiler`); the engine itself runs
+        on ``_compile``'s graph.
+        """
+        compiled = self._compilation
+        return None if compiled is None else compiled.public
 
     @property
     def statistics(self) -> dict[str, Any]:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
 from taskflow import exceptions as exc
+from taskflow import logging
 from taskflow.persistence import base
 from taskflow.utils import misc
 

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from taskflow import exceptions as exc
+from taskflow.persistence import _file_cache
 from taskflow.persistence import _serialize
 from taskflow.persistence import base
 from taskflow.persistence import models
@@ -51,15 +52,18 @@ _TRASH = '.trash'
 class DirBackend(path_based.PathBasedBackend):
     """Persistence to a directory (``conf['path']``, required).
 
-    Options: ``encoding`` (default ``'utf-8'``), ``max_cache_size``
-    (accepted for compatibility; files are always read fresh).
+    Options: ``encoding`` (default ``'utf-8'``), ``max_cache_size`` (how
+    many files ``file_cache`` keeps, at least one; unbounded by default).
     """
 
     def __init__(self, conf: dict | None) -> None:
+        # Checked first, as the original does.
+        file_cache = _file_cache.make((conf or {}).get('max_cache_size'))
         super().__init__(conf)
         self._path = os.path.abspath(self._path)
         self.encoding: str = self._conf.get('encoding', 'utf-8')
-        self.max_cache_size = self._conf.get('max_cache_size')
+        #: Contents of the metadata files read, by path (see ``_file_cache``).
+        self.file_cache = file_cache
         self.lock = _BackendLock(os.path.join(self._path, '.lock'))
 
     def get_connection(self) -> Connection:
@@ -172,23 +176,40 @@ class Connection(path_based.PathBasedConnection):
     def _get_item(self, path: str) -> Any:
         filename = os.path.join(path, _METADATA)
         try:
-            with open(filename, 'rb') as fh:
-                raw = fh.read()
+            text = self._read_text(filename)
         except FileNotFoundError as e:
             raise exc.NotFound('Item not found: %s' % filename, e) from e
         except OSError as e:
             raise _internal_error(e) from e
         try:
-            return json.loads(raw.decode(self._backend.encoding))
+            return json.loads(text)
         except ValueError as e:
             raise _internal_error(e) from e
+
+    def _read_text(self, filename: str) -> str:
+        """The file's text, from ``file_cache`` while the file is unchanged."""
+        cache = self._backend.file_cache
+        with open(filename, 'rb') as fh:
+            stat = os.fstat(fh.fileno())
+            cached = cache.get(filename)
+            if cached is not None and getattr(cached, 'identity', None) == \
+                    _file_cache.identity(stat):
+                return cached['data']
+            raw = fh.read()
+        try:
+            text = raw.decode(self._backend.encoding)
+        except ValueError as e:
+            raise _internal_error(e) from e
+        cache[filename] = _file_cache.CachedFile(text, stat)
+        return text
 
     def _set_item(self, path: str, value: str, transaction: Any) -> None:
         try:
             os.makedirs(path, exist_ok=True)
+            filename = os.path.join(path, _METADATA)
+            self._backend.file_cache.pop(filename, None)
             with self._object_lock(path):
-                self._atomic_write(os.path.join(path, _METADATA),
-                                   value.encode(self._backend.encoding))
+                self._atomic_write(filename, value.encode(self._backend.encoding))
         except OSError as e:
             raise _internal_error(e) from e
 

@@ -43,12 +43,19 @@ class FakeFilesystem:
     Values are copied on the way in and out (deeply when ``deep_copy``) so
     callers never share state with the store. A link node resolves to its
     target when read.
+
+    ``delete('/', recursive=True)`` behaves as the original's: the root's
+    children can no longer be looked up by path (and new ones may take their
+    names), yet they stay listed by ``ls('/')``, ``ls_r('/')`` and
+    ``pformat()``; the root keeps its value.  ``clear()`` empties everything.
     """
 
     root_path = '/'
 
     def __init__(self, deep_copy: bool = True) -> None:
         self._root = _Node(self.root_path)
+        # Former children of the root, detached by delete('/', recursive=True).
+        self._detached: list[_Node] = []
         self._copier = copy.deepcopy if deep_copy else copy.copy
 
     # -- path helpers -------------------------------------------------------
@@ -72,10 +79,9 @@ class FakeFilesystem:
         if not path.startswith('/'):
             raise ValueError('This filesystem can only normalize paths that'
                              ' start with /: %r is not valid' % (path,))
-        path = posixpath.normpath(path)
-        if path.startswith('//'):
-            path = '/' + path.lstrip('/')
-        return path
+        # As posixpath (and the original): '//' and '//a' keep their leading
+        # double slash, and such paths are never found.
+        return posixpath.normpath(path)
 
     def _pieces(self, path: str) -> list[str]:
         path = self.normpath(path)
@@ -83,6 +89,8 @@ class FakeFilesystem:
 
     def _fetch_node(self, path: str) -> _Node:
         node = self._root
+        if path.startswith('//') and not path.startswith('///'):
+            raise exc.NotFound("Path '%s' not found" % self.normpath(path))
         for piece in self._pieces(path):
             try:
                 node = node.children[piece]
@@ -116,7 +124,7 @@ class FakeFilesystem:
     def ls(self, path: str, absolute: bool = False) -> list[str]:
         """Names (or absolute paths) of the children of ``path``."""
         node = self._fetch_node(path)
-        names = list(node.children)
+        names = [child.name for child in self._listed_children(node)]
         if absolute:
             base = self.normpath(path)
             return [self.join(base, name) for name in names]
@@ -131,19 +139,25 @@ class FakeFilesystem:
         # Breadth first, each node's children newest first (as the original).
         while queue:
             node, rel = queue.pop(0)
-            for name in reversed(list(node.children)):
-                child_rel = name if not rel else rel + '/' + name
+            for child in reversed(self._listed_children(node)):
+                child_rel = child.name if not rel else rel + '/' + child.name
                 out.append(self.join(base, child_rel) if absolute
                            else child_rel)
-                queue.append((node.children[name], child_rel))
+                queue.append((child, child_rel))
         return out
+
+    def _listed_children(self, node: _Node) -> list[_Node]:
+        """The children shown for ``node`` (the root's detached ones first)."""
+        if node is self._root and self._detached:
+            return self._detached + list(node.children.values())
+        return list(node.children.values())
 
     def pformat(self) -> str:
         """The tree, one node per line, with ``|__`` branches."""
         lines = [self.root_path]
 
         def walk(node: _Node, prefix: str) -> None:
-            children = list(node.children.values())
+            children = self._listed_children(node)
             for i, child in enumerate(children):
                 last = i == len(children) - 1
                 line = prefix + '|__' + child.name
@@ -189,12 +203,16 @@ class FakeFilesystem:
         """Delete ``path`` (its children too when ``recursive``)."""
         path = self.normpath(path)
         node = self._fetch_node(path)
+        if path == self.root_path:
+            if not recursive:
+                raise ValueError("Can not delete '%s'" % path)
+            # The root itself stays (with its value); see the class docstring.
+            self._detached.extend(node.children.values())
+            node.children = {}
+            return
         if node.children and not recursive:
             raise ValueError("Can not delete '%s', it has %s children"
                              % (path, len(node.children)))
-        if path == self.root_path:
-            self.clear()
-            return
         parent_path, name = self.split(path)
         del self._fetch_node(parent_path).children[name]
 
@@ -204,6 +222,7 @@ class FakeFilesystem:
     def clear(self) -> None:
         """Remove everything."""
         self._root = _Node(self.root_path)
+        self._detached = []
 
 
 class MemoryBackend(path_based.PathBasedBackend):
@@ -289,3 +308,16 @@ class Connection(path_based.PathBasedConnection):
             raise
         except Exception as e:
             raise exc.StorageFailure(path_based.INTERNAL_ERROR, e) from e
+
+
+def holding(flow_detail: Any) -> MemoryBackend:
+    """A memory backend holding ``flow_detail`` (and its atom details), in no book.
+
+    What the original's storage uses when no backend is given (values copied
+    shallowly: ``deep_copy`` is false).
+    """
+    backend = MemoryBackend({'deep_copy': False})
+    connection = backend.get_connection()
+    with connection._transaction() as transaction:
+        connection._write_flow(flow_detail, transaction, ignore_missing=True)
+    return backend

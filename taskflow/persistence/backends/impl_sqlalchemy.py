@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import logging
 import random
 import threading
 import time
@@ -51,6 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 from taskflow import exceptions as exc
+from taskflow import logging
 from taskflow.persistence import _serialize
 from taskflow.persistence import base
 from taskflow.persistence import models

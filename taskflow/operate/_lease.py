@@ -62,7 +62,7 @@ def live_lease(backend: Any, flow_uuid: str) -> ownership.Lease | None:
         if not ownership.supports_leases(conn):
             return None
         lease = conn.get_flow_lease(flow_uuid)
-    if lease is None or lease.expires_at <= time.time() or ownership._gone(lease.owner):
+    if lease is None or lease.expires_at <= time.time() or ownership.owner_gone(lease.owner):
         return None
     return lease
 

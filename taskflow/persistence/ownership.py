@@ -65,7 +65,7 @@ def default_owner() -> str:
     return '%s:%d:%s' % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
 
 
-def _gone(owner: str) -> bool:
+def owner_gone(owner: str) -> bool:
     """Whether ``owner`` names a process of this host that no longer exists."""
     host, _, rest = owner.partition(':')
     pid_text = rest.partition(':')[0]
@@ -110,7 +110,7 @@ def grant(current: Lease | None, flow_uuid: str, owner: str, ttl: float, now: fl
     newer_claim = claim_token is not None and (current.claim_token is None
                                                or claim_token > current.claim_token)
     if (current.expires_at > now and current.owner != owner and not newer_claim
-            and not _gone(current.owner)):
+            and not owner_gone(current.owner)):
         raise exc.FlowLeased(
             "Flow detail '%s' is owned by '%s' (lease token %d, expires in %.1f s);"
             " it can be taken over once that lease expires"

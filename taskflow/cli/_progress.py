@@ -11,6 +11,7 @@ from rich.text import Text
 
 from taskflow import states as st
 from taskflow.cli import _render
+from taskflow.engines.action_engine import compiler
 from taskflow.listeners import base
 
 _DONE = (st.SUCCESS, st.IGNORE)
@@ -38,8 +39,10 @@ class ProgressListener(base.Listener):
         engine.compile()
         engine.prepare()
         storage = engine.storage
+        graph = engine.compilation.execution_graph
         self._states = {atom.name: storage.get_atom_state(atom.name)
-                        for atom in engine.compilation.iter_atoms()}
+                        for atom, data in graph.nodes(data=True)
+                        if data.get('kind') in (compiler.TASK, compiler.RETRY)}
         super().register()
         if self._live:
             self._progress = Progress(

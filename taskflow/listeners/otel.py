@@ -164,10 +164,13 @@ class OpenTelemetryListener(base.Listener):
 
     def _shown(self, name: str, result: Any) -> str:
         if self._secret_outputs is None:
+            # Atoms that publish their result under a secret name: all of it hidden.
             compilation = getattr(self._engine, 'compilation', None)
+            graph = compilation.execution_graph if compilation is not None else None
             self._secret_outputs = {
-                node.name for node in (compilation.atoms if compilation else ())
-                if any(key in self._keys for key in node.atom.save_as)}
+                atom.name for atom, data in (graph.nodes(data=True) if graph else ())
+                if data.get('kind') in ('task', 'retry')
+                and any(key in self._keys for key in atom.save_as)}
         if name in self._secret_outputs:
             return _masking.MASK
         shown = _masking.mask(result, self._keys)

@@ -150,9 +150,9 @@ async def run_iter(engine: ActionEngine, timeout: float | None) -> AsyncIterator
     thread = _EngineThread(loop, _thread_name(engine))
     states = engine.run_iter(timeout=timeout)
 
-    def step(sent: Any) -> Any:
+    def step(sent: Any, error: BaseException | None = None) -> Any:
         try:
-            state = states.send(sent)
+            state = states.send(sent) if error is None else states.throw(error)
         except StopIteration:
             return _DONE
         cancellation.apply()
@@ -162,7 +162,13 @@ async def run_iter(engine: ActionEngine, timeout: float | None) -> AsyncIterator
     try:
         state = await _settled(thread.call(step, None), cancellation.request)
         while state is not _DONE:
-            sent = yield state
+            try:
+                sent = yield state
+            except GeneratorExit:
+                raise
+            except BaseException as error:   # athrow(): as run_iter().throw()
+                state = await _settled(thread.call(step, None, error), cancellation.request)
+                continue
             state = await _settled(thread.call(step, sent), cancellation.request)
     finally:
         try:

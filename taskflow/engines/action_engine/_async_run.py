@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from taskflow import exceptions as exc
+from taskflow.engines.action_engine import _loop
 
 if TYPE_CHECKING:
     from taskflow.engines.action_engine.engine import ActionEngine
@@ -110,10 +111,11 @@ class _Cancellation:
         self._requested.set()
         self._engine._suspension.interrupt()
 
-    def apply(self) -> None:
+    def apply(self, state: str) -> None:
         """On the engine thread, between states: suspend (stored) once.  Also
         catches a request that came before the run had a runner."""
-        if self._requested.is_set() and not self._announced:
+        if (self._requested.is_set() and not self._announced
+                and state not in _loop.FINAL_STATES):
             self._announced = True
             self._engine._interrupt()
 
@@ -131,8 +133,8 @@ async def run(engine: ActionEngine, timeout: float | None) -> None:
     thread = _EngineThread(loop, _thread_name(engine))
 
     def drive() -> None:
-        for _state in engine.run_iter(timeout=timeout):
-            cancellation.apply()
+        for state in engine.run_iter(timeout=timeout):
+            cancellation.apply(state)
 
     engine._caller_loop = loop
     try:
@@ -155,7 +157,7 @@ async def run_iter(engine: ActionEngine, timeout: float | None) -> AsyncIterator
             state = states.send(sent) if error is None else states.throw(error)
         except StopIteration:
             return _DONE
-        cancellation.apply()
+        cancellation.apply(state)
         return state
 
     engine._caller_loop = loop

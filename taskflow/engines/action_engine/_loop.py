@@ -267,6 +267,11 @@ class RunLoop:
             else:
                 final_state = decided
         self._final_state = final_state
+        if final_state == st.SUSPENDED:
+            # Suspension is requested (a flag, from any thread) before the
+            # requester stores SUSPENDING; a run that ends first passes
+            # through SUSPENDING itself (a no-op when it is stored already).
+            self._change_flow_state(st.SUSPENDING)
         self._change_flow_state(final_state)
         return final_state
 

@@ -178,7 +178,11 @@ def main(spec_path: str) -> int:
         raised = 'not resumed: the stored flow is %s' % fd.state
     else:
         try:
-            engine.run()
+            if shape.run_async:
+                import asyncio
+                asyncio.run(engine.run_async())
+            else:
+                engine.run()
         except Exception as e:
             raised = '%s: %s' % (type(e).__name__, e)
     finished = time.monotonic()

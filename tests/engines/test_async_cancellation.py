@@ -404,3 +404,34 @@ def test_a_revert_cancelled_with_run_async_reverts_again_on_resume(engine, tmp_p
             resumed.run()
         assert resumed.storage.get_flow_state() == states.REVERTED
         assert log.names('revert') == ['undo', 'first']
+
+
+class Stuck(task.Task):
+    """A plain task blocked on ``release``: its thread can only be abandoned."""
+
+    def __init__(self, name, release, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.release = release
+
+    def execute(self):
+        self.release.wait(30)
+
+
+def test_plain_and_coroutine_timeouts_side_by_side_on_the_parallel_engine():
+    log = Log()
+    release = threading.Event()
+    flow = uf.Flow('u').add(Stuck('thread', release, timeout=0.2),
+                            Sleeper('coroutine', log, timeout=0.3),
+                            Sleeper('quick', log, seconds=0.01, timeout=5))
+    loaded = taskflow.engines.load(flow, engine='parallel')
+    try:
+        with pytest.raises(exc.WrappedFailure) as info:
+            loaded.run()
+    finally:
+        release.set()
+    messages = sorted(str(f.exception) for f in info.value)
+    assert messages == [
+        "Task 'coroutine' did not finish execute within 0.3 seconds; it was cancelled",
+        "Task 'thread' did not finish execute within 0.2 seconds; it was abandoned (its"
+        " thread may still be running)"]
+    assert log.names('done') == ['quick'] and log.names('finally') == ['quick', 'coroutine']

@@ -324,3 +324,49 @@ def test_an_error_thrown_into_run_iter_async_fails_the_run(engine):
     loaded = asyncio.run(main())
     assert log.names('execute') == ['one']
     assert loaded.storage.get_flow_state() == states.FAILURE
+
+
+@pytest.mark.postgresql
+def test_a_database_connection_killed_mid_run_does_not_stop_it(postgresql_backend):
+    """A transient fault: PostgreSQL terminates the engine's connection while a
+    coroutine runs; the next write reconnects and the run finishes."""
+    import sqlalchemy as sa
+
+    url, backend = postgresql_backend
+    started = threading.Event()
+
+    class Slow(task.Task):
+        async def execute(self):
+            started.set()
+            await asyncio.sleep(0.2)
+            return self.name
+
+    flow = lf.Flow('f').add(Where('a', [], provides='a'), Slow('b', provides='b'),
+                            Where('c', [], provides='c'))
+    detail = persistence_utils.create_flow_detail(flow, book=models.LogBook('book'),
+                                                  backend=backend)
+    admin = sa.create_engine(url, isolation_level='AUTOCOMMIT')
+    try:
+        async def main():
+            loaded = taskflow.engines.load(flow, flow_detail=detail, backend=backend,
+                                           engine='parallel')
+            job = asyncio.ensure_future(loaded.run_async())
+            while not started.is_set():
+                await asyncio.sleep(0.005)
+            with admin.connect() as conn:
+                killed = conn.exec_driver_sql(
+                    'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity'
+                    ' WHERE datname = current_database() AND pid <> pg_backend_pid()'
+                ).scalar()
+            await job
+            return loaded, killed
+
+        loaded, killed = asyncio.run(main())
+    finally:
+        admin.dispose()
+    assert killed >= 1
+    assert loaded.storage.fetch_all() == {'a': 'a', 'b': 'b', 'c': 'c'}
+    with contextlib.closing(backend.get_connection()) as conn:
+        stored = conn.get_flow_details(detail.uuid)
+    assert stored.state == states.SUCCESS
+    assert {ad.name: ad.state for ad in stored} == dict.fromkeys('abc', states.SUCCESS)

@@ -53,6 +53,7 @@ LOG = logging.getLogger(__name__)
 # KeyboardInterrupt...) the engine's thread re-raises, as for threads.
 Settled = Outcome | BaseException
 Deliver = Callable[[Any, Settled], None]
+_NOT_RUNNING = object()
 ProgressSink = Callable[[Any, float, dict[str, Any]], None]
 
 
@@ -120,7 +121,7 @@ class CoroutineLane:
         self._deliver = deliver
         self._threadsafe = threadsafe
         self._backlog: deque[tuple[Any, Call, float | None]] = deque()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Any] = {}   # running task -> its token
         self._lock = threading.Lock()
         self._drain_scheduled = False
         self._interrupted = False
@@ -148,7 +149,14 @@ class CoroutineLane:
     def _cancel_all(self) -> None:
         for task in self._tasks:
             task.cancel()
+            # A task cancelled before its first step never runs _run().
+            task.add_done_callback(self._settle_unstarted)
         self._drain()
+
+    def _settle_unstarted(self, task: asyncio.Task[None]) -> None:
+        token = self._tasks.pop(task, _NOT_RUNNING)
+        if token is not _NOT_RUNNING:
+            self._deliver(token, _executors.INTERRUPTED)
 
     def _drain(self) -> None:
         if self._threadsafe:
@@ -160,7 +168,7 @@ class CoroutineLane:
             if self._interrupted:
                 self._deliver(token, _executors.INTERRUPTED)
                 continue
-            tasks.add(self.loop.create_task(self._run(token, call, timeout)))
+            tasks[self.loop.create_task(self._run(token, call, timeout))] = token
 
     async def _run(self, token: Any, call: Call, timeout: float | None) -> None:
         settled: Settled
@@ -174,7 +182,7 @@ class CoroutineLane:
         except BaseException as error:   # re-raised in the engine's thread
             settled = error
         # Done here rather than in a done callback: one loop pass less per call.
-        self._tasks.discard(asyncio.current_task())
+        self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
         self._deliver(token, settled)
         if self._backlog:
             self._drain()

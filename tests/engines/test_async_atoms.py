@@ -399,3 +399,23 @@ def test_no_task_was_left_pending_on_a_closed_loop(kind, recwarn):
 def test_missing_arguments_of_a_coroutine_are_named():
     with pytest.raises(exc.MissingDependencies, match="'x'"):
         taskflow.engines.run(Add('needs-x'))
+
+
+class AsyncCallable:
+    async def __call__(self, n):
+        await asyncio.sleep(0)
+        return n + 100
+
+
+def test_functors_of_partials_and_async_callable_objects_are_awaited():
+    import functools
+
+    async def scale(n, factor):
+        await asyncio.sleep(0)
+        return n * factor
+
+    flow = uf.Flow('u').add(
+        task.FunctorTask(functools.partial(scale, factor=3), name='partial', provides='p'),
+        task.FunctorTask(AsyncCallable(), name='object', provides='o'))
+    assert taskflow.engines.run(flow, engine='parallel', store={'n': 2}) == {
+        'n': 2, 'p': 6, 'o': 102}

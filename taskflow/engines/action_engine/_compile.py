@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from taskflow import atom as atom_module
 from taskflow import deciders as deciders_module
 from taskflow import exceptions as exc
 from taskflow import flow as flow_module
@@ -363,13 +364,34 @@ def _is_coroutine_function(function: Callable[..., object]) -> bool:
             and inspect.iscoroutinefunction(call))
 
 
+_DEFAULT_SOURCES = atom_module.Atom._argument_sources
+_BY_CLASS: dict[type, frozenset[str]] = {}   # classes whose instances inspect alike
+_BY_CLASS_LIMIT = 1024
+
+
 def coroutine_methods(atom: Any) -> frozenset[str]:
     """Names of the methods of ``atom`` the engine must await: ``execute``,
     ``revert`` (and, for retries, ``on_failure``) when they are ``async def``.
 
     What is inspected is what argument inference reads (a functor task's
-    wrapped functions, not its ``execute`` that forwards to them).
+    wrapped functions, not its ``execute`` that forwards to them).  Found
+    once per class when instances cannot differ (the usual case: a flow of
+    thousands of atoms of a few classes).
     """
+    cls = type(atom)
+    own = atom.__dict__
+    if (cls._argument_sources is _DEFAULT_SOURCES and 'execute' not in own
+            and 'revert' not in own and 'on_failure' not in own):
+        found = _BY_CLASS.get(cls)
+        if found is None:
+            if len(_BY_CLASS) >= _BY_CLASS_LIMIT:
+                _BY_CLASS.clear()   # bounded: classes made on the fly must not pile up
+            found = _BY_CLASS[cls] = _inspect_methods(atom)
+        return found
+    return _inspect_methods(atom)
+
+
+def _inspect_methods(atom: Any) -> frozenset[str]:
     execute, revert, _ignored = atom._argument_sources()
     found = [name for name, function in (('execute', execute), ('revert', revert))
              if _is_coroutine_function(function)]

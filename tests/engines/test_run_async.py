@@ -370,3 +370,80 @@ def test_a_database_connection_killed_mid_run_does_not_stop_it(postgresql_backen
         stored = conn.get_flow_details(detail.uuid)
     assert stored.state == states.SUCCESS
     assert {ad.name: ad.state for ad in stored} == dict.fromkeys('abc', states.SUCCESS)
+
+
+class Gated(task.Task):
+    """Awaits ``Gated.gate`` (an asyncio.Event of the running test, if any)."""
+
+    gate: asyncio.Event | None = None
+    started = threading.Event()
+
+    async def execute(self):
+        Gated.started.set()
+        if Gated.gate is not None:
+            await Gated.gate.wait()
+        return self.name
+
+
+def gated_flow():
+    """The flow factory a second process rebuilds the flow with."""
+    return lf.Flow('leased').add(Gated('gated', provides='gated'))
+
+
+def test_a_second_process_is_refused_the_flow_run_async_is_running(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    conf = {'connection': 'sqlite:///%s' % (tmp_path / 'flows.db')}
+    backend = backends.fetch(dict(conf))
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.upgrade()
+    book = models.LogBook('book')
+    detail = models.FlowDetail('leased', uuid='fd-leased')
+    taskflow.engines.save_factory_details(detail, gated_flow, [], {})
+    book.add(detail)
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.save_logbook(book)
+    second = (
+        'import contextlib, json, sys\n'
+        'import taskflow.engines\n'
+        'from taskflow import exceptions as exc\n'
+        'from taskflow.persistence import backends\n'
+        'backend = backends.fetch(json.loads(sys.argv[1]))\n'
+        'with contextlib.closing(backend.get_connection()) as conn:\n'
+        '    detail = conn.get_flow_details("fd-leased")\n'
+        'engine = taskflow.engines.load_from_detail(detail, backend=backend)\n'
+        'try:\n'
+        '    engine.run()\n'
+        '    print("ran it")\n'
+        'except exc.FlowLeased as error:\n'
+        '    print("refused:", error)\n')
+
+    async def main():
+        Gated.gate = asyncio.Event()
+        Gated.started.clear()
+        engine = taskflow.engines.load_from_detail(detail, backend=backend)
+        job = asyncio.ensure_future(engine.run_async())
+        while not Gated.started.is_set():
+            await asyncio.sleep(0.005)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, '-c', second, json.dumps(conf),
+            stdout=asyncio.subprocess.PIPE, cwd=str(_repo_root()))
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        Gated.gate.set()
+        await job
+        return out.decode(), engine
+
+    try:
+        out, engine = asyncio.run(main())
+    finally:
+        Gated.gate = None
+        backend.close()
+    assert out.startswith('refused:'), out
+    assert engine.storage.get_flow_state() == states.SUCCESS
+
+
+def _repo_root():
+    import pathlib
+    return pathlib.Path(__file__).resolve().parents[2]

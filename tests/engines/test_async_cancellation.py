@@ -106,8 +106,8 @@ def test_a_timed_out_coroutine_sees_cancelled_error_and_its_finally_runs(engine)
 def test_task_timeout_applies_to_coroutines_too(engine):
     log = Log()
     flow = uf.Flow('u').add(Sleeper('slow', log), Sleeper('quick', log, seconds=0.01))
-    loaded = taskflow.engines.load(flow, engine=engine, task_timeout=0.3)
-    with pytest.raises(exc.AtomTimeout, match="'slow' did not finish execute within 0.3"):
+    loaded = taskflow.engines.load(flow, engine=engine, task_timeout=1)
+    with pytest.raises(exc.AtomTimeout, match="'slow' did not finish execute within 1.0"):
         loaded.run()
     assert log.count('cancelled', 'slow') == 1 and log.count('done', 'quick') == 1
 
@@ -149,12 +149,12 @@ def test_a_timed_out_revert_coroutine_is_cancelled_and_the_flow_fails(engine):
 
 def test_a_coroutines_clock_starts_when_it_starts_not_while_it_waits_its_turn():
     log = Log()
-    # One at a time: the last one starts ~0.3 s after submission, well past its
-    # 0.25 s timeout if queueing counted.
-    flow = uf.Flow('u').add(*(Sleeper('s%d' % i, log, seconds=0.1, timeout=0.25)
-                              for i in range(4)))
+    # One at a time: the last ones start 0.4 and 0.5 s after submission, past
+    # their 0.45 s timeout if queueing counted.
+    flow = uf.Flow('u').add(*(Sleeper('s%d' % i, log, seconds=0.1, timeout=0.45)
+                              for i in range(6)))
     taskflow.engines.run(flow, engine='parallel', async_concurrency=1)
-    assert sorted(log.names('done')) == ['s0', 's1', 's2', 's3']
+    assert sorted(log.names('done')) == ['s%d' % i for i in range(6)]
     assert log.names('cancelled') == []
 
 

@@ -126,6 +126,35 @@ def _workers_targets(results):
                               % (label, '; '.join(details) or 'no runs'),
                               _fmt(ratio, 'x'), None if ratio is None else ratio >= 5))
     return targets
+def _async_sleep_targets(results):
+    found = []
+    runs = results.runs('async', 'ng')
+    ideal = runs[0]['ideal_seconds'] if runs else None
+    seconds = results.median('async', 'ng')
+    efficiency = _stats.ratio(ideal, seconds)
+    found.append(Target('10,000 async sleeps, concurrency 1,000: efficiency (ideal/actual)'
+                        ' >= 0.9', _fmt(efficiency, ''),
+                        None if efficiency is None else efficiency >= 0.9))
+    floor = results.median('gather floor', 'ng')
+    of_floor = _stats.ratio(floor, seconds)
+    found.append(Target('the same, relative to the bare asyncio floor (floor/actual), info',
+                        _fmt(of_floor, ''), None))
+    threads = results.median('threads', 'ng')
+    speedup = _stats.ratio(threads, seconds)
+    found.append(Target('async faster than 1,000 threads of time.sleep (threads/async > 1)',
+                        _fmt(speedup, 'x'), None if speedup is None else speedup > 1))
+    rss = results.median('async rss', 'ng')
+    threads_rss = results.median('threads rss', 'ng')
+    found.append(Target('peak RSS async <= threads (%s MB)' % _fmt(threads_rss, '').strip(),
+                        _fmt(rss, 'MB'), None if rss is None or threads_rss is None
+                        else rss <= threads_rss))
+    return found
+
+
+def _async_chain_targets(results):
+    ratio = _stats.ratio(results.median('async', 'ng'), results.median('plain', 'ng'))
+    return [Target('async chain cost per atom within 1.5x of the plain chain (taskflow-ng)',
+                   _fmt(ratio, 'x'), None if ratio is None else ratio <= 1.5)]
 
 
 # -- the scenarios ------------------------------------------------------------
@@ -204,6 +233,33 @@ SCENARIOS = (
              (Case(1000, {'shape': 'wide'}, label='wide', quick_size=50),
               Case(200, {'shape': 'chain'}, label='chain', quick_size=20)),
              targets=_workers_targets),
+    Scenario('async_sleep', 'async_sleep',
+             'unordered flow, parallel engine, N tasks waiting 10 ms, 1,000 at a time: async def '
+             '+ asyncio.sleep (run(), run_async()), time.sleep on 1,000 threads, bare asyncio',
+             (Case(10000, {'kind': 'async'}, label='async', quick_size=1000, original=False),
+              Case(10000, {'kind': 'run_async'}, label='run_async', quick_size=1000,
+                   original=False),
+              Case(10000, {'kind': 'threads'}, label='threads', quick_size=1000,
+                   original=False),
+              Case(10000, label='gather floor', module='async_floor', quick_size=1000,
+                   original=False),
+              Case(1000, {'kind': 'threads'}, label='threads', quick_size=100),
+              Case(10000, {'kind': 'async'}, label='async rss', quick_size=1000,
+                   original=False, metric=RSS_MB),
+              Case(10000, {'kind': 'threads'}, label='threads rss', quick_size=1000,
+                   original=False, metric=RSS_MB),
+              Case(10000, label='floor rss', module='async_floor', quick_size=1000,
+                   original=False, metric=RSS_MB)),
+             targets=_async_sleep_targets,
+             note='original: time.sleep threads at 1,000 only (it cannot run coroutines; '
+                  '10,000 took it 459 s and 8.6 GB)'),
+    Scenario('async_chain', 'async_chain',
+             'chain of N async def tasks (serial engine): run(), run_async(); the plain chain',
+             (Case(1000, {'drive': 'run'}, label='async', quick_size=100, original=False),
+              Case(1000, {'drive': 'run_async'}, label='run_async', quick_size=100,
+                   original=False),
+              Case(1000, label='plain', module='linear', quick_size=100, original=False)),
+             targets=_async_chain_targets),
     Scenario('persisted', 'persisted',
              'chain of N no-op tasks persisted to a SQL backend as it runs; load + run',
              (Case(200, {'backend': 'sqlite'}, label='sqlite', quick_size=20),

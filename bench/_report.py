@@ -72,7 +72,7 @@ def notes(scenario_results):
                     lines.append('%s [%s]: ERROR %s' % (where, impl, message))
             for impl, runs in case.runs.items():
                 ideal = runs[0].get('ideal_seconds') if runs else None
-                if ideal:
+                if ideal and case.case.metric == 'seconds':   # (not for RSS cases)
                     lines.append('%s [%s]: %.3gx the ideal %.3g s'
                                  % (where, impl, case.median(impl) / ideal, ideal))
         if sr.scenario.growth:

@@ -3,10 +3,19 @@
 Everything here (and in the tests) uses the public API only, so the suite can
 also be run against the original TaskFlow, as a black box, to check that the
 tests themselves describe the reference behaviour.
+
+The atoms come in two flavours.  While :data:`FLAVOUR` ``.coroutines`` is
+set (the ``kind`` fixture sets it for its ``-async`` kinds), creating a
+:class:`Step`, :class:`Echo` or :class:`Const` -- or a subclass a test
+defines -- gives an instance whose ``execute``/``revert`` are ``async def``
+(awaiting once, then doing what the plain one does), unless the subclass
+overrides that method with a plain one: flows then mix both kinds of atoms.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 from typing import Any
 
@@ -53,7 +62,50 @@ class Log:
         raise LookupError('%s never did %s' % (name, action))
 
 
-class Step(task.Task):
+class Flavour:
+    """Which atoms the helpers make: plain ones, or coroutines (``async def``)."""
+
+    coroutines = False
+
+
+FLAVOUR = Flavour()
+
+
+def _awaiting(method: Any) -> Any:
+    """``method`` as an ``async def`` with the same signature (inference reads it)."""
+    @functools.wraps(method)
+    async def coroutine(self: Any, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)   # give way to the event loop, as real I/O would
+        return method(self, *args, **kwargs)
+    return coroutine
+
+
+_MADE_ASYNC: set[Any] = set()   # the helpers' own methods that get async twins
+
+
+@functools.lru_cache(maxsize=None)
+def _async_variant(cls: type) -> type:
+    namespace: dict[str, Any] = {'__module__': cls.__module__,
+                                 '__qualname__': cls.__qualname__}
+    for name in ('execute', 'revert'):
+        method = getattr(cls, name)
+        if method in _MADE_ASYNC:   # not overridden by a plain method of a subclass
+            namespace[name] = _awaiting(method)
+    if len(namespace) == 2:
+        return cls
+    return type(cls.__name__, (cls,), namespace)
+
+
+class _Flavoured:
+    """Instances are made async variants of their class while FLAVOUR says so."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if FLAVOUR.coroutines:
+            cls = _async_variant(cls)
+        return super().__new__(cls)
+
+
+class Step(_Flavoured, task.Task):
     """A task that records what the engine made it do.
 
     ``execute(**kwargs)`` records ``('execute', name)`` and the arguments it got,
@@ -86,14 +138,14 @@ class Step(task.Task):
         return None
 
 
-class Echo(task.Task):
+class Echo(_Flavoured, task.Task):
     """Returns its single input ``x`` (rebind it to read another name)."""
 
     def execute(self, x: Any) -> Any:
         return x
 
 
-class Const(task.Task):
+class Const(_Flavoured, task.Task):
     """Returns a constant."""
 
     def __init__(self, value: Any, **kwargs: Any) -> None:
@@ -102,6 +154,14 @@ class Const(task.Task):
 
     def execute(self) -> Any:
         return self.value
+
+
+_MADE_ASYNC.update((Step.execute, Step.revert, Echo.execute, Const.execute))
+
+
+def real_engine(engine: Any) -> Any:
+    """The engine itself, when the ``-run_async`` kinds wrap it (``AsyncDriven``)."""
+    return getattr(engine, 'wrapped_engine', engine)
 
 
 def flow_events(engine: Any) -> list[tuple[str, str]]:

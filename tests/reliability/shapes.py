@@ -20,11 +20,21 @@ shape                engine    what it is
 ``revert-fan``       parallel  an unordered flow of three, the first one fails (few
                                atoms: revert intentions are written one by one)
 ``retry``            serial    a ``retry.Times(5)`` subflow failing attempts 1 and 2
+``async-parallel``   parallel  ``parallel`` with ``async def`` atoms mixed in
+``async-revert``     parallel  branches of async and plain atoms; an async one
+                               fails, all revert (async reverts); the worker
+                               runs it with ``await engine.run_async()``
+``async-retry``      serial    ``retry`` with a coroutine retry controller
+                               (execute/revert/on_failure) and async atoms
 ===================  ========  =================================================
+
+Async atoms sleep with ``await asyncio.sleep`` (and hash like the others), so
+kills land while coroutines are suspended in an ``await`` too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import time
@@ -50,6 +60,15 @@ class StepFailed(Exception):
 
 def _work(scale: float = 1.0) -> None:
     time.sleep(work_random.uniform(*WORK_SECONDS) * scale)
+    _hash(scale)
+
+
+async def _async_work(scale: float = 1.0) -> None:
+    await asyncio.sleep(work_random.uniform(*WORK_SECONDS) * scale)
+    _hash(scale)
+
+
+def _hash(scale: float) -> None:
     digest = b'x'
     for _ in range(int(work_random.randrange(50, 500) * scale)):
         digest = hashlib.sha256(digest).digest()
@@ -78,9 +97,20 @@ class Step(task.Task):
         self.slow = slow
 
     def execute(self, **inputs: Any) -> str:
-        attempt = inputs.get('attempt')
-        ledger.record(self.name, EXECUTE, START, attempt)
+        self._start(EXECUTE, inputs)
         _work(self.slow)
+        return self._executed(inputs)
+
+    def revert(self, result: Any, flow_failures: Any, **inputs: Any) -> None:
+        self._start(REVERT, inputs)
+        _work()
+        ledger.record(self.name, REVERT, END, inputs.get('attempt'), 'ok')
+
+    def _start(self, action: str, inputs: dict[str, Any]) -> None:
+        ledger.record(self.name, action, START, inputs.get('attempt'))
+
+    def _executed(self, inputs: dict[str, Any]) -> str:
+        attempt = inputs.get('attempt')
         if self.fail_below is not None and (attempt or 0) < self.fail_below:
             ledger.record(self.name, EXECUTE, END, attempt, 'raised')
             raise StepFailed('%s failed (attempt %s)' % (self.name, attempt))
@@ -88,11 +118,20 @@ class Step(task.Task):
         ledger.record(self.name, EXECUTE, END, attempt, 'ok')
         return value
 
-    def revert(self, result: Any, flow_failures: Any, **inputs: Any) -> None:
-        attempt = inputs.get('attempt')
-        ledger.record(self.name, REVERT, START, attempt)
-        _work()
-        ledger.record(self.name, REVERT, END, attempt, 'ok')
+
+class AsyncStep(Step):
+    """:class:`Step` as coroutines: the work awaits ``asyncio.sleep``."""
+
+    async def execute(self, **inputs: Any) -> str:  # type: ignore[override]
+        self._start(EXECUTE, inputs)
+        await _async_work(self.slow)
+        return self._executed(inputs)
+
+    async def revert(self, result: Any, flow_failures: Any,  # type: ignore[override]
+                     **inputs: Any) -> None:
+        self._start(REVERT, inputs)
+        await _async_work()
+        ledger.record(self.name, REVERT, END, inputs.get('attempt'), 'ok')
 
 
 class LoggedTimes(retry.Times):
@@ -113,6 +152,30 @@ class LoggedTimes(retry.Times):
         ledger.record(self.name, REVERT, END, attempt, 'ok')
 
 
+class AsyncLoggedTimes(LoggedTimes):
+    """:class:`LoggedTimes` with coroutine execute, revert and on_failure."""
+
+    async def execute(self, history: Any, *args: Any,  # type: ignore[override]
+                      **kwargs: Any) -> int:
+        attempt = len(history) + 1
+        ledger.record(self.name, EXECUTE, START, attempt)
+        await _async_work()
+        ledger.record(self.name, EXECUTE, END, attempt, 'ok')
+        return attempt
+
+    async def revert(self, history: Any, *args: Any,  # type: ignore[override]
+                     **kwargs: Any) -> None:
+        attempt = len(history)
+        ledger.record(self.name, REVERT, START, attempt)
+        await _async_work()
+        ledger.record(self.name, REVERT, END, attempt, 'ok')
+
+    async def on_failure(self, history: Any, *args: Any,  # type: ignore[override]
+                         **kwargs: Any) -> Any:
+        await asyncio.sleep(0)
+        return super().on_failure(history, *args, **kwargs)
+
+
 @dataclass(frozen=True)
 class Shape:
     """How to run one flow shape, and what its run looks like without crashes."""
@@ -124,6 +187,7 @@ class Shape:
     retry_name: str | None = None
     retry_subflow: tuple[str, ...] = ()
     attempts_needed: int | None = None   # retry shapes: attempt that succeeds
+    run_async: bool = False              # the worker awaits engine.run_async()
 
 
 def _linear() -> Any:
@@ -188,6 +252,33 @@ def _retry() -> Any:
     return lf.Flow('retry').add(Step('prep'), attempts, Step('post', ('s2',)))
 
 
+def _async_parallel() -> Any:
+    flow = gf.Flow('async-parallel').add(AsyncStep('src'))
+    for i in range(1, 5):
+        second = AsyncStep if i % 2 else Step
+        flow.add(AsyncStep('b%d' % i, ('src',)), second('c%d' % i, ('b%d' % i,)))
+    flow.add(AsyncStep('sink', tuple('c%d' % i for i in range(1, 5))))
+    return flow
+
+
+def _async_revert() -> Any:
+    return gf.Flow('async-revert').add(
+        Step('q0'),
+        AsyncStep('q1', ('q0',), slow=4), Step('q2', ('q0',), slow=4),
+        AsyncStep('q3', ('q0',), slow=4),
+        AsyncStep('qboom', ('q0',), fail_below=Step.ALWAYS),
+        AsyncStep('qend', ('q1', 'q2', 'q3', 'qboom')))
+
+
+def _async_retry() -> Any:
+    attempts = lf.Flow('async-attempts', retry=AsyncLoggedTimes(
+        5, name='async_attempts_retry', provides='attempt'))
+    attempts.add(AsyncStep('as1', ('aprep', 'attempt')),
+                 AsyncStep('aflaky', ('as1', 'attempt'), fail_below=RETRY_ATTEMPTS_NEEDED),
+                 Step('as2', ('aflaky', 'attempt')))
+    return lf.Flow('async-retry').add(Step('aprep'), attempts, AsyncStep('apost', ('as2',)))
+
+
 _BUILDERS = {
     'linear': _linear,
     'parallel': _parallel,
@@ -196,6 +287,9 @@ _BUILDERS = {
     'revert-parallel': _revert_parallel,
     'revert-fan': _revert_fan,
     'retry': _retry,
+    'async-parallel': _async_parallel,
+    'async-revert': _async_revert,
+    'async-retry': _async_retry,
 }
 
 SHAPES = {
@@ -209,6 +303,13 @@ SHAPES = {
     'retry': Shape('retry', 'serial', 'SUCCESS', retry_name='attempts_retry',
                    retry_subflow=('s1', 'flaky', 's2'),
                    attempts_needed=RETRY_ATTEMPTS_NEEDED),
+    'async-parallel': Shape('async-parallel', 'parallel', 'SUCCESS', {'max_workers': 2}),
+    'async-revert': Shape('async-revert', 'parallel', 'REVERTED', {'max_workers': 2},
+                          run_async=True),
+    'async-retry': Shape('async-retry', 'serial', 'SUCCESS',
+                         retry_name='async_attempts_retry',
+                         retry_subflow=('as1', 'aflaky', 'as2'),
+                         attempts_needed=RETRY_ATTEMPTS_NEEDED),
 }
 
 

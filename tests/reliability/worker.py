@@ -218,7 +218,11 @@ def main(spec_path: str) -> int:
         raised = 'not resumed: the stored flow is %s' % fd.state
     else:
         try:
-            engine.run()
+            if shape.run_async:
+                import asyncio
+                asyncio.run(engine.run_async())
+            else:
+                engine.run()
         except exceptions.StorageFailure:
             traceback.print_exc()
             return EXIT_STORAGE_DOWN   # left resumable: the next worker goes on

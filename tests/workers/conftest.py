@@ -29,7 +29,7 @@ from tests import _services
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVED = ('Adder', 'Multiplier', 'Progressing', 'Failing', 'Reverting', 'Echo', 'Noop',
-          'Sleeper', 'Unjsonable', 'Huge')
+          'Sleeper', 'Unjsonable', 'Huge', 'AsyncDoubler')
 # Every test task but tasks.Forbidden, which no worker may ever run.
 TASKS = ['tests.workers.tasks:%s' % name for name in SERVED]
 

@@ -94,3 +94,15 @@ class Forbidden(task.Task):
     def execute(self):
         record('FORBIDDEN-RAN', name=self.name)
         raise AssertionError('an unregistered task ran')
+
+
+class AsyncDoubler(task.Task):
+    """An ``async def`` task: the worker awaits it on an event loop of its own."""
+
+    async def execute(self, x):
+        import asyncio
+        await asyncio.sleep(0.01)
+        return 2 * x
+
+    async def revert(self, x, **kwargs):
+        record('async-revert', name=self.name, x=x)

@@ -307,3 +307,32 @@ def test_without_kombu_the_error_names_the_extra(tmp_path) -> None:
     assert proc.stdout.strip() == ("ModuleNotFoundError No module named 'kombu': the"
                                    " worker-based engine needs it (pip install"
                                    " 'taskflow-ng[workers]')"), proc.stderr
+
+
+def test_async_tasks_are_awaited_by_workers_and_async_retries_by_the_engine(
+        broker, workers) -> None:
+    class AsyncTimes(retry.Times):
+        async def on_failure(self, history, *args, **kwargs):
+            return super().on_failure(history, *args, **kwargs)
+
+    workers.start(broker)
+    flow = linear_flow.Flow('f', retry=AsyncTimes(2, name='again')).add(
+        tasks.AsyncDoubler(provides='doubled'))
+    engine = broker.load(flow, store={'x': 21})
+    engine.run()
+    assert engine.storage.get_flow_state() == st.SUCCESS
+    assert engine.storage.fetch('doubled') == 42
+    asked = []
+
+    class Asking(AsyncTimes):
+        async def on_failure(self, history, *args, **kwargs):
+            asked.append(len(history))
+            return await super().on_failure(history, *args, **kwargs)
+
+    failing = linear_flow.Flow('g', retry=Asking(2, name='again')).add(
+        tasks.AsyncDoubler(provides='doubled'), tasks.Failing())
+    engine = broker.load(failing, store={'x': 1})
+    with pytest.raises(exc.WrappedFailure) as caught:   # (a failure from the wire)
+        engine.run()
+    assert list(caught.value)[0].check(ValueError)
+    assert asked == [1, 2] and engine.storage.get_flow_state() == st.REVERTED

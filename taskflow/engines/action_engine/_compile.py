@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from taskflow import atom as atom_module
 from taskflow import deciders as deciders_module
 from taskflow import exceptions as exc
 from taskflow import flow as flow_module
@@ -28,6 +30,8 @@ from taskflow.engines.action_engine import compiler
 TASK = 'task'
 RETRY = 'retry'
 JOIN = 'join'
+
+_NO_COROUTINES: frozenset[str] = frozenset()
 
 # How to fetch an atom's arguments: per argument, (argument name, storage
 # name, optional, names of the providers it may be read from, nearest first).
@@ -81,7 +85,7 @@ class Node:
     """A vertex of the execution graph: an atom or a join."""
 
     __slots__ = ('index', 'kind', 'atom', 'name', 'scope', 'preds', 'succs', 'retry',
-                 'deciders', 'priority')
+                 'deciders', 'priority', 'coroutines')
 
     def __init__(self, index: int, kind: str, atom: Any, scope: FlowScope) -> None:
         self.index = index
@@ -95,6 +99,8 @@ class Node:
         # (source node, decider, depth) for every decider on a link into this node.
         self.deciders: list[tuple[Node, Any, deciders_module.Depth]] | None = None
         self.priority = getattr(atom, 'priority', 0) if atom is not None else 0
+        # Which of the atom's methods are ``async def`` (found once, here).
+        self.coroutines = coroutine_methods(atom) if atom is not None else _NO_COROUTINES
 
     def __repr__(self) -> str:
         label = self.name if self.kind != JOIN else 'join'
@@ -118,6 +124,7 @@ class Compilation:
         self._visible: dict[tuple[int, str], tuple[str, ...]] = {}  # provider_names() memo
         self._arguments: dict[tuple[int, bool], ArgumentPlan] = {}  # argument_plan() memo
         self._seen: set[int] = set()
+        self.has_coroutines = False   # some atom has an ``async def`` method
         if isinstance(root, flow_module.Flow):
             self.root_scope = self._compile_flow(root, None)[0]
         elif isinstance(root, task_module.Task):
@@ -144,6 +151,8 @@ class Compilation:
         node = Node(len(self.nodes), kind, atom, scope)
         self.nodes.append(node)
         if atom is not None:
+            if node.coroutines:
+                self.has_coroutines = True
             if kind == TASK:
                 self.atoms.append(node)
             for name in atom.provides:
@@ -349,6 +358,56 @@ class Compilation:
         if p != n and scope.precedes(p, n):
             return scope.depth
         return None
+
+
+def _is_coroutine_function(function: Callable[..., object]) -> bool:
+    target = getattr(function, '__func__', function)   # bound method -> function
+    code = getattr(target, '__code__', None)
+    if code is not None and not hasattr(target, '_is_coroutine_marker'):
+        # A plain function: its code says it (cheaper than inspect, per atom).
+        return bool(code.co_flags & inspect.CO_COROUTINE)
+    if inspect.iscoroutinefunction(function):
+        return True
+    # A callable object whose ``__call__`` is ``async def`` (not a plain function).
+    call = getattr(type(function), '__call__', None)
+    return (not inspect.isroutine(function) and call is not None
+            and inspect.iscoroutinefunction(call))
+
+
+_DEFAULT_SOURCES = atom_module.Atom._argument_sources
+_BY_CLASS: dict[type, frozenset[str]] = {}   # classes whose instances inspect alike
+_BY_CLASS_LIMIT = 1024
+
+
+def coroutine_methods(atom: Any) -> frozenset[str]:
+    """Names of the methods of ``atom`` the engine must await: ``execute``,
+    ``revert`` (and, for retries, ``on_failure``) when they are ``async def``.
+
+    What is inspected is what argument inference reads (a functor task's
+    wrapped functions, not its ``execute`` that forwards to them).  Found
+    once per class when instances cannot differ (the usual case: a flow of
+    thousands of atoms of a few classes).
+    """
+    cls = type(atom)
+    own = atom.__dict__
+    if (cls._argument_sources is _DEFAULT_SOURCES and 'execute' not in own
+            and 'revert' not in own and 'on_failure' not in own):
+        found = _BY_CLASS.get(cls)
+        if found is None:
+            if len(_BY_CLASS) >= _BY_CLASS_LIMIT:
+                _BY_CLASS.clear()   # bounded: classes made on the fly must not pile up
+            found = _BY_CLASS[cls] = _inspect_methods(atom)
+        return found
+    return _inspect_methods(atom)
+
+
+def _inspect_methods(atom: Any) -> frozenset[str]:
+    execute, revert, _ignored = atom._argument_sources()
+    found = [name for name, function in (('execute', execute), ('revert', revert))
+             if _is_coroutine_function(function)]
+    if isinstance(atom, retry_module.Retry) and _is_coroutine_function(atom.on_failure):
+        found.append('on_failure')
+    return frozenset(found) if found else _NO_COROUTINES
 
 
 def parent_retry(scope: FlowScope | None) -> Node | None:

@@ -13,6 +13,10 @@ clock starts when the call starts running, not when it is queued, and the
 engine's own pool (:class:`DaemonPool`) replaces the thread an abandoned call
 holds, so timed-out calls never use up the pool or keep the process from
 exiting.
+
+Flows with ``async def`` atoms get the runners of ``_async`` (built on
+these), which run coroutines on an event loop; the runners here never touch
+asyncio.
 """
 
 from __future__ import annotations
@@ -35,7 +39,13 @@ from taskflow.types import failure as failure_module
 LOG = logging.getLogger(__name__)
 
 TIMED_OUT = Outcome(False, None)   # outcome of a timed call that overran its timeout
+# Outcome of a call cancelled before it finished (the caller of run_async()
+# was cancelled): not a result, not a failure; the atom runs again on resume.
+INTERRUPTED = Outcome(False, None)
 _WAKE = object()                   # queue item that only interrupts a wait
+# Queue item whose payload (a function) the waiting loop thread calls, then
+# keeps waiting: work handed over to the loop's thread (see ``_async``).
+RUN_HERE = object()
 # How often a wait looks at timed calls queued in an executor, to start
 # their clocks when they start running.
 _START_POLL = 0.05
@@ -66,8 +76,19 @@ class Runner(Protocol):
     def wake(self) -> None:
         """Interrupt a :meth:`wait` (thread safe)."""
 
+    def run_coroutine(self, fn: Callable[..., Any], *args: Any) -> Outcome:
+        """Await ``fn(*args)`` (an ``async def`` from ``_call``) to its outcome, now."""
+
+    def interrupt(self) -> None:
+        """Cancel running coroutines (thread safe); they finish as :data:`INTERRUPTED`."""
+
     def stop(self) -> None:
         """The run is over: release what the runner owns."""
+
+
+def _no_event_loop(fn: Callable[..., Any], *args: Any) -> Outcome:
+    # The engine picks an asyncio runner for any flow with coroutines.
+    raise TypeError('%s needs an event loop; this runner has none' % fn.__name__)
 
 
 class SerialRunner:
@@ -113,6 +134,11 @@ class SerialRunner:
     def wake(self) -> None:
         self._wakeup.set()
 
+    run_coroutine = staticmethod(_no_event_loop)
+
+    def interrupt(self) -> None:
+        pass   # a running thread cannot be interrupted
+
     def stop(self) -> None:
         pass
 
@@ -147,15 +173,24 @@ class PoolRunner:
     def submit(self, token: Any, call: Call, timeout: float | None) -> None:
         future = self._executor.submit(run_task, call)
         self._running += 1
-        future.add_done_callback(lambda f: self._queue.put((token, f)))
+        future.add_done_callback(lambda f: self._completed(token, f))
         if timeout is not None:
             self._unstarted.append(_Timed(token, future, timeout, _label(call)))
+
+    def _completed(self, token: Any, future: Any) -> None:
+        """A call finished (on whatever thread finished it): hand it to :meth:`wait`."""
+        self._queue.put((token, future))
 
     def run_local(self, token: Any, fn: Callable[..., Outcome], *args: Any) -> None:
         self._local.append((token, fn(*args)))
 
     def wake(self) -> None:
         self._queue.put((_WAKE, None))
+
+    run_coroutine = staticmethod(_no_event_loop)
+
+    def interrupt(self) -> None:
+        pass
 
     @property
     def pending(self) -> int:
@@ -179,6 +214,8 @@ class PoolRunner:
                 continue  # woke up to start clocks or expire calls: keep waiting
             if token is _WAKE:
                 woken = True
+            elif token is RUN_HERE:
+                payload()
             elif payload in self._abandoned:
                 LOG.warning('%s finished after its timeout; its outcome is dropped',
                             self._abandoned.pop(payload))
@@ -364,13 +401,19 @@ def validate_executor_option(value: Any) -> None:
                     % (value, type(value), [futures.ThreadPoolExecutor, futures.Executor]))
 
 
+def make_executor(executor: Any, max_workers: int | None) -> tuple[futures.Executor, bool]:
+    """The executor for the parallel engine's ``executor``/``max_workers``
+    options, and whether the engine owns it (shuts it down after the run)."""
+    if isinstance(executor, futures.Executor):
+        return executor, False
+    if isinstance(executor, str) and executor.lower() in GREEN_EXECUTOR_NAMES:
+        return _GreenExecutor(max_workers or _GREEN_DEFAULT_WORKERS), True
+    return DaemonPool(max_workers), True
+
+
 def make_pool_runner(executor: Any, max_workers: int | None) -> PoolRunner:
     """A runner for the parallel engine's ``executor``/``max_workers`` options."""
-    if isinstance(executor, futures.Executor):
-        return PoolRunner(executor, owned=False)
-    if isinstance(executor, str) and executor.lower() in GREEN_EXECUTOR_NAMES:
-        return PoolRunner(_GreenExecutor(max_workers or _GREEN_DEFAULT_WORKERS), owned=True)
-    return PoolRunner(DaemonPool(max_workers), owned=True)
+    return PoolRunner(*make_executor(executor, max_workers))
 
 
 class _GreenExecutor(futures.Executor):

@@ -35,7 +35,6 @@ from typing import Any, NamedTuple
 
 from taskflow import deciders as deciders_module
 from taskflow import exceptions as exc
-from taskflow import retry as retry_module
 from taskflow import states as st
 from taskflow.engines.action_engine import _call
 from taskflow.engines.action_engine import _compile
@@ -92,6 +91,15 @@ class Suspension:
         self.requested = True
         runner = self._runner
         if runner is not None:
+            runner.wake()
+
+    def interrupt(self) -> None:
+        """Thread safe: :meth:`request`, and cancel the coroutines still running
+        (they end ``INTERRUPTED``: left to run again when the flow resumes)."""
+        self.requested = True
+        runner = self._runner
+        if runner is not None:
+            runner.interrupt()
             runner.wake()
 
     def stop(self) -> None:
@@ -236,6 +244,9 @@ class RunLoop:
         for (kind, node), outcome in finished:
             if outcome is _executors.TIMED_OUT:
                 outcome = _call.Outcome(False, self._timeout_failure(node, kind))
+            elif outcome is _executors.INTERRUPTED:
+                self._interrupted(node)
+                continue
             if kind == _plan.EXECUTE:
                 self._executed(node, outcome)
             else:
@@ -255,6 +266,11 @@ class RunLoop:
             else:
                 final_state = decided
         self._final_state = final_state
+        if final_state == st.SUSPENDED:
+            # Suspension is requested (a flag, from any thread) before the
+            # requester stores SUSPENDING; a run that ends first passes
+            # through SUSPENDING itself (a no-op when it is stored already).
+            self._change_flow_state(st.SUSPENDING)
         self._change_flow_state(final_state)
         return final_state
 
@@ -271,12 +287,18 @@ class RunLoop:
         atom = node.atom
         if node.kind == _compile.TASK:
             atom._progress_sink = self._store_progress  # for the task's own reports
-            self._runner.submit((_plan.EXECUTE, node), _call.Call(_call.EXECUTE, atom, arguments),
+            self._runner.submit((_plan.EXECUTE, node),
+                                _call.Call(_call.EXECUTE, atom, arguments, None, None,
+                                           'execute' in node.coroutines),
                                 atom.timeout or self._options.task_timeout)
         else:
             history = self._storage.get_retry_history(node.name)
-            self._runner.run_local((_plan.EXECUTE, node), _call.execute_retry, atom,
-                                   arguments, history)
+            if 'execute' in node.coroutines:
+                self._runner.run_local((_plan.EXECUTE, node), self._runner.run_coroutine,
+                                       _call.execute_retry_async, atom, arguments, history)
+            else:
+                self._runner.run_local((_plan.EXECUTE, node), _call.execute_retry, atom,
+                                       arguments, history)
 
     def _start_revert(self, node: _compile.Node) -> None:
         try:
@@ -293,12 +315,18 @@ class RunLoop:
             result = ad.failure if ad.failure is not None else ad.results
             atom._progress_sink = self._store_progress
             self._runner.submit((_plan.REVERT, node),
-                                _call.Call(_call.REVERT, atom, arguments, result, flow_failures),
+                                _call.Call(_call.REVERT, atom, arguments, result, flow_failures,
+                                           'revert' in node.coroutines),
                                 atom.timeout or self._options.task_timeout)
         else:
             history = self._storage.get_retry_history(node.name)
-            self._runner.run_local((_plan.REVERT, node), _call.revert_retry, atom, arguments,
-                                   history, flow_failures)
+            if 'revert' in node.coroutines:
+                self._runner.run_local((_plan.REVERT, node), self._runner.run_coroutine,
+                                       _call.revert_retry_async, atom, arguments, history,
+                                       flow_failures)
+            else:
+                self._runner.run_local((_plan.REVERT, node), _call.revert_retry, atom,
+                                       arguments, history, flow_failures)
 
     def _enter(self, node: _compile.Node, state: str) -> None:
         """Move an atom into RUNNING/REVERTING (a task restarts at progress 0.0)."""
@@ -323,6 +351,19 @@ class RunLoop:
             " may still be running)" % (node.name, method, timeout)))
 
     # -- recording outcomes ---------------------------------------------------
+
+    def _interrupted(self, node: _compile.Node) -> None:
+        """A call was cancelled before it finished (``run_async()`` was cancelled).
+
+        Storage keeps it ``RUNNING``/``REVERTING``, as a crash would leave it:
+        the run ends ``SUSPENDED`` and a resumed run executes (or reverts) it
+        again.  The plan sees it as a resumed run will load it.
+        """
+        plan = self.plan
+        state = _plan.LOADED_AS[plan.state[node.index]]
+        if state == st.PENDING and plan.intention[node.index] == st.REVERT:
+            state = st.FAILURE   # may have done part of its work: it reverts (as on resume)
+        plan.set_state(node, state)
 
     def _executed(self, node: _compile.Node, outcome: _call.Outcome) -> None:
         name = node.name
@@ -428,8 +469,12 @@ class RunLoop:
                 retry.name, self._compilation.argument_plan(retry, False))
         except exc.NotFound:
             raise _Abort(failure_module.Failure()) from None
-        ok, decision = _call.ask_retry(retry.atom, arguments,
-                                       storage.get_retry_history(retry.name))
+        history = storage.get_retry_history(retry.name)
+        if 'on_failure' in retry.coroutines:
+            ok, decision = self._runner.run_coroutine(_call.ask_retry_async, retry.atom,
+                                                      arguments, history)
+        else:
+            ok, decision = _call.ask_retry(retry.atom, arguments, history)
         if not ok:
             raise _Abort(decision)
         return decision

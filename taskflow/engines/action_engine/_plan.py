@@ -59,7 +59,7 @@ _EXECUTABLE = frozenset((st.PENDING, st.RETRYING))
 _REVERTIBLE = frozenset((st.SUCCESS, st.FAILURE))
 # How states a crashed run left behind are loaded: an atom that was running
 # never finished (run it again); one that was reverting must revert again.
-_LOADED_AS = {st.RUNNING: st.PENDING, st.REVERTING: st.FAILURE}
+LOADED_AS = {st.RUNNING: st.PENDING, st.REVERTING: st.FAILURE}
 _RETRYABLE = frozenset((st.SUCCESS, st.RETRYING))
 
 
@@ -92,7 +92,7 @@ class Plan:
         self.intention: list[str] = [''] * n
         for node in compilation.atoms:
             state = states.get(node.name, st.PENDING)
-            self.state[node.index] = _LOADED_AS.get(state, state)
+            self.state[node.index] = LOADED_AS.get(state, state)
             self.intention[node.index] = intentions.get(node.name, st.EXECUTE)
         self.decided = [node.deciders is None for node in nodes]
         self.held = [False] * n        # waiting for a timer (a retry's delay)

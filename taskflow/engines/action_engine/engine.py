@@ -12,9 +12,9 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator
 from concurrent import futures
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskflow import _gc
 from taskflow import exceptions as exc
@@ -28,6 +28,9 @@ from taskflow.engines.action_engine import _loop
 from taskflow.engines.action_engine import compiler
 from taskflow.persistence import ownership
 from taskflow.types import failure as failure_module
+
+if TYPE_CHECKING:
+    import asyncio
 
 LOG = logging.getLogger(__name__)
 
@@ -66,6 +69,17 @@ def _claim_token_option(options: dict[str, Any]) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("Engine option 'claim_token' must be an integer, not %r" % (value,))
+    return value
+
+
+DEFAULT_ASYNC_CONCURRENCY = 1000
+
+
+def _async_concurrency_option(options: dict[str, Any]) -> int:
+    value = options.get('async_concurrency', DEFAULT_ASYNC_CONCURRENCY)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("Engine option 'async_concurrency' must be a positive integer,"
+                         " not %r" % (value,))
     return value
 
 
@@ -119,6 +133,9 @@ class ActionEngine(base.Engine):
     ``task_timeout``
         seconds any task may run before it fails with ``AtomTimeout``,
         unless it sets its own;
+    ``async_concurrency``
+        parallel engine: how many ``async def`` atoms may run at once on the
+        event loop (default 1,000; more wait their turn). See ``docs/async.md``;
     ``owner``, ``lease_ttl``, ``claim_token``
         a persisted flow is run by one engine at a time: the engine takes a
         lease on the flow detail named ``owner`` (default ``host:pid:random``)
@@ -146,6 +163,8 @@ class ActionEngine(base.Engine):
         self._lease_ttl = ownership.check_ttl(self._options.get('lease_ttl',
                                                                 ownership.DEFAULT_TTL))
         self._claim_token = _claim_token_option(self._options)
+        # The loop of run_async()'s caller while it runs (coroutines go there).
+        self._caller_loop: asyncio.AbstractEventLoop | None = None
 
     # -- properties -----------------------------------------------------------
 
@@ -287,6 +306,12 @@ class ActionEngine(base.Engine):
         self._suspension.request()
         self._change_flow_state(st.SUSPENDING)
 
+    def _interrupt(self) -> None:
+        """:meth:`suspend`, also cancelling the coroutines still running
+        (``run_async()``'s caller was cancelled; they run again on resume)."""
+        self._suspension.interrupt()
+        self._change_flow_state(st.SUSPENDING)
+
     def _change_flow_state(self, state: str) -> bool:
         moved, old_state = self._storage.change_flow_state(state)
         if moved and self._notifier.has_listeners(state):
@@ -312,7 +337,7 @@ class ActionEngine(base.Engine):
         finally:
             self._engine_lock.release()
 
-    def run_iter(self, timeout: float | None = None) -> Iterator[str]:
+    def run_iter(self, timeout: float | None = None) -> Generator[str, Any, None]:
         """Run step by step, yielding engine states (``RESUMING``, ``SCHEDULING``...).
 
         Sending a truthy value into the iterator suspends the run; closing it
@@ -362,6 +387,30 @@ class ActionEngine(base.Engine):
             if state != st.FAILURE:  # like the original: a failed run raises instead
                 yield state
         self._raise_failures(loop.outcome())
+
+    async def run_async(self, timeout: float | None = None) -> None:
+        """:meth:`run` from inside a running event loop, without blocking it.
+
+        ``async def`` atoms run on the caller's loop; the engine itself
+        (storage, notifications, synchronous atoms of the serial engine) on a
+        thread of its own, synchronous atoms of the parallel engine on its
+        executor.  Cancelling the caller suspends the flow, cancels the atoms'
+        coroutines (they run again when the flow resumes) and, once the flow
+        is stored ``SUSPENDED``, raises ``CancelledError``.  See
+        ``docs/async.md``.
+        """
+        from taskflow.engines.action_engine import _async_run
+        await _async_run.run(self, timeout)
+
+    def run_iter_async(self, timeout: float | None = None) -> AsyncIterator[str]:
+        """:meth:`run_iter` for ``async for``: yields the engine states.
+
+        ``asend(True)`` suspends the run; closing the iterator early (``break``
+        inside ``contextlib.aclosing(...)``, ``aclose()``) suspends it and lets
+        running atoms finish; cancellation as for :meth:`run_async`.
+        """
+        from taskflow.engines.action_engine import _async_run
+        return _async_run.run_iter(self, timeout)
 
     def _own_while_running(self, cleanup: contextlib.ExitStack) -> None:
         """Hold the lease on the flow (renewed) until ``cleanup`` unwinds."""
@@ -416,6 +465,9 @@ class ActionEngine(base.Engine):
             pass
 
     def _make_runner(self) -> _executors.Runner:
+        if self._require('run').has_coroutines:
+            from taskflow.engines.action_engine import _async
+            return _async.serial_runner(self._caller_loop)
         return _executors.SerialRunner()
 
     def _record_statistics(self, outcome: _loop.RunOutcome, started: float) -> None:
@@ -452,6 +504,7 @@ class ParallelActionEngine(ActionEngine):
         super().__init__(flow, flow_detail, backend, options)
         _executors.validate_executor_option(self._options.get('executor'))
         self._max_workers = self._max_workers_option()
+        self._async_concurrency = _async_concurrency_option(self._options)
 
     def _max_workers_option(self) -> int | None:
         # Like the reference: int() at load (so 'x' or [] fail here with
@@ -467,4 +520,8 @@ class ParallelActionEngine(ActionEngine):
             raise ValueError('max_workers must be greater than zero')
 
     def _make_runner(self) -> _executors.Runner:
+        if self._require('run').has_coroutines:
+            from taskflow.engines.action_engine import _async
+            return _async.pool_runner(self._options.get('executor'), self._max_workers,
+                                      self._async_concurrency, self._caller_loop)
         return _executors.make_pool_runner(self._options.get('executor'), self._max_workers)

@@ -16,6 +16,8 @@ failure when it says where to answer, else logged and dropped.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import threading
 import time
@@ -192,7 +194,12 @@ class Server:
         task._progress_sink = lambda _task, progress, details: self._event(
             job, progress, details)
         kind = _call.EXECUTE if action == protocol.EXECUTE else _call.REVERT
-        return _call.run_task(_call.Call(kind, task, arguments, result, failures))
+        method = task.execute if kind == _call.EXECUTE else task.revert
+        call = _call.Call(kind, task, arguments, result, failures,
+                          coroutine=inspect.iscoroutinefunction(method))
+        if call.coroutine:   # an async def task: on an event loop of its own
+            return asyncio.run(_call.run_task_async(call))
+        return _call.run_task(call)
 
     def _event(self, job: _Job, progress: float, details: dict[str, Any]) -> None:
         data = {'event_type': 'update_progress',

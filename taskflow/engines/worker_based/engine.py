@@ -123,6 +123,16 @@ class RemoteRunner:
         if refused is not None:
             self._local.append((token, refused))
 
+    def run_coroutine(self, fn: Callable[..., Any], *args: Any) -> _call.Outcome:
+        # Async retries run in the engine: one short event loop per call.
+        import asyncio
+
+        outcome: _call.Outcome = asyncio.run(fn(*args))
+        return outcome
+
+    def interrupt(self) -> None:
+        pass   # a call running on a worker cannot be interrupted from here
+
     def run_local(self, token: Any, fn: Callable[..., Any], *args: Any) -> None:
         self._local.append((token, fn(*args)))
 

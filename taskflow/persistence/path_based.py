@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from taskflow import exceptions as exc
+from taskflow.persistence import _decode
 from taskflow.persistence import base
 from taskflow.persistence import models
 
@@ -149,14 +150,48 @@ class PathBasedConnection(base.Connection, abc.ABC):
             return False
         return True
 
+    # Reading goes through _decode, which refuses corrupt records (naming
+    # the object, the field and the problem).
+
     def _read_atom(self, ad_uuid: str) -> models.AtomDetail:
-        data = self._get_item(self._join_path(self.atom_path, ad_uuid))
-        cls = models.atom_detail_class(data['type'])
-        return cls.from_dict(data['atom'])
+        path = self._join_path(self.atom_path, ad_uuid)
+        data = self._get_item(path)
+        record = _decode.Record('atom detail', None, ad_uuid, 'at ' + path)
+        if not isinstance(data, dict):
+            raise record.corrupt('data', 'is not a dict (it is %s)'
+                                 % _decode._type_name(data))
+        atom = data.get('atom')
+        if not isinstance(atom, dict):
+            raise record.corrupt('atom', 'is missing' if atom is None
+                                 else 'is not a dict')
+        if atom.get('uuid') != ad_uuid:
+            raise record.corrupt('uuid', 'does not match its path')
+        return _decode.atom_detail(data.get('type'), atom, 'at ' + path)
+
+    def _flow_from_item(self, path: str, fd_uuid: str) -> models.FlowDetail:
+        data = self._get_item(path)
+        record = _decode.Record('flow detail', None, fd_uuid, 'at ' + path)
+        if not isinstance(data, dict):
+            raise record.corrupt('data', 'is not a dict (it is %s)'
+                                 % _decode._type_name(data))
+        if data.get('uuid') != fd_uuid:
+            raise record.corrupt('uuid', 'does not match its path')
+        return _decode.flow_detail(data, 'at ' + path)
+
+    def _book_from_item(self, path: str, book_uuid: str) -> models.LogBook:
+        data = self._get_item(path)
+        record = _decode.Record('logbook', None, book_uuid, 'at ' + path)
+        if not isinstance(data, dict):
+            raise record.corrupt('data', 'is not a dict (it is %s)'
+                                 % _decode._type_name(data))
+        if data.get('uuid') != book_uuid:
+            raise record.corrupt('uuid', 'does not match its path')
+        return _decode.logbook(data, unmarshal_time=True,
+                               where='at ' + path)
 
     def _read_flow(self, fd_uuid: str, lazy: bool) -> models.FlowDetail:
         path = self._join_path(self.flow_path, fd_uuid)
-        fd = models.FlowDetail.from_dict(self._get_item(path))
+        fd = self._flow_from_item(path, fd_uuid)
         if not lazy:
             for ad_uuid in self._get_children(path):
                 fd.add(self._read_atom(ad_uuid))
@@ -164,8 +199,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
 
     def _read_book(self, book_uuid: str, lazy: bool) -> models.LogBook:
         path = self._join_path(self.book_path, book_uuid)
-        book = models.LogBook.from_dict(self._get_item(path),
-                                        unmarshal_time=True)
+        book = self._book_from_item(path, book_uuid)
         if not lazy:
             updated_at = book.updated_at  # add() would touch it
             for fd_uuid in self._get_children(path):
@@ -184,7 +218,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
                     ignore_missing: bool) -> None:
         path = self._join_path(self.flow_path, fd.uuid)
         if self._exists(path):
-            stored = models.FlowDetail.from_dict(self._get_item(path))
+            stored = self._flow_from_item(path, fd.uuid)
             stored.merge(fd)
             self._set_item(path, self._dump_flow(stored), transaction)
         elif ignore_missing:
@@ -220,8 +254,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
         path = self._join_path(self.book_path, book.uuid)
         with self._transaction() as transaction:
             if self._exists(path):
-                stored = models.LogBook.from_dict(self._get_item(path),
-                                                  unmarshal_time=True)
+                stored = self._book_from_item(path, book.uuid)
                 stored.merge(book)
                 self._set_item(path, self._dump_book(stored), transaction)
             else:

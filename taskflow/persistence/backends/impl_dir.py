@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from taskflow import exceptions as exc
+from taskflow.persistence import _decode
 from taskflow.persistence import _serialize
 from taskflow.persistence import base
 from taskflow.persistence import models
@@ -46,13 +47,17 @@ __all__ = ['DirBackend']
 _METADATA = 'metadata'
 _LOCK = 'lock'
 _TRASH = '.trash'
+_KINDS = {'books': 'logbook', 'flow_details': 'flow detail',
+          'atom_details': 'atom detail'}
 
 
 class DirBackend(path_based.PathBasedBackend):
     """Persistence to a directory (``conf['path']``, required).
 
     Options: ``encoding`` (default ``'utf-8'``), ``max_cache_size``
-    (accepted for compatibility; files are always read fresh).
+    (accepted for compatibility; files are always read fresh),
+    ``max_value_size`` and ``max_value_depth`` (limits on each stored
+    field, see ``taskflow.persistence._serialize``).
     """
 
     def __init__(self, conf: dict | None) -> None:
@@ -61,6 +66,7 @@ class DirBackend(path_based.PathBasedBackend):
         self.encoding: str = self._conf.get('encoding', 'utf-8')
         self.max_cache_size = self._conf.get('max_cache_size')
         self.lock = _BackendLock(os.path.join(self._path, '.lock'))
+        self.encoder = _serialize.encoder_from_conf(self._conf)
 
     def get_connection(self) -> Connection:
         return Connection(self)
@@ -130,39 +136,24 @@ class Connection(path_based.PathBasedConnection):
         return os.path.join(*parts)
 
     # -- serialisation ------------------------------------------------------
+    # Each field is encoded on its own (held to the backend's limits and
+    # named when refused), then joined into the json.dumps() text of the
+    # whole dict: the same bytes the original writes.
 
     def _dump_atom(self, ad: models.AtomDetail) -> str:
-        data = base._format_atom(ad)
-        try:
-            return _serialize.dumps(data)
-        except _serialize.Unserialisable as e:
-            error = _serialize.describe(
-                'atom detail', ad, self._find_bad_field(data['atom']), e)
-            raise _internal_error(error) from error
-
-    @staticmethod
-    def _find_bad_field(data: dict) -> str:
-        for field, value in data.items():
-            try:
-                _serialize.dumps(value)
-            except _serialize.Unserialisable:
-                return field
-        return 'data'
+        atom = _serialize.dump_record('atom detail', ad, ad.to_dict(),
+                                      self._backend.encoder)
+        return '{"atom": %s, "type": %s}' % (
+            atom, json.dumps(models.atom_detail_type(ad)))
 
     def _dump_flow(self, fd: models.FlowDetail) -> str:
-        return self._dump_named('flow detail', fd, fd.to_dict())
+        return _serialize.dump_record('flow detail', fd, fd.to_dict(),
+                                      self._backend.encoder)
 
     def _dump_book(self, book: models.LogBook) -> str:
-        return self._dump_named('logbook', book,
-                                book.to_dict(marshal_time=True))
-
-    def _dump_named(self, kind: str, obj: Any, data: dict) -> str:
-        try:
-            return _serialize.dumps(data)
-        except _serialize.Unserialisable as e:
-            error = _serialize.describe(kind, obj, self._find_bad_field(data),
-                                        e)
-            raise _internal_error(error) from error
+        return _serialize.dump_record('logbook', book,
+                                      book.to_dict(marshal_time=True),
+                                      self._backend.encoder)
 
     # -- primitives ---------------------------------------------------------
 
@@ -177,8 +168,13 @@ class Connection(path_based.PathBasedConnection):
             raise _internal_error(e) from e
         try:
             return json.loads(raw.decode(self._backend.encoding))
-        except ValueError as e:
-            raise _internal_error(e) from e
+        except (ValueError, RecursionError) as e:
+            kind = _KINDS.get(os.path.basename(os.path.dirname(path)),
+                              'object')
+            record = _decode.Record(kind, None, os.path.basename(path),
+                                    'at ' + filename)
+            raise record.corrupt(_METADATA, 'is not valid JSON (%s)' % (e,),
+                                 e) from e
 
     def _set_item(self, path: str, value: str, transaction: Any) -> None:
         try:

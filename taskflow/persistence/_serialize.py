@@ -104,14 +104,15 @@ class Encoder:
         except ValueError as e:
             if 'Circular reference' in str(e):
                 raise Unstorable('it is cyclic (it contains itself)') from None
-            raise Unstorable('converting it to JSON failed: %s' % (e,)) from e
+            raise Unstorable('converting it to JSON failed: %s' % (e,)
+                             ) from None
         except TypeError as e:
             # Mostly dict keys: values JSON lacks go to _default.
             raise Unstorable(_bad_key(value) or 'converting it to JSON failed:'
-                             ' %s' % (e,)) from e
+                             ' %s' % (e,)) from None
         except Exception as e:  # raised by a value's own items()/__iter__
             raise Unstorable('converting it to JSON raised %s: %s'
-                             % (type(e).__name__, e)) from e
+                             % (type(e).__name__, e)) from None
         if len(text) > self.max_size:
             raise self._too_large(len(text))
         # Nesting opens a bracket per level: text with fewer brackets than
@@ -143,8 +144,10 @@ class Encoder:
             try:
                 return value.decode('utf-8')
             except UnicodeDecodeError as e:
+                # Not chained: the decode error holds the bytes, which a
+                # stored failure of this error could not hold either.
                 raise Unstorable('it holds bytes that are not valid UTF-8'
-                                 ' (%s)' % (e,)) from e
+                                 ' (%s)' % (e,)) from None
         if isinstance(value, datetime.datetime):
             return value.strftime('%Y-%m-%dT%H:%M:%S.%f')
         if isinstance(value, _STR_TYPES):
@@ -264,7 +267,9 @@ def dump_field(kind: str, obj: Any, field: str, value: Any,
     try:
         return encoder.dumps(value)
     except Unstorable as e:
-        raise unstorable(kind, obj, field, e) from e
+        # Not chained: the message says it all, and what a stored failure
+        # of this error holds must be storable.
+        raise unstorable(kind, obj, field, e) from None
 
 
 def unstorable(kind: str, obj: Any, field: str, reason: BaseException | str

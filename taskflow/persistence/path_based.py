@@ -207,28 +207,38 @@ class PathBasedConnection(base.Connection, abc.ABC):
             book.updated_at = updated_at
         return book
 
-    def _write_atom(self, ad: models.AtomDetail, transaction: Any) -> None:
+    # Writes are planned first (stored objects read and merged, every value
+    # encoded), then applied: a value that can never be stored is refused
+    # before anything is written.
+
+    def _plan_atom(self, ad: models.AtomDetail, plan: list) -> None:
         path = self._join_path(self.atom_path, ad.uuid)
         if self._exists(path):
             stored = self._read_atom(ad.uuid)
             ad = stored.merge(ad)
-        self._set_item(path, self._dump_atom(ad), transaction)
+        plan.append((self._set_item, path, self._dump_atom(ad)))
 
-    def _write_flow(self, fd: models.FlowDetail, transaction: Any,
-                    ignore_missing: bool) -> None:
+    def _plan_flow(self, fd: models.FlowDetail, plan: list,
+                   ignore_missing: bool) -> None:
         path = self._join_path(self.flow_path, fd.uuid)
         if self._exists(path):
             stored = self._flow_from_item(path, fd.uuid)
             stored.merge(fd)
-            self._set_item(path, self._dump_flow(stored), transaction)
+            plan.append((self._set_item, path, self._dump_flow(stored)))
         elif ignore_missing:
-            self._set_item(path, self._dump_flow(fd), transaction)
+            plan.append((self._set_item, path, self._dump_flow(fd)))
         else:
             self._get_item(path)  # raises the backend's NotFound
         for ad in fd:
-            self._write_atom(ad, transaction)
-            self._create_link(self._join_path(self.atom_path, ad.uuid),
-                              self._join_path(path, ad.uuid), transaction)
+            self._plan_atom(ad, plan)
+            plan.append((self._create_link,
+                         self._join_path(self.atom_path, ad.uuid),
+                         self._join_path(path, ad.uuid)))
+
+    @staticmethod
+    def _apply(plan: list, transaction: Any) -> None:
+        for write, first, second in plan:
+            write(first, second, transaction)
 
     def update_atom_details(self, atom_detail: models.AtomDetail
                             ) -> models.AtomDetail:
@@ -245,7 +255,9 @@ class PathBasedConnection(base.Connection, abc.ABC):
         """Returns ``flow_detail`` itself (as the original's path based
         backends do)."""
         with self._transaction() as transaction:
-            self._write_flow(flow_detail, transaction, ignore_missing=False)
+            plan: list = []
+            self._plan_flow(flow_detail, plan, ignore_missing=False)
+            self._apply(plan, transaction)
         return flow_detail
 
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
@@ -256,13 +268,15 @@ class PathBasedConnection(base.Connection, abc.ABC):
             if self._exists(path):
                 stored = self._book_from_item(path, book.uuid)
                 stored.merge(book)
-                self._set_item(path, self._dump_book(stored), transaction)
+                plan = [(self._set_item, path, self._dump_book(stored))]
             else:
-                self._set_item(path, self._dump_book(book), transaction)
+                plan = [(self._set_item, path, self._dump_book(book))]
             for fd in book:
-                self._write_flow(fd, transaction, ignore_missing=True)
-                self._create_link(self._join_path(self.flow_path, fd.uuid),
-                                  self._join_path(path, fd.uuid), transaction)
+                self._plan_flow(fd, plan, ignore_missing=True)
+                plan.append((self._create_link,
+                             self._join_path(self.flow_path, fd.uuid),
+                             self._join_path(path, fd.uuid)))
+            self._apply(plan, transaction)
         return book
 
     def get_logbook(self, book_uuid: str, lazy: bool = False

@@ -40,7 +40,7 @@ def flow_from_row(row: Any, atom_rows: Iterable[Any]) -> models.FlowDetail:
         'name': row.name, 'uuid': row.uuid, 'state': row.state,
         'meta': record.json('meta', row.meta),
     })
-    where = "in flow detail '%s'" % (row.uuid,)
+    where = "in flow detail '%s' (uuid '%s')" % (row.name, row.uuid)
     for atom_row in atom_rows:
         fd.add(atom_from_row(atom_row, where))
     return fd

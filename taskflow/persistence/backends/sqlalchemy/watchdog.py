@@ -124,6 +124,10 @@ def install(engine: sa.Engine, limit: float, what: str) -> None:
         watchdog.arm(dbapi_connection, limit, what)
 
     def _touch(conn: sa.Connection, *args: Any) -> None:
+        # An invalidated connection (the watchdog may have cut it) has no
+        # DBAPI connection to watch, and asking for it would raise.
+        if conn.invalidated or conn.closed:
+            return
         dbapi_connection = conn.connection.dbapi_connection
         if dbapi_connection is not None:
             watchdog.touch(dbapi_connection)

@@ -77,13 +77,14 @@ class Record:
         self.uuid = uuid
         self.where = where
 
-    def corrupt(self, field: str, problem: str,
-                cause: BaseException | None = None) -> CorruptRecord:
+    def corrupt(self, field: str, problem: str) -> CorruptRecord:
+        """The error to raise (chain the error that showed the problem
+        with ``from``: the message already says what it was)."""
         named = '' if self.name is None else " '%s'" % (self.name,)
         where = ' ' + self.where if self.where else ''
         return CorruptRecord("Stored %s%s (uuid '%s')%s is corrupt: its '%s'"
                              " %s" % (self.kind, named, self.uuid, where,
-                                      field, problem), cause)
+                                      field, problem))
 
     def json(self, field: str, text: Any) -> Any:
         """Parse a JSON column (``None`` stays ``None``)."""
@@ -92,8 +93,7 @@ class Record:
         try:
             return json.loads(text)
         except (ValueError, RecursionError) as e:
-            raise self.corrupt(field, 'is not valid JSON (%s)' % (e,),
-                               e) from e
+            raise self.corrupt(field, 'is not valid JSON (%s)' % (e,)) from e
 
 
 def _type_name(value: Any) -> str:
@@ -118,8 +118,8 @@ def _one_of(record: Record, field: str, value: Any, allowed: frozenset,
         return value
     if isinstance(value, str):
         raise record.corrupt(field, "is an unknown %s '%s'" % (what, value))
-    raise record.corrupt(field, 'is not a %s (it is %s)'
-                         % (what, _type_name(value)))
+    raise record.corrupt(field, 'is not a name (it is %s)'
+                         % _type_name(value))
 
 
 def _meta(record: Record, value: Any) -> dict:
@@ -271,4 +271,4 @@ def _unmarshal_time(record: Record, field: str, value: Any
         return models._unmarshal_time(value)
     except Exception as e:  # out of range fields, unknown time zone...
         raise record.corrupt(field, 'is not a valid date and time (%s)'
-                             % (e,), e) from e
+                             % (e,)) from e

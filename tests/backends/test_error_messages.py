@@ -141,4 +141,4 @@ def test_dir_failure_messages(tmp_path):
         " not valid JSON (Expecting property name enclosed in double quotes:"
         " line 1 column 2 (char 1))" % metadata,)
     assert isinstance(info.value, ValueError)
-    assert isinstance(info.value.cause, ValueError)
+    assert isinstance(info.value.__cause__, ValueError)

@@ -173,8 +173,8 @@ class Connection(path_based.PathBasedConnection):
                               'object')
             record = _decode.Record(kind, None, os.path.basename(path),
                                     'at ' + filename)
-            raise record.corrupt(_METADATA, 'is not valid JSON (%s)' % (e,),
-                                 e) from e
+            raise record.corrupt(_METADATA,
+                                 'is not valid JSON (%s)' % (e,)) from e
 
     def _set_item(self, path: str, value: str, transaction: Any) -> None:
         try:

@@ -9,6 +9,7 @@ timeouts, SQLite's busy timeout).
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -112,3 +113,16 @@ def test_a_pool_checkout_timeout_is_set_by_default(make_backend):
     assert backend.engine.pool.timeout() == 30
     with contextlib.closing(backend.get_connection()):
         pass
+
+
+@pytest.mark.postgresql
+def test_the_watchdog_leaves_other_users_of_the_engine_alone(make_backend):
+    """Only the backend's own operations have a client-side deadline: a
+    program's idle connection from ``backend.engine`` is never cut."""
+    backend = make_backend('postgresql', read_timeout=0.5)
+    with backend.engine.connect() as conn:
+        conn.exec_driver_sql('SELECT 1')
+        time.sleep(1.5)  # idle (in a transaction) for 3 read timeouts
+        assert conn.exec_driver_sql('SELECT 2').scalar() == 2
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.validate()

@@ -88,6 +88,7 @@ from taskflow.persistence.backends.sqlalchemy import retrying as _retrying
 from taskflow.persistence.backends.sqlalchemy import rows as _rows
 from taskflow.persistence.backends.sqlalchemy import statements as _stmts
 from taskflow.persistence.backends.sqlalchemy import tables as _tables
+from taskflow.persistence.backends.sqlalchemy import watchdog as _watchdog
 
 __all__ = ['Connection', 'SQLAlchemyBackend']
 
@@ -133,7 +134,7 @@ class SQLAlchemyBackend(base.Backend):
     delay, default 0.1 s); values: ``max_value_size`` (bytes of JSON per
     field, default 16 MiB), ``max_value_depth`` (default 200).
     An existing ``engine`` may be passed instead (it is not disposed on
-    ``close()``).
+    ``close()``, and keeps its own settings: no timeouts are added).
     """
 
     def __init__(self, conf: dict | None, engine: sa.Engine | None = None
@@ -168,8 +169,12 @@ class SQLAlchemyBackend(base.Backend):
         self._lock: contextlib.AbstractContextManager = (
             threading.RLock() if _engines.is_memory_sqlite(self._engine.url)
             else contextlib.nullcontext())
+        # Our own operations run with these options: writes start with
+        # BEGIN IMMEDIATE on SQLite; both are watched for a hung server.
+        watched = {_watchdog.WATCHED: True}
         self._write_engine = self._engine.execution_options(
-            taskflow_write=True)
+            taskflow_write=True, **watched)
+        self._read_engine = self._engine.execution_options(**watched)
         LOG.debug('Created %r', self)
 
     @property
@@ -342,7 +347,7 @@ class Connection(base.Connection):
     @contextlib.contextmanager
     def _reading(self, message: str) -> Iterator[sa.Connection]:
         with self._errors(message), self._backend._lock:
-            with self._backend._engine.connect() as conn:
+            with self._backend._read_engine.connect() as conn:
                 yield conn
 
     # -- schema -------------------------------------------------------------

@@ -4,11 +4,12 @@ Server-side timeouts (PostgreSQL's ``statement_timeout``) do nothing when
 the server, or the network to it, stops answering while the TCP connection
 stays up (a frozen server, a stuck proxy, a black-holed route before the
 keepalives notice): libpq has no read timeout, so the client would wait
-forever. The watchdog gives every connection checked out of the pool a
-deadline (``limit`` seconds after its latest statement, commit or rollback
-began); a connection past it has its socket shut down from the watchdog's
-thread, which makes the blocked call fail at once with a lost-connection
-error (retried like any other, see ``retrying``).
+forever. The watchdog gives each connection the backend runs an operation
+on a deadline (``limit`` seconds after its latest statement, commit or
+rollback began, until it is checked back in); a connection past it has its
+socket shut down from the watchdog's thread, which makes the blocked call
+fail at once with a lost-connection error (retried like any other, see
+``retrying``).
 
 One daemon thread serves every backend; it wakes every ``TICK`` seconds
 while connections are checked out and sleeps otherwise.
@@ -26,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-__all__ = ['TICK', 'install']
+__all__ = ['TICK', 'WATCHED', 'install']
 
 LOG = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
 
     def arm(self, dbapi_connection: Any, limit: float, what: str) -> None:
+        """(Re)start the connection's deadline: ``limit`` seconds from now."""
+        entry = self._armed.get(id(dbapi_connection))
+        if entry is not None:
+            entry[0] = time.monotonic() + limit
+            return
         with self._lock:
             self._armed[id(dbapi_connection)] = [
                 time.monotonic() + limit, limit, dbapi_connection, what]
@@ -53,11 +59,6 @@ class _Watchdog:
                 self._thread.start()
         if not self._wake.is_set():
             self._wake.set()
-
-    def touch(self, dbapi_connection: Any) -> None:
-        entry = self._armed.get(id(dbapi_connection))
-        if entry is not None:
-            entry[0] = time.monotonic() + entry[1]
 
     def disarm(self, dbapi_connection: Any) -> None:
         with self._lock:
@@ -115,30 +116,34 @@ def _cut(dbapi_connection: Any, limit: float, what: str) -> None:
 _WATCHDOG = _Watchdog()
 
 
+#: Execution option marking the connections the watchdog watches (the
+#: backend's own operations; not what a program does with ``backend.engine``).
+WATCHED = 'taskflow_watched'
+
+
 def install(engine: sa.Engine, limit: float, what: str) -> None:
-    """Watch every connection ``engine`` checks out (see the module doc)."""
+    """Watch the connections of ``engine`` that run with the execution
+    option :data:`WATCHED` (see the module doc)."""
     watchdog = _WATCHDOG
 
-    @event.listens_for(engine, 'checkout')
-    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        watchdog.arm(dbapi_connection, limit, what)
-
-    def _touch(conn: sa.Connection, *args: Any) -> None:
+    def _arm(conn: sa.Connection, *args: Any) -> None:
         # An invalidated connection (the watchdog may have cut it) has no
         # DBAPI connection to watch, and asking for it would raise.
-        if conn.invalidated or conn.closed:
+        if (conn.invalidated or conn.closed
+                or not conn.get_execution_options().get(WATCHED)):
             return
         dbapi_connection = conn.connection.dbapi_connection
         if dbapi_connection is not None:
-            watchdog.touch(dbapi_connection)
+            watchdog.arm(dbapi_connection, limit, what)
 
     for name in ('before_cursor_execute', 'commit', 'rollback'):
-        event.listen(engine, name, _touch)
+        event.listen(engine, name, _arm)
 
     def _disarm(dbapi_connection: Any, *args: Any) -> None:
         if dbapi_connection is not None:
             watchdog.disarm(dbapi_connection)
 
+    # Checked in (after its reset), invalidated or closed: no longer ours.
     for name in ('checkin', 'invalidate', 'soft_invalidate', 'close',
                  'close_detached', 'detach'):
         event.listen(engine, name, _disarm)

@@ -1,7 +1,7 @@
 """Database outages: bounded waits, bounded retries, bounded logs.
 
 The SQL backends reach the real PostgreSQL / MariaDB through a TCP proxy
-(``_proxy.TcpProxy``) that the tests make hang (a server that stops
+(``tests/_proxy.py``) that the tests make hang (a server that stops
 answering with its connections up) or go down (connections reset, new ones
 refused). A short outage is ridden out; a long one ends in
 ``StorageFailure`` within a bounded time with a few log lines; the next
@@ -29,7 +29,7 @@ from taskflow.patterns import linear_flow as lf
 from taskflow.persistence import backends
 from taskflow.persistence import models
 from taskflow.utils import persistence_utils as p_utils
-from tests.backends._proxy import TcpProxy
+from tests._proxy import TcpProxy
 from tests.backends.conftest import kind_params, server_url
 
 SERVER_KINDS = kind_params(['postgresql', 'mysql'])

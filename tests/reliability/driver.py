@@ -11,6 +11,14 @@ One *trial* runs one flow shape against one backend:
 
 A *baseline* is the same shape run once without kills: the reference the
 trials are compared with.
+
+An *outage trial* makes the database unreachable instead of killing the
+worker (``KillPlan('outage', ...)``, see :class:`Faults`): through a TCP
+proxy in front of PostgreSQL / MariaDB that resets connections (``down``)
+or stops answering (``hang``), or by holding SQLite's write lock
+(``lock``). A short outage must be ridden out; after a long one the worker
+stops with ``StorageFailure`` within a bounded time and the next worker
+resumes the flow once the database is back.
 """
 
 from __future__ import annotations
@@ -47,12 +55,18 @@ class KillPlan:
     ``event``: when it stops itself inside its ``count``-th notification
     (right after a state was saved); ``write``: when it stops itself right
     after its ``count``-th backend write returned (every commit boundary,
-    e.g. between two intention changes of one failure resolution).
+    e.g. between two intention changes of one failure resolution);
+    ``outage``: no kill, the database goes away (``fault``) ``delay``
+    seconds after the worker loaded the engine (or was spawned, with
+    ``at_startup``) for ``duration`` seconds.
     """
 
     mode: str
     delay: float = 0.0
     count: int = 0
+    fault: str = ''         # outage: 'down', 'hang' or 'lock'
+    duration: float = 0.0   # outage: seconds the database stays away
+    at_startup: bool = False   # outage: delay counts from the spawn
 
 
 @dataclass(frozen=True)
@@ -96,11 +110,87 @@ def _reap(proc: subprocess.Popen) -> int:
     return proc.returncode
 
 
+class Faults:
+    """Makes one trial's database unreachable for a while.
+
+    ``conf(conf)`` is the configuration workers use (through the fault
+    point, with small timeouts so outages end quickly); ``start(fault)``
+    and ``stop()`` begin and end an outage.
+    """
+
+    # Short limits: an attempt waits ~2 s at most, retries stop after 1.5 s.
+    SERVER_OPTIONS = {'connect_timeout': 2, 'read_timeout': 1,
+                      'statement_timeout': 1, 'lock_timeout': 1,
+                      'max_retry_time': 1.5, 'retry_backoff': 0.05}
+    SQLITE_OPTIONS = {'sqlite_busy_timeout': 0.3, 'max_retry_time': 1.5,
+                      'retry_backoff': 0.05}
+
+    def __init__(self, backend: str, conf: dict) -> None:
+        import sqlalchemy as sa
+
+        self._url = sa.engine.make_url(conf['connection'])
+        self._proxy = None
+        self._lock_holder: Any = None
+        self.started = 0   # outages begun so far
+        self.kinds: tuple[str, ...]
+        if backend == 'sqlite':
+            self.kinds = ('lock',)
+            self._conf = dict(conf, **self.SQLITE_OPTIONS)
+        else:
+            from tests._proxy import TcpProxy
+            self.kinds = ('down', 'hang')
+            self._proxy = TcpProxy(self._url.host or '127.0.0.1', self._url.port or
+                                   {'postgresql': 5432, 'mysql': 3306}[backend])
+            url = self._url.set(host='127.0.0.1', port=self._proxy.port)
+            self._conf = dict(conf, connection=url.render_as_string(
+                hide_password=False), **self.SERVER_OPTIONS)
+
+    def conf(self) -> dict:
+        return dict(self._conf)
+
+    def start(self, fault: str) -> None:
+        self.started += 1
+        if fault == 'lock':
+            import sqlite3
+            holder = sqlite3.connect(self._url.database, timeout=10,
+                                     isolation_level=None)
+            holder.execute('BEGIN EXCLUSIVE')
+            self._lock_holder = holder
+        else:
+            getattr(self._proxy, fault)()
+
+    def stop(self) -> None:
+        if self._lock_holder is not None:
+            self._lock_holder.execute('ROLLBACK')
+            self._lock_holder.close()
+            self._lock_holder = None
+        if self._proxy is not None:
+            self._proxy.resume()
+            self._proxy.up()
+
+    def close(self) -> None:
+        self.stop()
+        if self._proxy is not None:
+            self._proxy.close()
+
+
 def supervise(proc: subprocess.Popen, plan: KillPlan | None, ready_path: Path,
-              deadline: float = WORKER_DEADLINE) -> tuple[str, bool]:
-    """Wait for the worker, killing it per ``plan``: ``(how it ended, ready?)``."""
+              deadline: float = WORKER_DEADLINE,
+              faults: Faults | None = None) -> tuple[str, bool]:
+    """Wait for the worker, killing it (or making its database go away) per
+    ``plan``: ``(how it ended, ready?)``."""
+    try:
+        return _supervise(proc, plan, ready_path, deadline, faults)
+    finally:
+        if faults is not None:
+            faults.stop()   # the next worker finds the database back
+
+
+def _supervise(proc: subprocess.Popen, plan: KillPlan | None, ready_path: Path,
+               deadline: float, faults: Faults | None) -> tuple[str, bool]:
     spawned = time.monotonic()
     ready_at = None
+    outage_ends = None
     while True:
         pid, status = os.waitpid(proc.pid, os.WNOHANG | os.WUNTRACED)
         now = time.monotonic()
@@ -113,6 +203,15 @@ def supervise(proc: subprocess.Popen, plan: KillPlan | None, ready_path: Path,
                 return observe.KILLED, ready_at is not None
             proc.returncode = os.waitstatus_to_exitcode(status)
             return _exit_kind(proc.returncode), ready_at is not None
+        if plan is not None and plan.mode == 'outage':
+            if outage_ends is None:
+                begins = (spawned if plan.at_startup else ready_at)
+                if begins is not None and now >= begins + plan.delay:
+                    faults.start(plan.fault)
+                    outage_ends = now + plan.duration
+            elif now >= outage_ends:
+                faults.stop()
+                outage_ends = float('inf')
         due = None
         if plan is not None and plan.mode == 'startup':
             due = spawned + plan.delay
@@ -137,6 +236,8 @@ def _exit_kind(code: int) -> str:
         return observe.FINISHED
     if code == worker.EXIT_LOAD_FAILED:
         return observe.LOAD_FAILED
+    if code == worker.EXIT_STORAGE_DOWN:
+        return observe.STOPPED
     return observe.CRASHED
 
 
@@ -154,6 +255,21 @@ def plan_kill(rng: random.Random, baseline: Baseline, records_so_far: int) -> Ki
     if roll < 0.75:
         return KillPlan('event', count=rng.randint(1, outcome['events']))
     return KillPlan('write', count=rng.randint(1, outcome['writes']))
+
+
+def plan_outage(rng: random.Random, baseline: Baseline, kinds: tuple[str, ...]
+                ) -> KillPlan:
+    """A random outage: short ones (ridden out by retries) and long ones
+    (the worker gives up), mostly while the flow runs."""
+    outcome = baseline.outcome
+    fault = rng.choice(kinds)
+    long = rng.random() < 0.5
+    duration = rng.uniform(2.5, 4.0) if long else rng.uniform(0.1, 1.0)
+    if rng.random() < 0.1:
+        return KillPlan('outage', delay=rng.uniform(0.0, outcome['startup_seconds']),
+                        fault=fault, duration=duration, at_startup=True)
+    return KillPlan('outage', delay=rng.uniform(0.0, outcome['run_seconds'] * 1.1),
+                    fault=fault, duration=duration)
 
 
 class Runner:
@@ -192,7 +308,8 @@ class Runner:
 
     def _run_worker(self, where: Path, conf: dict, shape: Shape, book: str,
                     number: int, plan: KillPlan | None, seed: int,
-                    before: observe.Snapshot | None = None) -> observe.Incarnation:
+                    before: observe.Snapshot | None = None,
+                    faults: Faults | None = None) -> observe.Incarnation:
         ready = where / ('ready.%d' % number)
         spec = {'conf': conf, 'book': book, 'shape': shape.name,
                 'ledger': str(where / 'ledger'), 'incarnation': number,
@@ -206,28 +323,42 @@ class Runner:
             spec['stop_after_write'] = plan.count
         stderr_path = where / ('stderr.%d' % number)
         proc = _spawn(spec, where / ('spec.%d.json' % number), stderr_path, self.python)
-        end, reached_ready = supervise(proc, plan, ready)
+        end, reached_ready = supervise(proc, plan, ready, faults=faults)
         stderr = stderr_path.read_text(encoding='utf-8', errors='replace')
         return observe.Incarnation(number, before or observe.Snapshot(absent=True),
                                    plan.mode if plan else None, end, reached_ready,
                                    stderr)
 
     def trial(self, shape_name: str, seed: int, name: str,
-              plans: list[KillPlan] | None = None) -> TrialReport:
+              plans: list[KillPlan] | None = None,
+              outages: bool = False) -> TrialReport:
         """Kill a run of ``shape_name``, resume it, check the invariants.
 
         ``plans``: the kills to make, in order; by default 1 to 4 random ones
-        (see :func:`plan_kill`).
+        (see :func:`plan_kill`; with ``outages``, database outages instead,
+        see :func:`plan_outage`).
         """
+        faults = None
+        if outages or any(p.mode == 'outage' for p in plans or ()):
+            faults = Faults(self.backend, self.conf_for(name))
+        try:
+            return self._trial(shape_name, seed, name, plans, faults)
+        finally:
+            if faults is not None:
+                faults.close()
+
+    def _trial(self, shape_name: str, seed: int, name: str,
+               plans: list[KillPlan] | None, faults: Faults | None) -> TrialReport:
         shape = SHAPES[shape_name]
         baseline = self.baseline(shape_name)
         rng = random.Random(seed)
         where = self.workdir / name
         where.mkdir(parents=True, exist_ok=True)
-        conf = self.conf_for(name)
+        conf = self.conf_for(name) if faults is None else faults.conf()
         book = str(uuid.uuid4())
         report = TrialReport(self.backend, shape_name, seed, workdir=str(where),
-                             replay='%s:%d' % (shape_name, seed))
+                             replay='%s:%s%d' % (shape_name,
+                                                 'outage:' if faults else '', seed))
         if plans is not None and [p.mode for p in plans] == ['write']:
             report.replay = '%s:write:%d' % (shape_name, plans[0].count)
         planned_kills = len(plans) if plans is not None else rng.randint(1, 4)
@@ -240,15 +371,29 @@ class Runner:
             if report.kills < planned_kills:
                 if plans is not None:
                     plan = plans[report.kills]
+                elif faults is not None:
+                    plan = plan_outage(rng, baseline, faults.kinds)
                 else:
                     records, _ = ledger.read(str(where / 'ledger'))
                     plan = plan_kill(rng, baseline, len(records))
+            began = faults.started if faults is not None else 0
             incarnation = self._run_worker(where, conf, shape, book, number, plan,
-                                           seed=rng.randrange(1 << 30), before=before)
+                                           seed=rng.randrange(1 << 30), before=before,
+                                           faults=faults)
             incarnations.append(incarnation)
-            if incarnation.end == observe.KILLED:
+            if plan is not None and plan.mode == 'outage':
+                if faults.started == began:
+                    how = 'missed'   # the worker was done before it began
+                elif incarnation.end == observe.STOPPED:
+                    how = 'stopped'
+                else:
+                    how = 'ridden-out'
+                mode = 'outage-%s-%s' % (plan.fault, how)
+                report.kill_modes[mode] = report.kill_modes.get(mode, 0) + 1
+            if incarnation.end in (observe.KILLED, observe.STOPPED):
                 report.kills += 1
-                report.kill_modes[plan.mode] = report.kill_modes.get(plan.mode, 0) + 1
+                if plan.mode != 'outage':
+                    report.kill_modes[plan.mode] = report.kill_modes.get(plan.mode, 0) + 1
                 before = observe.snapshot(conf, book, shape)
                 observe.save(before, where / ('snapshot.%d.json' % (number + 1)))
                 if before.error and not any(i.reached_ready for i in incarnations):

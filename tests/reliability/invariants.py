@@ -224,6 +224,10 @@ def workers_behaved(incarnations: list[observe.Incarnation]) -> list[Violation]:
         if inc.end == observe.CRASHED:
             found.append(Violation('worker', 'worker %d crashed: %s'
                                    % (inc.number, _last_line(inc.stderr))))
+        elif inc.end == observe.STOPPED and inc.kill_mode != 'outage':
+            found.append(Violation('worker', 'worker %d stopped, the database'
+                                   ' unreachable without an outage: %s'
+                                   % (inc.number, _last_line(inc.stderr))))
         elif inc.end == observe.HUNG:
             found.append(Violation('worker', 'worker %d still running after the deadline'
                                    % inc.number))

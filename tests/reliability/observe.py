@@ -93,6 +93,7 @@ FINISHED = 'finished'      # exit 0: the flow reached a final state
 LOAD_FAILED = 'load-failed'   # exit 3: could not load the stored flow
 CRASHED = 'crashed'        # any other exit
 HUNG = 'hung'              # still running at the deadline (then killed)
+STOPPED = 'stopped'        # exit 4: the database was unreachable (an outage)
 
 
 @dataclass

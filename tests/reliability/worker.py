@@ -16,7 +16,9 @@ to write the outcome.  The worker:
 5. writes the outcome JSON and exits 0.
 
 Exit codes: 0 finished (the flow reached a final state), 3 the stored data
-could not be loaded (invariant e), 1 anything else unexpected.
+could not be loaded (invariant e), 4 the database could not be reached (a
+``StorageFailure`` that is neither a corrupt record nor an unstorable value:
+an outage trial made the database go away), 1 anything else unexpected.
 
 Optional stop points, for precise kills: ``stop_after_record`` (SIGSTOP
 right after the N-th ledger record of this process), ``stop_after_event``
@@ -37,7 +39,7 @@ import traceback
 import uuid
 from typing import Any
 
-EXIT_FINISHED, EXIT_UNEXPECTED, EXIT_LOAD_FAILED = 0, 1, 3
+EXIT_FINISHED, EXIT_UNEXPECTED, EXIT_LOAD_FAILED, EXIT_STORAGE_DOWN = 0, 1, 3, 4
 # A stored flow in one of these states is over: a resumer must not run it
 # again (an engine resets a REVERTED flow and runs it from the start).
 ALREADY_OVER = ('REVERTED', 'FAILURE')
@@ -140,6 +142,17 @@ def _die_with_the_driver() -> None:
         pass
 
 
+def _storage_down(error: BaseException) -> bool:
+    """Whether ``error`` says the database was unreachable (not that the
+    stored data or a value is bad)."""
+    from taskflow import exceptions
+    from taskflow.persistence import _decode
+
+    return (isinstance(error, exceptions.StorageFailure)
+            and not isinstance(error, (exceptions.UnstorableValue,
+                                       _decode.CorruptRecord)))
+
+
 def main(spec_path: str) -> int:
     _die_with_the_driver()
     with open(spec_path, encoding='utf-8') as f:
@@ -163,9 +176,9 @@ def main(spec_path: str) -> int:
             fd = _find_or_create(conn, spec)
         engine = engines.load_from_detail(fd, backend=backend, engine=shape.engine,
                                           **shape.options)
-    except Exception:
+    except Exception as e:
         traceback.print_exc()
-        return EXIT_LOAD_FAILED
+        return EXIT_STORAGE_DOWN if _storage_down(e) else EXIT_LOAD_FAILED
     events = [0]
     _count_events(engine, events, spec.get('stop_after_event'))
     with open(spec['ready'], 'w'):
@@ -180,13 +193,23 @@ def main(spec_path: str) -> int:
         try:
             engine.run()
         except Exception as e:
+            if _storage_down(e):
+                traceback.print_exc()
+                return EXIT_STORAGE_DOWN
             raised = '%s: %s' % (type(e).__name__, e)
     finished = time.monotonic()
+    try:
+        reloaded = _reloaded_results(spec, shape)
+    except Exception as e:
+        if _storage_down(e):
+            traceback.print_exc()
+            return EXIT_STORAGE_DOWN
+        raise
     outcome = {
         'state': engine.storage.get_flow_state(),
         'ran': ran,
         'results': engine.storage.fetch_all(),
-        'reloaded_results': _reloaded_results(spec, shape),
+        'reloaded_results': reloaded,
         'raised': raised,
         'startup_seconds': ready - started,
         'run_seconds': finished - ready,

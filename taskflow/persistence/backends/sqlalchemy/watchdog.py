@@ -33,6 +33,8 @@ LOG = logging.getLogger(__name__)
 
 TICK = 0.25
 _IDLE_TICKS = 20
+_WARNING_INTERVAL = 10.0
+_last_warning = -_WARNING_INTERVAL
 
 
 class _Watchdog:
@@ -109,8 +111,13 @@ def _cut(dbapi_connection: Any, limit: float, what: str) -> None:
         pass
     finally:
         sock.close()
-    LOG.warning('%s: no answer from the database for %.1f s (read_timeout):'
-                ' cut the connection', what, limit)
+    global _last_warning
+    now = time.monotonic()
+    # Rate limited: a hung server can make every pooled connection wait.
+    if now - _last_warning >= _WARNING_INTERVAL:
+        _last_warning = now
+        LOG.warning('%s: no answer from the database for %.1f s'
+                    ' (read_timeout): cut the connection', what, limit)
 
 
 _WATCHDOG = _Watchdog()

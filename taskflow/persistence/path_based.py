@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from taskflow import exceptions as exc
@@ -25,6 +25,9 @@ from taskflow.persistence import base
 from taskflow.persistence import models
 
 __all__ = ['INTERNAL_ERROR', 'PathBasedBackend', 'PathBasedConnection']
+
+# Writes to make, in order: (primitive, path, value or link target).
+_Plan = list[tuple[Callable[[str, Any, Any], None], str, Any]]
 
 # The message of every StorageFailure these backends raise (the error that
 # caused it is attached as its cause), as the original's.
@@ -39,9 +42,10 @@ class PathBasedBackend(base.Backend, abc.ABC):
 
     def __init__(self, conf: dict | None) -> None:
         super().__init__(conf)
-        self._path = self._conf.get('path') or self.DEFAULT_PATH
-        if not self._path:
+        path = self._conf.get('path') or self.DEFAULT_PATH
+        if not path:
             raise ValueError('Empty path is disallowed')
+        self._path: str = path
 
     @property
     def path(self) -> str:
@@ -211,14 +215,14 @@ class PathBasedConnection(base.Connection, abc.ABC):
     # encoded), then applied: a value that can never be stored is refused
     # before anything is written.
 
-    def _plan_atom(self, ad: models.AtomDetail, plan: list) -> None:
+    def _plan_atom(self, ad: models.AtomDetail, plan: _Plan) -> None:
         path = self._join_path(self.atom_path, ad.uuid)
         if self._exists(path):
             stored = self._read_atom(ad.uuid)
             ad = stored.merge(ad)
         plan.append((self._set_item, path, self._dump_atom(ad)))
 
-    def _plan_flow(self, fd: models.FlowDetail, plan: list,
+    def _plan_flow(self, fd: models.FlowDetail, plan: _Plan,
                    ignore_missing: bool) -> None:
         path = self._join_path(self.flow_path, fd.uuid)
         if self._exists(path):
@@ -236,7 +240,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
                          self._join_path(path, ad.uuid)))
 
     @staticmethod
-    def _apply(plan: list, transaction: Any) -> None:
+    def _apply(plan: _Plan, transaction: Any) -> None:
         for write, first, second in plan:
             write(first, second, transaction)
 
@@ -255,7 +259,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
         """Returns ``flow_detail`` itself (as the original's path based
         backends do)."""
         with self._transaction() as transaction:
-            plan: list = []
+            plan: _Plan = []
             self._plan_flow(flow_detail, plan, ignore_missing=False)
             self._apply(plan, transaction)
         return flow_detail
@@ -268,7 +272,8 @@ class PathBasedConnection(base.Connection, abc.ABC):
             if self._exists(path):
                 stored = self._book_from_item(path, book.uuid)
                 stored.merge(book)
-                plan = [(self._set_item, path, self._dump_book(stored))]
+                plan: _Plan = [(self._set_item, path,
+                                self._dump_book(stored))]
             else:
                 plan = [(self._set_item, path, self._dump_book(book))]
             for fd in book:

@@ -130,6 +130,7 @@ class Connection(path_based.PathBasedConnection):
     """A connection to a :class:`DirBackend`."""
 
     backend: DirBackend
+    _backend: DirBackend
 
     @staticmethod
     def _join_path(*parts: str) -> str:

@@ -63,7 +63,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from taskflow import exceptions as exc
 from taskflow.persistence import _decode
@@ -282,7 +282,8 @@ class _StorageErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, error: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, error: Any, tb: Any
+                 ) -> Literal[False]:
         if (isinstance(error, (sa_exc.SQLAlchemyError, OSError, ValueError))
                 and not isinstance(error, exc.TaskFlowException)):
             if (self._written is not None
@@ -620,7 +621,7 @@ class Connection(base.Connection):
                     'meta': book_params['b_meta'],
                     'created_at': book.created_at,
                     'updated_at': book.updated_at})
-                result = book
+                result: models.LogBook | None = book
             else:
                 result = self._merged_book(conn, row, book) if merged else None
                 conn.execute(self._st.update_book, book_params)

@@ -153,7 +153,7 @@ def describe(error: BaseException) -> str:
     """The first line of the driver's message (never the SQL statement or
     its parameters, which SQLAlchemy's own message carries)."""
     orig = getattr(error, 'orig', None) or error
-    args = getattr(orig, 'args', ())
+    args: tuple = getattr(orig, 'args', ())
     if len(args) >= 2 and isinstance(args[0], int):
         text = '(%s) %s' % (args[0], args[1])  # PyMySQL: (code, message)
     else:

@@ -7,6 +7,8 @@ binding parameters and executing.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from taskflow.persistence.backends.sqlalchemy import tables as _tables
@@ -75,7 +77,8 @@ class Statements:
             ad.c.uuid.in_(b('b_uuids', expanding=True)),
             ad.c.parent_uuid == b('b_parent'))
         self.insert_atom = ad.insert()
-        atom_values = {name: b('b_' + name) for name in ATOM_UPDATE_COLUMNS}
+        atom_values: dict[str, Any] = {name: b('b_' + name)
+                                       for name in ATOM_UPDATE_COLUMNS}
         self.update_atom = ad.update().where(
             ad.c.uuid == b('b_uuid')).values(**atom_values)
         # Matches only a row with the given name and type.

@@ -67,9 +67,10 @@ def _fix_meta(data: dict) -> dict:
 def _marshal_time(when: datetime.datetime | None) -> dict | None:
     if when is None:
         return None
-    out: dict[str, Any] = {'day': when.day, 'month': when.month, 'year': when.year,
-           'hour': when.hour, 'minute': when.minute, 'second': when.second,
-           'microsecond': when.microsecond}
+    out: dict[str, Any] = {
+        'day': when.day, 'month': when.month, 'year': when.year,
+        'hour': when.hour, 'minute': when.minute, 'second': when.second,
+        'microsecond': when.microsecond}
     if when.tzinfo is not None:
         out['tzname'] = when.tzname()
     return out

@@ -262,8 +262,14 @@ SCENARIOS = (
              targets=_async_chain_targets),
     Scenario('persisted', 'persisted',
              'chain of N no-op tasks persisted to a SQL backend as it runs; load + run',
-             (Case(200, {'backend': 'sqlite'}, label='sqlite', quick_size=20),
-              Case(200, {'backend': 'postgresql'}, label='postgresql', quick_size=20))),
+             (Case(200, {'backend': 'sqlite', 'synchronous': 'FULL'}, label='sqlite FULL',
+                   quick_size=20),
+              Case(200, {'backend': 'sqlite', 'synchronous': 'NORMAL'},
+                   label='sqlite NORMAL', quick_size=20),
+              Case(200, {'backend': 'postgresql'}, label='postgresql', quick_size=20)),
+             note='sqlite FULL / NORMAL: taskflow-ng with sqlite_synchronous=FULL (its '
+                  'default) or NORMAL; the original ignores that option and runs its own '
+                  'default (rollback journal, synchronous=FULL) in both rows'),
 )
 
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

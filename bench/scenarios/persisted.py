@@ -1,6 +1,9 @@
 """``persisted``: a chain of N no-op tasks saved to a SQL backend as it runs.
 
-``backend='sqlite'`` writes to a fresh SQLite file; ``backend='postgresql'``
+``backend='sqlite'`` writes to a fresh SQLite file, with ``synchronous``
+(``'FULL'``, taskflow-ng's default, or ``'NORMAL'``) passed as the
+``sqlite_synchronous`` backend option (the original ignores it and keeps its
+own default, a rollback journal with ``synchronous=FULL``); ``backend='postgresql'``
 to a scratch database created (and dropped afterwards) on the server at
 ``$TASKFLOW_BENCH_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``,
 the database part is replaced). The driver is whichever of psycopg (3) or
@@ -83,9 +86,12 @@ def run_once(store, size):
     return seconds
 
 
-def measure(size, backend='sqlite'):
+def measure(size, backend='sqlite', synchronous=None):
     with SCRATCH[backend]() as url:
-        store = backends.fetch({'connection': url})
+        conf = {'connection': url}
+        if synchronous is not None:
+            conf['sqlite_synchronous'] = synchronous
+        store = backends.fetch(conf)
         try:
             with contextlib.closing(store.get_connection()) as conn:
                 conn.upgrade()

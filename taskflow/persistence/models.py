@@ -29,7 +29,7 @@ import datetime
 import os
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from taskflow import exceptions as exc
 from taskflow import states
@@ -67,9 +67,10 @@ def _fix_meta(data: dict) -> dict:
 def _marshal_time(when: datetime.datetime | None) -> dict | None:
     if when is None:
         return None
-    out = {'day': when.day, 'month': when.month, 'year': when.year,
-           'hour': when.hour, 'minute': when.minute, 'second': when.second,
-           'microsecond': when.microsecond}
+    out: dict[str, Any] = {
+        'day': when.day, 'month': when.month, 'year': when.year,
+        'hour': when.hour, 'minute': when.minute, 'second': when.second,
+        'microsecond': when.microsecond}
     if when.tzinfo is not None:
         out['tzname'] = when.tzname()
     return out
@@ -606,7 +607,7 @@ class RetryDetail(AtomDetail):
             results.append((value, {name: _failure_from_dict(f)
                                     for name, f in failures.items()}))
         obj.results = results
-        return obj
+        return cast(RetryDetail, obj)
 
     def to_dict(self) -> dict:
         results = [(value, {name: _failure_to_dict(f)

@@ -18,15 +18,19 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from taskflow import exceptions as exc
+from taskflow.persistence import _decode
 from taskflow.persistence import base
 from taskflow.persistence import models
 from taskflow.persistence import ownership
 
 __all__ = ['INTERNAL_ERROR', 'PathBasedBackend', 'PathBasedConnection']
+
+# Writes to make, in order: (primitive, path, value or link target).
+_Plan = list[tuple[Callable[[str, Any, Any], None], str, Any]]
 
 # The message of every StorageFailure these backends raise (the error that
 # caused it is attached as its cause), as the original's.
@@ -41,9 +45,10 @@ class PathBasedBackend(base.Backend, abc.ABC):
 
     def __init__(self, conf: dict | None) -> None:
         super().__init__(conf)
-        self._path = self._conf.get('path') or self.DEFAULT_PATH
-        if not self._path:
+        path = self._conf.get('path') or self.DEFAULT_PATH
+        if not path:
             raise ValueError('Empty path is disallowed')
+        self._path: str = path
 
     @property
     def path(self) -> str:
@@ -221,14 +226,48 @@ class PathBasedConnection(base.Connection, abc.ABC):
             return False
         return True
 
+    # Reading goes through _decode, which refuses corrupt records (naming
+    # the object, the field and the problem).
+
     def _read_atom(self, ad_uuid: str) -> models.AtomDetail:
-        data = self._get_item(self._join_path(self.atom_path, ad_uuid))
-        cls = models.atom_detail_class(data['type'])
-        return cls.from_dict(data['atom'])
+        path = self._join_path(self.atom_path, ad_uuid)
+        data = self._get_item(path)
+        record = _decode.Record('atom detail', None, ad_uuid, 'at ' + path)
+        if not isinstance(data, dict):
+            raise record.corrupt('data', 'is not a dict (it is %s)'
+                                 % _decode._type_name(data))
+        atom = data.get('atom')
+        if not isinstance(atom, dict):
+            raise record.corrupt('atom', 'is missing' if atom is None
+                                 else 'is not a dict')
+        if atom.get('uuid') != ad_uuid:
+            raise record.corrupt('uuid', 'does not match its path')
+        return _decode.atom_detail(data.get('type'), atom, 'at ' + path)
+
+    def _flow_from_item(self, path: str, fd_uuid: str) -> models.FlowDetail:
+        data = self._get_item(path)
+        record = _decode.Record('flow detail', None, fd_uuid, 'at ' + path)
+        if not isinstance(data, dict):
+            raise record.corrupt('data', 'is not a dict (it is %s)'
+                                 % _decode._type_name(data))
+        if data.get('uuid') != fd_uuid:
+            raise record.corrupt('uuid', 'does not match its path')
+        return _decode.flow_detail(data, 'at ' + path)
+
+    def _book_from_item(self, path: str, book_uuid: str) -> models.LogBook:
+        data = self._get_item(path)
+        record = _decode.Record('logbook', None, book_uuid, 'at ' + path)
+        if not isinstance(data, dict):
+            raise record.corrupt('data', 'is not a dict (it is %s)'
+                                 % _decode._type_name(data))
+        if data.get('uuid') != book_uuid:
+            raise record.corrupt('uuid', 'does not match its path')
+        return _decode.logbook(data, unmarshal_time=True,
+                               where='at ' + path)
 
     def _read_flow(self, fd_uuid: str, lazy: bool) -> models.FlowDetail:
         path = self._join_path(self.flow_path, fd_uuid)
-        fd = models.FlowDetail.from_dict(self._get_item(path))
+        fd = self._flow_from_item(path, fd_uuid)
         if not lazy:
             for ad_uuid in self._get_children(path):
                 fd.add(self._read_atom(ad_uuid))
@@ -236,8 +275,7 @@ class PathBasedConnection(base.Connection, abc.ABC):
 
     def _read_book(self, book_uuid: str, lazy: bool) -> models.LogBook:
         path = self._join_path(self.book_path, book_uuid)
-        book = models.LogBook.from_dict(self._get_item(path),
-                                        unmarshal_time=True)
+        book = self._book_from_item(path, book_uuid)
         if not lazy:
             updated_at = book.updated_at  # add() would touch it
             for fd_uuid in self._get_children(path):
@@ -245,28 +283,38 @@ class PathBasedConnection(base.Connection, abc.ABC):
             book.updated_at = updated_at
         return book
 
-    def _write_atom(self, ad: models.AtomDetail, transaction: Any) -> None:
+    # Writes are planned first (stored objects read and merged, every value
+    # encoded), then applied: a value that can never be stored is refused
+    # before anything is written.
+
+    def _plan_atom(self, ad: models.AtomDetail, plan: _Plan) -> None:
         path = self._join_path(self.atom_path, ad.uuid)
         if self._exists(path):
             stored = self._read_atom(ad.uuid)
             ad = stored.merge(ad)
-        self._set_item(path, self._dump_atom(ad), transaction)
+        plan.append((self._set_item, path, self._dump_atom(ad)))
 
-    def _write_flow(self, fd: models.FlowDetail, transaction: Any,
-                    ignore_missing: bool) -> None:
+    def _plan_flow(self, fd: models.FlowDetail, plan: _Plan,
+                   ignore_missing: bool) -> None:
         path = self._join_path(self.flow_path, fd.uuid)
         if self._exists(path):
-            stored = models.FlowDetail.from_dict(self._get_item(path))
+            stored = self._flow_from_item(path, fd.uuid)
             stored.merge(fd)
-            self._set_item(path, self._dump_flow(stored), transaction)
+            plan.append((self._set_item, path, self._dump_flow(stored)))
         elif ignore_missing:
-            self._set_item(path, self._dump_flow(fd), transaction)
+            plan.append((self._set_item, path, self._dump_flow(fd)))
         else:
             self._get_item(path)  # raises the backend's NotFound
         for ad in fd:
-            self._write_atom(ad, transaction)
-            self._create_link(self._join_path(self.atom_path, ad.uuid),
-                              self._join_path(path, ad.uuid), transaction)
+            self._plan_atom(ad, plan)
+            plan.append((self._create_link,
+                         self._join_path(self.atom_path, ad.uuid),
+                         self._join_path(path, ad.uuid)))
+
+    @staticmethod
+    def _apply(plan: _Plan, transaction: Any) -> None:
+        for write, first, second in plan:
+            write(first, second, transaction)
 
     def update_atom_details(self, atom_detail: models.AtomDetail
                             ) -> models.AtomDetail:
@@ -285,7 +333,9 @@ class PathBasedConnection(base.Connection, abc.ABC):
         backends do)."""
         with self._transaction() as transaction:
             self._check_fence()
-            self._write_flow(flow_detail, transaction, ignore_missing=False)
+            plan: _Plan = []
+            self._plan_flow(flow_detail, plan, ignore_missing=False)
+            self._apply(plan, transaction)
         return flow_detail
 
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
@@ -295,16 +345,18 @@ class PathBasedConnection(base.Connection, abc.ABC):
         with self._transaction() as transaction:
             self._check_fence()
             if self._exists(path):
-                stored = models.LogBook.from_dict(self._get_item(path),
-                                                  unmarshal_time=True)
+                stored = self._book_from_item(path, book.uuid)
                 stored.merge(book)
-                self._set_item(path, self._dump_book(stored), transaction)
+                plan: _Plan = [(self._set_item, path,
+                                self._dump_book(stored))]
             else:
-                self._set_item(path, self._dump_book(book), transaction)
+                plan = [(self._set_item, path, self._dump_book(book))]
             for fd in book:
-                self._write_flow(fd, transaction, ignore_missing=True)
-                self._create_link(self._join_path(self.flow_path, fd.uuid),
-                                  self._join_path(path, fd.uuid), transaction)
+                self._plan_flow(fd, plan, ignore_missing=True)
+                plan.append((self._create_link,
+                             self._join_path(self.flow_path, fd.uuid),
+                             self._join_path(path, fd.uuid)))
+            self._apply(plan, transaction)
         return book
 
     def get_logbook(self, book_uuid: str, lazy: bool = False

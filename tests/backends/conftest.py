@@ -64,11 +64,13 @@ def make_conf(kind: str, tmp_path, server_urls: dict[str, str]) -> dict:
 
 @pytest.fixture
 def make_backend(tmp_path, server_urls):
-    """``make_backend(kind)`` -> an upgraded, empty backend (closed after)."""
+    """``make_backend(kind, **options)`` -> an upgraded, empty backend
+    (closed after); ``options`` are added to its configuration."""
     made = []
 
-    def factory(kind: str, fresh: bool = True):
+    def factory(kind: str, fresh: bool = True, **options):
         conf = make_conf(kind, tmp_path, server_urls)
+        conf.update(options)
         backend = backends.fetch(conf)
         made.append(backend)
         with contextlib.closing(backend.get_connection()) as conn:

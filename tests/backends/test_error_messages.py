@@ -94,14 +94,19 @@ def _update_with_results(conn, results) -> pytest.ExceptionInfo:
     return info
 
 
+UNSERIALISABLE = ("Cannot store the results of atom detail 't' (uuid 'a-1'):"
+                  " it holds a value of type tests.backends.test_error_messages"
+                  ".NotSerialisable, which has no JSON form")
+
+
 def test_sql_unserialisable_value_message():
     backend = backends.fetch('sqlite://')
     with contextlib.closing(backend.get_connection()) as conn:
         conn.upgrade()
         info = _update_with_results(conn, NotSerialisable())
-    assert info.value.args == ("Failed updating atom details with uuid"
-                               " 'a-1'",)
-    assert "results of atom detail 't'" in str(info.value.cause)
+    assert type(info.value) is exc.UnstorableValue
+    assert info.value.args == (UNSERIALISABLE,)
+    assert str(info.value) == UNSERIALISABLE
 
 
 def test_memory_failure_message():
@@ -124,12 +129,16 @@ def test_dir_failure_messages(tmp_path):
         % os.path.join(path, 'flow_details'))
     conn.upgrade()
     info = _update_with_results(conn, NotSerialisable())
-    assert info.value.args == (INTERNAL,)
-    assert "results of atom detail 't'" in str(info.value.cause)
-    with open(os.path.join(path, 'atom_details', 'a-1', 'metadata'),
-              'w') as fh:
+    assert type(info.value) is exc.UnstorableValue
+    assert info.value.args == (UNSERIALISABLE,)
+    metadata = os.path.join(path, 'atom_details', 'a-1', 'metadata')
+    with open(metadata, 'w') as fh:
         fh.write('{bad')
     with pytest.raises(exc.StorageFailure) as info:
         conn.get_atom_details('a-1')
-    assert info.value.args == (INTERNAL,)
-    assert isinstance(info.value.cause, ValueError)
+    assert info.value.args == (
+        "Stored atom detail (uuid 'a-1') at %s is corrupt: its 'metadata' is"
+        " not valid JSON (Expecting property name enclosed in double quotes:"
+        " line 1 column 2 (char 1))" % metadata,)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value.__cause__, ValueError)

@@ -178,7 +178,8 @@ def test_memory_backend_layout():
 
 # -- SQL backend configuration ------------------------------------------------------
 
-def test_sqlite_file_uses_wal(tmp_path):
+def test_sqlite_file_is_durable_by_default(tmp_path):
+    """WAL with synchronous=FULL unless NORMAL is asked for explicitly."""
     path = tmp_path / 'wal.db'
     backend = backends.fetch('sqlite:///%s' % path)
     with contextlib.closing(backend.get_connection()) as conn:
@@ -186,17 +187,19 @@ def test_sqlite_file_uses_wal(tmp_path):
         with backend.engine.connect() as sa_conn:
             assert sa_conn.exec_driver_sql('PRAGMA journal_mode').scalar() \
                 == 'wal'
-            # 1 == NORMAL
+            # 2 == FULL
             assert sa_conn.exec_driver_sql('PRAGMA synchronous').scalar() \
-                == 1
+                == 2
     backend.close()
     assert sqlite3.connect(path).execute('PRAGMA journal_mode').fetchone() \
         == ('wal',)
-    full = backends.fetch({'connection': 'sqlite:///%s' % path,
-                           'sqlite_synchronous': 'full'})
-    with full.engine.connect() as sa_conn:
-        assert sa_conn.exec_driver_sql('PRAGMA synchronous').scalar() == 2
-    full.close()
+    normal = backends.fetch({'connection': 'sqlite:///%s' % path,
+                             'sqlite_synchronous': 'normal'})
+    with normal.engine.connect() as sa_conn:
+        assert sa_conn.exec_driver_sql('PRAGMA synchronous').scalar() == 1
+        assert sa_conn.exec_driver_sql('PRAGMA journal_mode').scalar() \
+            == 'wal'
+    normal.close()
     with pytest.raises(ValueError, match='sqlite_synchronous'):
         backends.fetch({'connection': 'sqlite:///%s' % path,
                         'sqlite_synchronous': 'sometimes'})
@@ -254,24 +257,6 @@ def test_existing_engine_is_not_disposed(tmp_path):
     with engine.connect() as sa_conn:
         assert sa_conn.exec_driver_sql('SELECT name FROM logbooks'
                                        ).scalar() == 'b'
-
-
-def test_transient_errors_are_recognised():
-    import pymysql
-
-    def dbapi_error(orig):
-        return impl_sqlalchemy.sa_exc.OperationalError('SELECT 1', {}, orig)
-
-    deadlock = dbapi_error(pymysql.err.OperationalError(1213, 'Deadlock'))
-    assert impl_sqlalchemy._is_transient(deadlock)
-
-    class PgError(Exception):
-        sqlstate = '40P01'
-
-    assert impl_sqlalchemy._is_transient(dbapi_error(PgError()))
-    assert not impl_sqlalchemy._is_transient(
-        dbapi_error(pymysql.err.OperationalError(1146, 'no such table')))
-    assert not impl_sqlalchemy._is_transient(ValueError('x'))
 
 
 @pytest.mark.postgresql

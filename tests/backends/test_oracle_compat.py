@@ -316,3 +316,69 @@ def test_same_schema_as_the_original(kind, tmp_path, server_urls):
         return out, revision
 
     assert normalise(ours) == normalise(theirs)
+
+
+# -- the JSON text of stored values ------------------------------------------
+
+VALUES_PROGRAM = r'''
+import collections, contextlib, datetime, decimal, ipaddress, json, sqlite3
+import sys, uuid
+from taskflow.persistence import backends, models
+
+class WithItems:
+    def items(self):
+        return [('k', (1, 2))]
+
+class Iterable:
+    def __iter__(self):
+        return iter([7, {8}])
+
+values = [
+    None, True, 1, -2.5, 10 ** 30, float('inf'), 'text', 'ünïcode ✓',
+    '\x00\n"\\', (1, (2, 3)), [1, [2, {'a': None}]], {3}, frozenset(),
+    b'bytes', bytearray(b'ab'), memoryview(b'cd'), range(3),
+    {'k': 1}.keys(), {'k': 1}.values(), {'k': 1}.items(),
+    collections.OrderedDict(b=1, a=2), collections.defaultdict(int, x=1),
+    collections.deque([1, 2]), {1: 'int key', 2.5: 'float key',
+                                True: 'bool key', None: 'none key'},
+    datetime.datetime(2024, 1, 2, 3, 4, 5, 6),
+    datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc),
+    datetime.date(2024, 1, 2), uuid.UUID(int=5), decimal.Decimal('1.10'),
+    ipaddress.ip_address('10.0.0.1'),
+    ValueError('boom', 2), WithItems(), Iterable(), json.dumps, len,
+    {'nested': [{'deep': [b'x', (1,), {2}]}]},
+]
+path = sys.argv[1]
+backend = backends.fetch('sqlite:///' + path)
+with contextlib.closing(backend.get_connection()) as conn:
+    conn.upgrade()
+    book = models.LogBook('b', uuid='b')
+    fd = models.FlowDetail('f', 'f')
+    book.add(fd)
+    ad = models.TaskDetail('t', 't')
+    fd.add(ad)
+    conn.save_logbook(book)
+    texts = []
+    for value in values:
+        ad.results = value
+        conn.update_atom_details(ad)
+        texts.append(sqlite3.connect(path).execute(
+            'SELECT results FROM atomdetails').fetchone()[0])
+print(json.dumps(texts))
+'''
+
+
+def test_stored_json_text_is_the_originals(tmp_path):
+    """Values both implementations store give the same JSON text."""
+    ours = json.loads(run_ng(VALUES_PROGRAM, str(tmp_path / 'ng.db')).stdout)
+    theirs = json.loads(_services.run_oracle(
+        VALUES_PROGRAM, str(tmp_path / 'original.db')).stdout)
+    # (An ip network is one difference: the original stores the list of
+    # its addresses, taskflow-ng its str(); see docs/behaviour.md.)
+    assert len(ours) == len(theirs) == 36
+    for index, (mine, original) in enumerate(zip(ours, theirs)):
+        if original and ('<function' in original or '<built-in' in original):
+            # str() of a function holds its address.
+            assert mine.split(' at ')[0] == original.split(' at ')[0]
+            continue
+        assert mine == original, index

@@ -86,12 +86,12 @@ def trial_seed(seed: int, index: int) -> int:
 def run_campaign(runner: Runner, shapes: list[str], trials: int, seed: int,
                  min_kills: int = 0, jobs: int = 1, keep: bool = False,
                  progress: Callable[[TrialReport], None] | None = None,
-                 rivals: int = 0, outages: bool = False) -> Summary:
+                 outages: bool = False, rivals: int = 0) -> Summary:
     """Run ``trials`` trials (round-robin over ``shapes``), then more until
-    every shape had ``min_kills`` kills (at most 4x as many trials).
-
-    ``rivals``: concurrent resumers started beside each resumer;
-    ``outages``: plan database outages as well as kills."""
+    every shape had ``min_kills`` kills (at most 4x as many trials); with
+    ``outages``, database outages instead of kills (a worker stopped by one
+    counts as a kill); ``rivals``: concurrent resumers started beside each
+    resumer."""
     summary = Summary(runner.backend)
     clock = time.monotonic()
     for shape in shapes:   # baselines first: trials are compared with them
@@ -111,7 +111,7 @@ def run_campaign(runner: Runner, shapes: list[str], trials: int, seed: int,
 
     def one(shape: str, index: int) -> TrialReport:
         report = runner.trial(shape, trial_seed(seed, index), '%s-%05d' % (shape, index),
-                              rivals=rivals, outages=outages)
+                              outages=outages, rivals=rivals)
         if not report.violations and not keep:
             shutil.rmtree(report.workdir, ignore_errors=True)
         return report
@@ -192,14 +192,16 @@ def _run(args: argparse.Namespace, runner: Runner, shapes: list[str], seed: int,
     print('   workers run the taskflow in %s'
           % runner.baseline(shapes[0]).outcome['taskflow'], flush=True)
     if args.replay:
-        # 'SHAPE:SEED' (a random trial) or 'SHAPE:write:K' (a sweep trial)
+        # 'SHAPE:SEED' (a random trial), 'SHAPE:outage:SEED' (an outage
+        # trial) or 'SHAPE:write:K' (a sweep trial)
         shape, _, trial = args.replay.partition(':')
         plans = None
+        outages = trial.startswith('outage:')
         if trial.startswith('write:'):
             plans = [KillPlan('write', count=int(trial.split(':')[1]))]
-            trial = trial.split(':')[1]
+        trial = trial.split(':')[-1]
         report = runner.trial(shape, int(trial), 'replay-%s' % shape, plans=plans,
-                              rivals=args.rivals, outages=args.outages)
+                              outages=outages, rivals=args.rivals)
         print(describe(report))
         summary = Summary(runner.backend)
         summary.add(report)
@@ -207,7 +209,7 @@ def _run(args: argparse.Namespace, runner: Runner, shapes: list[str], seed: int,
     if args.sweep:
         return run_sweep(runner, shapes, args.jobs, args.keep, progress)
     return run_campaign(runner, shapes, args.trials, seed, args.min_kills, args.jobs,
-                        args.keep, progress, rivals=args.rivals, outages=args.outages)
+                        args.keep, progress, outages=args.outages, rivals=args.rivals)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,10 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                              'write of a run, in turn (every commit boundary)')
     parser.add_argument('--rivals', type=int, default=0,
                         help='start this many more resumers beside each resumer (only one'
-                             ' may run the flow)')
+                             ' may run the flow at a time)')
     parser.add_argument('--outages', action='store_true',
-                        help='plan database outages (connections terminated, SQLite file'
-                             ' locked) as well as kills')
+                        help='instead of kills: make the database unreachable (reset or '
+                             'hung connections through a proxy; SQLite: its write lock '
+                             'held) for short or long spells, then resume')
     parser.add_argument('-v', '--verbose', action='store_true', help='one line per trial')
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000

@@ -249,11 +249,12 @@ def one_owner(incarnations: list[observe.Incarnation],
 def workers_behaved(incarnations: list[observe.Incarnation]) -> list[Violation]:
     found = []
     for inc in incarnations:
-        if inc.end == observe.STORAGE_DOWN and inc.kill_mode != 'outage':
-            found.append(Violation('worker', 'worker %d stopped with a storage failure'
-                                   ' and no outage: %s' % (inc.number, _last_line(inc.stderr))))
         if inc.end == observe.CRASHED:
             found.append(Violation('worker', 'worker %d crashed: %s'
+                                   % (inc.number, _last_line(inc.stderr))))
+        elif inc.end == observe.STOPPED and inc.kill_mode != 'outage':
+            found.append(Violation('worker', 'worker %d stopped, the database'
+                                   ' unreachable without an outage: %s'
                                    % (inc.number, _last_line(inc.stderr))))
         elif inc.end == observe.HUNG:
             found.append(Violation('worker', 'worker %d still running after the deadline'

@@ -91,10 +91,10 @@ def _from_detail(fd: Any, shape: Shape) -> Snapshot:
 KILLED = 'killed'          # we SIGKILLed it
 FINISHED = 'finished'      # exit 0: the flow reached a final state
 LOAD_FAILED = 'load-failed'   # exit 3: could not load the stored flow
-REFUSED = 'refused'        # exit 4: another worker owned the flow
-STORAGE_DOWN = 'storage-down'  # exit 5: the database stayed down (resumable)
+REFUSED = 'refused'        # exit 5: another worker owned the flow
 CRASHED = 'crashed'        # any other exit
 HUNG = 'hung'              # still running at the deadline (then killed)
+STOPPED = 'stopped'        # exit 4: the database was unreachable (an outage)
 
 
 @dataclass

@@ -178,7 +178,7 @@ def test_concurrent_resumers_running_at_the_same_time_break_f():
 
 def test_a_storage_failure_without_an_outage_is_a_worker_fault():
     inc = observe.Incarnation(100, observe.Snapshot(absent=True), None,
-                              observe.STORAGE_DOWN, True, 'StorageFailure: down')
+                              observe.STOPPED, True, 'StorageFailure: down')
     assert [v.invariant for v in invariants.workers_behaved([inc])] == ['worker']
     inc.kill_mode = 'outage'
     assert invariants.workers_behaved([inc]) == []

@@ -16,9 +16,10 @@ to write the outcome.  The worker:
 5. writes the outcome JSON and exits 0.
 
 Exit codes: 0 finished (the flow reached a final state), 3 the stored data
-could not be loaded (invariant e), 4 refused: another worker owns the flow
-(its lease is live), 5 the run stopped because the database stayed down
-(``StorageFailure``), 1 anything else unexpected.
+could not be loaded (invariant e), 4 the database could not be reached (a
+``StorageFailure`` that is neither a corrupt record nor an unstorable value:
+an outage trial made the database go away), 5 refused: another worker owns
+the flow (its lease is live), 1 anything else unexpected.
 
 The worker owns the flow (a lease, see ``taskflow.persistence.ownership``)
 from before it looks at the stored state until the run ends, so a worker
@@ -45,7 +46,8 @@ import traceback
 import uuid
 from typing import Any
 
-EXIT_FINISHED, EXIT_UNEXPECTED, EXIT_LOAD_FAILED, EXIT_REFUSED, EXIT_STORAGE_DOWN = 0, 1, 3, 4, 5
+EXIT_FINISHED, EXIT_UNEXPECTED, EXIT_LOAD_FAILED, EXIT_STORAGE_DOWN, EXIT_REFUSED = \
+    0, 1, 3, 4, 5
 # A stored flow in one of these states is over: a resumer must not run it
 # again (an engine resets a REVERTED flow and runs it from the start).
 ALREADY_OVER = ('REVERTED', 'FAILURE')
@@ -138,18 +140,6 @@ def _reloaded_results(spec: dict, shape: Any) -> dict:
         backend.close()
 
 
-def _with_retries(read: Any, attempts: int = 20) -> Any:
-    """``read()``, tried again for a while if the database is (made) unavailable."""
-    from taskflow import exceptions
-    for attempt in range(attempts):
-        try:
-            return read()
-        except exceptions.StorageFailure:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.25)
-
-
 def _plain(value: Any) -> str:
     """JSON for results that are not JSON: a ``Failure`` by its message."""
     if hasattr(value, 'exception_str'):
@@ -164,6 +154,17 @@ def _die_with_the_driver() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def _storage_down(error: BaseException) -> bool:
+    """Whether ``error`` says the database was unreachable (not that the
+    stored data or a value is bad)."""
+    from taskflow import exceptions
+    from taskflow.persistence import _decode
+
+    return (isinstance(error, exceptions.StorageFailure)
+            and not isinstance(error, (exceptions.UnstorableValue,
+                                       _decode.CorruptRecord)))
 
 
 def main(spec_path: str) -> int:
@@ -187,25 +188,24 @@ def main(spec_path: str) -> int:
         with contextlib.closing(backend.get_connection()) as conn:
             conn.upgrade()
             fd = _find_or_create(conn, spec)
-    except Exception:
+    except Exception as e:
         traceback.print_exc()
-        return EXIT_LOAD_FAILED
+        return EXIT_STORAGE_DOWN if _storage_down(e) else EXIT_LOAD_FAILED
     # host:pid names: a resumer on this host replaces a killed worker at once.
     owner = '%s:%d:worker-%d' % (socket.gethostname(), os.getpid(), spec['incarnation'])
+    holding = contextlib.ExitStack()
     try:
-        lease_holder = ownership.hold(backend, fd.uuid, owner=owner, ttl=60)
-        lease_holder.__enter__()
-    except exceptions.FlowLeased as e:
-        print('refused: %s' % e, file=sys.stderr)
-        return EXIT_REFUSED
-    try:
+        holding.enter_context(ownership.hold(backend, fd.uuid, owner=owner, ttl=60))
         with contextlib.closing(backend.get_connection()) as conn:
             fd = conn.get_flow_details(fd.uuid)   # as stored now that we own it
         engine = engines.load_from_detail(fd, backend=backend, engine=shape.engine,
                                           owner=owner, **shape.options)
-    except Exception:
+    except exceptions.FlowLeased as e:
+        print('refused: %s' % e, file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as e:
         traceback.print_exc()
-        return EXIT_LOAD_FAILED
+        return EXIT_STORAGE_DOWN if _storage_down(e) else EXIT_LOAD_FAILED
     events = [0]
     _count_events(engine, events, spec.get('stop_after_event'))
     with open(spec['ready'], 'w'):
@@ -223,18 +223,25 @@ def main(spec_path: str) -> int:
                 asyncio.run(engine.run_async())
             else:
                 engine.run()
-        except exceptions.StorageFailure:
-            traceback.print_exc()
-            return EXIT_STORAGE_DOWN   # left resumable: the next worker goes on
         except Exception as e:
+            if _storage_down(e):
+                traceback.print_exc()
+                return EXIT_STORAGE_DOWN
             raised = '%s: %s' % (type(e).__name__, e)
-    lease_holder.__exit__(None, None, None)
     finished = time.monotonic()
+    holding.close()
+    try:
+        reloaded = _reloaded_results(spec, shape)
+    except Exception as e:
+        if _storage_down(e):
+            traceback.print_exc()
+            return EXIT_STORAGE_DOWN
+        raise
     outcome = {
         'state': engine.storage.get_flow_state(),
         'ran': ran,
         'results': engine.storage.fetch_all(),
-        'reloaded_results': _with_retries(lambda: _reloaded_results(spec, shape)),
+        'reloaded_results': reloaded,
         'raised': raised,
         'startup_seconds': ready - started,
         'run_seconds': finished - ready,

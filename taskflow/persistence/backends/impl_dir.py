@@ -37,8 +37,8 @@ from typing import Any
 
 from taskflow import exceptions as exc
 from taskflow.persistence import _file_cache
+from taskflow.persistence import _decode
 from taskflow.persistence import _serialize
-from taskflow.persistence import base
 from taskflow.persistence import models
 from taskflow.persistence import path_based
 
@@ -47,13 +47,17 @@ __all__ = ['DirBackend']
 _METADATA = 'metadata'
 _LOCK = 'lock'
 _TRASH = '.trash'
+_KINDS = {'books': 'logbook', 'flow_details': 'flow detail',
+          'atom_details': 'atom detail'}
 
 
 class DirBackend(path_based.PathBasedBackend):
     """Persistence to a directory (``conf['path']``, required).
 
     Options: ``encoding`` (default ``'utf-8'``), ``max_cache_size`` (how
-    many files ``file_cache`` keeps, at least one; unbounded by default).
+    many files ``file_cache`` keeps, at least one; unbounded by default),
+    ``max_value_size`` and ``max_value_depth`` (limits on each stored
+    field, see ``taskflow.persistence._serialize``).
     """
 
     def __init__(self, conf: dict | None) -> None:
@@ -65,6 +69,7 @@ class DirBackend(path_based.PathBasedBackend):
         #: Contents of the metadata files read, by path (see ``_file_cache``).
         self.file_cache = file_cache
         self.lock = _BackendLock(os.path.join(self._path, '.lock'))
+        self.encoder = _serialize.encoder_from_conf(self._conf)
 
     def get_connection(self) -> Connection:
         return Connection(self)
@@ -128,45 +133,31 @@ class Connection(path_based.PathBasedConnection):
     """A connection to a :class:`DirBackend`."""
 
     backend: DirBackend
+    _backend: DirBackend
 
     @staticmethod
     def _join_path(*parts: str) -> str:
         return os.path.join(*parts)
 
     # -- serialisation ------------------------------------------------------
+    # Each field is encoded on its own (held to the backend's limits and
+    # named when refused), then joined into the json.dumps() text of the
+    # whole dict: the same bytes the original writes.
 
     def _dump_atom(self, ad: models.AtomDetail) -> str:
-        data = base._format_atom(ad)
-        try:
-            return _serialize.dumps(data)
-        except _serialize.Unserialisable as e:
-            error = _serialize.describe(
-                'atom detail', ad, self._find_bad_field(data['atom']), e)
-            raise _internal_error(error) from error
-
-    @staticmethod
-    def _find_bad_field(data: dict) -> str:
-        for field, value in data.items():
-            try:
-                _serialize.dumps(value)
-            except _serialize.Unserialisable:
-                return field
-        return 'data'
+        atom = _serialize.dump_record('atom detail', ad, ad.to_dict(),
+                                      self._backend.encoder)
+        return '{"atom": %s, "type": %s}' % (
+            atom, json.dumps(models.atom_detail_type(ad)))
 
     def _dump_flow(self, fd: models.FlowDetail) -> str:
-        return self._dump_named('flow detail', fd, fd.to_dict())
+        return _serialize.dump_record('flow detail', fd, fd.to_dict(),
+                                      self._backend.encoder)
 
     def _dump_book(self, book: models.LogBook) -> str:
-        return self._dump_named('logbook', book,
-                                book.to_dict(marshal_time=True))
-
-    def _dump_named(self, kind: str, obj: Any, data: dict) -> str:
-        try:
-            return _serialize.dumps(data)
-        except _serialize.Unserialisable as e:
-            error = _serialize.describe(kind, obj, self._find_bad_field(data),
-                                        e)
-            raise _internal_error(error) from error
+        return _serialize.dump_record('logbook', book,
+                                      book.to_dict(marshal_time=True),
+                                      self._backend.encoder)
 
     def _dump_plain(self, data: dict[str, Any]) -> str:
         return json.dumps(data)
@@ -183,8 +174,13 @@ class Connection(path_based.PathBasedConnection):
             raise _internal_error(e) from e
         try:
             return json.loads(text)
-        except ValueError as e:
-            raise _internal_error(e) from e
+        except (ValueError, RecursionError) as e:
+            kind = _KINDS.get(os.path.basename(os.path.dirname(path)),
+                              'object')
+            record = _decode.Record(kind, None, os.path.basename(path),
+                                    'at ' + filename)
+            raise record.corrupt(_METADATA,
+                                 'is not valid JSON (%s)' % (e,)) from e
 
     def _read_text(self, filename: str) -> str:
         """The file's text, from ``file_cache`` while the file is unchanged."""

@@ -247,6 +247,8 @@ class MemoryBackend(path_based.PathBasedBackend):
 class Connection(path_based.PathBasedConnection):
     """A connection to a :class:`MemoryBackend` (upgraded on creation)."""
 
+    _backend: MemoryBackend
+
     def __init__(self, backend: MemoryBackend) -> None:
         super().__init__(backend)
         self.upgrade()

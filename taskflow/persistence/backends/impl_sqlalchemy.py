@@ -20,22 +20,39 @@ Write path (the engine writes through on every atom state change):
   copy they also read the stored children (every atom detail of the flow):
   the engine's storage calls ``_write_flow_details``, which skips that.
 
+Limits (checked before anything is written): a value that can never be
+stored raises ``exceptions.UnstorableValue`` naming the atom (or flow, book),
+the field and why (cyclic, nested deeper than ``max_value_depth``, bytes
+that are not UTF-8, an iterator or file, JSON text over ``max_value_size``
+bytes -- see ``_serialize``; on MySQL also a row over the server's
+``max_allowed_packet``); so does a value the database itself refuses (data
+too long for its column...).
+
+Bounded waits: connect, statement, lock, read (client side) and TCP
+keepalive timeouts are set by default (see ``sqlalchemy/engines.py``), so
+no call waits on a hung database forever.
+
 SQLite durability: a file database runs in WAL mode with
-``synchronous=NORMAL`` (option ``sqlite_synchronous``). Every committed
-change survives the process being killed at any point; after an operating
-system crash or power loss the last few commits may be rolled back, but the
-file is never corrupt. Use ``sqlite_synchronous='FULL'`` to make each commit
-durable against power loss too (an fsync per atom state change). Write
-transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue on
-the lock (up to ``sqlite_busy_timeout`` seconds, default 30) instead of
-failing.
+``synchronous=FULL`` by default (option ``sqlite_synchronous``): every
+committed change survives the process being killed and the machine losing
+power, as with the original's defaults. ``sqlite_synchronous='NORMAL'``
+skips the fsync of each commit (much faster): the file is never corrupt,
+but after a power loss or an operating system crash the last few commits
+may be rolled back. Write transactions start with ``BEGIN IMMEDIATE`` so
+concurrent writers queue on the lock (up to ``sqlite_busy_timeout``
+seconds, default 30) instead of failing.
 
 Errors from the database become ``exceptions.StorageFailure`` with the
 original's short message (``'Failed getting logbooks'``...); the database
-error is chained and kept as ``cause``. An operation that hit a lost
-connection, a deadlock or a serialization failure is run again (it is one
-transaction) up to ``max_retries`` times. Passwords in connection URLs are
-masked in log lines and reprs.
+error is chained and kept as ``cause``. Errors are classified in one place
+(``sqlalchemy/errors.py``): an operation (one transaction) that hit a lost
+connection, a deadlock, a serialization failure, a lock or statement
+timeout or a busy SQLite database is run again with exponential back-off
+and jitter, within ``max_retries`` retries and ``max_retry_time`` seconds
+(``sqlalchemy/retrying.py``, which also keeps the log to a few lines per
+outage); any other error is raised at once. Corrupt rows are refused on
+reading (``_decode.CorruptRecord``, a ``StorageFailure``). Passwords in
+connection URLs are masked in log lines and reprs.
 """
 
 from __future__ import annotations
@@ -43,14 +60,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from taskflow import exceptions as exc
 from taskflow import logging
+from taskflow.persistence import _decode
 from taskflow.persistence import _serialize
 from taskflow.persistence import base
 from taskflow.persistence import models
@@ -67,12 +83,15 @@ except ImportError as _import_error:  # pragma: no cover - depends on extras
         " those servers)") from _import_error
 
 from taskflow.persistence.backends.sqlalchemy import engines as _engines
+from taskflow.persistence.backends.sqlalchemy import errors as _errors
 from taskflow.persistence.backends.sqlalchemy import leases as _leases
 from taskflow.persistence.backends.sqlalchemy import migration
 from taskflow.persistence.backends.sqlalchemy import ng_tables
+from taskflow.persistence.backends.sqlalchemy import retrying as _retrying
 from taskflow.persistence.backends.sqlalchemy import rows as _rows
 from taskflow.persistence.backends.sqlalchemy import statements as _stmts
 from taskflow.persistence.backends.sqlalchemy import tables as _tables
+from taskflow.persistence.backends.sqlalchemy import watchdog as _watchdog
 
 __all__ = ['Connection', 'SQLAlchemyBackend']
 
@@ -80,7 +99,7 @@ LOG = logging.getLogger(__name__)
 
 T = TypeVar('T')
 
-DEFAULT_MAX_RETRIES = 5
+DEFAULT_MAX_RETRIES = _retrying.DEFAULT_MAX_RETRIES
 DEFAULT_IDLE_TIMEOUT = 3600
 # SQLite limits bound parameters per statement (999 on old builds).
 _IN_CHUNK = 500
@@ -108,12 +127,17 @@ class SQLAlchemyBackend(base.Backend):
     ``'sqlite://'`` for in-memory, ``'postgresql://user:pw@host/db'``,
     ``'mysql+pymysql://...'``). Options: ``echo``, ``idle_timeout``,
     ``max_pool_size``, ``max_overflow``, ``pool_timeout``, ``isolation_level``,
-    ``engine_args`` (dict passed to ``create_engine``), ``max_retries``
-    (default 5: attempts after a lost connection, a deadlock or a
-    serialization failure), ``checkout_ping``,
-    ``mysql_sql_mode``, ``sqlite_synchronous``, ``sqlite_busy_timeout``.
+    ``engine_args`` (dict passed to ``create_engine``), ``checkout_ping``,
+    ``mysql_sql_mode``, ``sqlite_synchronous`` (default ``'FULL'``),
+    ``sqlite_busy_timeout``; waits: ``connect_timeout``,
+    ``statement_timeout``, ``lock_timeout``, ``read_timeout``,
+    ``keepalive_idle``, ``keepalive_interval``, ``keepalive_count`` (see
+    ``sqlalchemy/engines.py``); retries: ``max_retries`` (default 10),
+    ``max_retry_time`` (seconds, default 30), ``retry_backoff`` (first
+    delay, default 0.1 s); values: ``max_value_size`` (bytes of JSON per
+    field, default 16 MiB), ``max_value_depth`` (default 200).
     An existing ``engine`` may be passed instead (it is not disposed on
-    ``close()``).
+    ``close()``, and keeps its own settings: no timeouts are added).
     """
 
     def __init__(self, conf: dict | None, engine: sa.Engine | None = None
@@ -126,9 +150,22 @@ class SQLAlchemyBackend(base.Backend):
         else:
             self._engine = self._create_engine(self._conf)
             self._owns_engine = True
-        self._max_retries = int(self._conf.get('max_retries',
-                                               DEFAULT_MAX_RETRIES))
+        self._retrying = _retrying.Retrying(
+            _retrying.OutageLog(self.masked_url),
+            max_retries=int(self._conf.get('max_retries',
+                                           _retrying.DEFAULT_MAX_RETRIES)),
+            max_time=float(self._conf.get('max_retry_time',
+                                          _retrying.DEFAULT_MAX_RETRY_TIME)),
+            backoff=float(self._conf.get('retry_backoff',
+                                         _retrying.DEFAULT_RETRY_BACKOFF)))
+        self.encoder = _serialize.encoder_from_conf(self._conf)
+        # MySQL refuses (and drops the connection on) a statement over its
+        # max_allowed_packet: read on first connect, checked before writing.
+        self._max_packet: int | None = None
         dialect = self._engine.dialect.name
+        if dialect == 'mysql' and self._owns_engine:
+            sa.event.listen(self._engine, 'first_connect',
+                            self._read_max_packet)
         self._statements = _stmts.Statements(_tables.make_tables(dialect))
         self._leases = _leases.LeaseStatements(dialect)
         self._lease_table_ready = False
@@ -137,8 +174,12 @@ class SQLAlchemyBackend(base.Backend):
         self._lock: contextlib.AbstractContextManager = (
             threading.RLock() if _engines.is_memory_sqlite(self._engine.url)
             else contextlib.nullcontext())
+        # Our own operations run with these options: writes start with
+        # BEGIN IMMEDIATE on SQLite; both are watched for a hung server.
+        watched = {_watchdog.WATCHED: True}
         self._write_engine = self._engine.execution_options(
-            taskflow_write=True)
+            taskflow_write=True, **watched)
+        self._read_engine = self._engine.execution_options(**watched)
         LOG.debug('Created %r', self)
 
     @property
@@ -163,9 +204,20 @@ class SQLAlchemyBackend(base.Backend):
 
     # -- engine creation ----------------------------------------------------
 
+    def _read_max_packet(self, dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute('SELECT @@max_allowed_packet')
+            self._max_packet = int(cursor.fetchone()[0])
+        except Exception:  # not worth failing the connection over
+            LOG.debug('Could not read max_allowed_packet', exc_info=True)
+        finally:
+            cursor.close()
+
     @classmethod
     def _create_engine(cls, conf: dict) -> sa.Engine:
         url = sa.engine.make_url(conf['connection'])
+        timeouts = _engines.Timeouts(conf)
         args: dict[str, Any] = {
             'echo': _as_bool(conf.get('echo', False)),
             'hide_parameters': True,  # SQL errors and echo never quote stored values
@@ -182,63 +234,39 @@ class SQLAlchemyBackend(base.Backend):
         else:
             args['pool_recycle'] = int(conf.get('idle_timeout',
                                                 DEFAULT_IDLE_TIMEOUT))
+            args['pool_timeout'] = _engines.DEFAULT_POOL_TIMEOUT
             for option, arg in (('max_pool_size', 'pool_size'),
                                 ('max_overflow', 'max_overflow'),
                                 ('pool_timeout', 'pool_timeout')):
                 if conf.get(option) is not None:
                     args[arg] = int(conf[option])
-        args.update(conf.get('engine_args') or {})
+        engine_args = dict(conf.get('engine_args') or {})
+        given = dict(engine_args.pop('connect_args', None) or {})
+        bounded = _engines.connect_args(url, timeouts, given)
+        args['connect_args'] = {**args.get('connect_args', {}), **bounded,
+                                **given}
+        args.update(engine_args)
         engine = sa.create_engine(url, **args)
+        name = url.render_as_string(hide_password=True)
         if backend == 'sqlite':
             _engines.setup_sqlite(engine, conf)
         elif backend == 'mysql':
-            _engines.setup_mysql(engine, conf)
+            _engines.setup_mysql(engine, conf, timeouts)
+        elif backend == 'postgresql':
+            _engines.setup_postgresql(engine, timeouts, name)
         return engine
 
 
-# SQLSTATEs (PostgreSQL) and error numbers (MySQL) of failures that only
-# mean "try the transaction again": serialization failure, deadlock, lock
-# wait timeout.
-_TRANSIENT_SQLSTATES = frozenset(['40001', '40P01'])
-_TRANSIENT_MYSQL_ERRORS = frozenset([1205, 1213])
-
-
-def _is_transient(error: BaseException | None) -> bool:
-    if not isinstance(error, sa_exc.DBAPIError):
-        return False
-    if error.connection_invalidated:
-        return True
-    orig = error.orig
-    sqlstate = getattr(orig, 'sqlstate', None) or getattr(orig, 'pgcode',
-                                                          None)
-    if sqlstate in _TRANSIENT_SQLSTATES:
-        return True
-    args = getattr(orig, 'args', ())
-    return bool(args) and args[0] in _TRANSIENT_MYSQL_ERRORS
-
-
 def _retry_transient(func: Callable[..., T]) -> Callable[..., T]:
-    """Run ``func`` again (up to ``max_retries`` times, with a short
-    randomised backoff) after a lost connection, a deadlock or a
-    serialization failure. Each call is one transaction that was rolled
-    back, so running it again is safe."""
+    """Run ``func`` (one transaction) again after a transient database
+    error, within the backend's retry limits (``sqlalchemy/retrying.py``);
+    other errors are raised at once."""
+    operation = func.__name__.lstrip('_')
 
     @functools.wraps(func)
     def wrapper(self: Connection, *args: Any, **kwargs: Any) -> T:
-        attempts = 0
-        while True:
-            try:
-                return func(self, *args, **kwargs)
-            except exc.StorageFailure as e:
-                if (not _is_transient(e.cause)
-                        or attempts >= self._backend._max_retries):
-                    raise
-                attempts += 1
-                LOG.warning('Transient database error in %s, retrying'
-                            ' (attempt %d of %d): %s', func.__name__,
-                            attempts, self._backend._max_retries,
-                            type(e.cause).__name__)
-                time.sleep(random.uniform(0, 0.02 * 2 ** attempts))
+        return self._backend._retrying.call(
+            operation, functools.partial(func, self, *args, **kwargs))
 
     return wrapper
 
@@ -249,19 +277,40 @@ class _StorageErrors:
     message, then the cause on its own line. (A class: it wraps every call,
     and is cheaper than a generator based context manager.)"""
 
-    __slots__ = ('_message',)
+    __slots__ = ('_message', '_written')
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, written: Any = None) -> None:
         self._message = message
+        # What a write stores (an atom detail, flow detail or logbook):
+        # named by UnstorableValue when the database refuses a value.
+        self._written = written
 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, error: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, error: Any, tb: Any
+                 ) -> Literal[False]:
         if (isinstance(error, (sa_exc.SQLAlchemyError, OSError, ValueError))
                 and not isinstance(error, exc.TaskFlowException)):
+            if (self._written is not None
+                    and _errors.classify(error) == _errors.UNSTORABLE):
+                raise _refused(self._written, error) from error
             raise exc.StorageFailure(self._message, error) from error
         return False
+
+
+def _refused(obj: Any, error: BaseException) -> exc.UnstorableValue:
+    """``UnstorableValue`` for a value the database refused to store."""
+    kind = _KINDS.get(type(obj), 'atom detail')
+    column = _errors.column_of(error)
+    field = "the '%s'" % column if column else 'a value'
+    return exc.UnstorableValue("Cannot store %s of %s '%s' (uuid '%s'): the"
+                               " database refused it (%s)"
+                               % (field, kind, obj.name, obj.uuid,
+                                  _errors.describe(error)))
+
+
+_KINDS = {models.LogBook: 'logbook', models.FlowDetail: 'flow detail'}
 
 
 def _merged_atom(atom_type: str, name: str, ad: models.AtomDetail
@@ -270,6 +319,9 @@ def _merged_atom(atom_type: str, name: str, ad: models.AtomDetail
     ``name``) gives: the merge takes every other field from ``ad``, so the
     stored values need not be read. A type mismatch raises
     ``NotImplementedError``, as the original's merge does."""
+    if atom_type not in models.ATOM_TYPES:
+        raise _decode.Record('atom detail', name, ad.uuid).corrupt(
+            'type', "is an unknown atom type '%s'" % (atom_type,))
     return models.atom_detail_class(atom_type)(name, ad.uuid).merge(ad)
 
 
@@ -295,15 +347,16 @@ class Connection(base.Connection):
     _errors = _StorageErrors
 
     @contextlib.contextmanager
-    def _writing(self, message: str) -> Iterator[sa.Connection]:
-        with self._errors(message), self._backend._lock:
+    def _writing(self, message: str, written: Any = None
+                 ) -> Iterator[sa.Connection]:
+        with self._errors(message, written), self._backend._lock:
             with self._backend._write_engine.begin() as conn:
                 yield conn
 
     @contextlib.contextmanager
     def _reading(self, message: str) -> Iterator[sa.Connection]:
         with self._errors(message), self._backend._lock:
-            with self._backend._engine.connect() as conn:
+            with self._backend._read_engine.connect() as conn:
                 yield conn
 
     # -- leases (see taskflow.persistence.ownership) ---------------------------
@@ -387,12 +440,15 @@ class Connection(base.Connection):
 
     # -- encoding -----------------------------------------------------------
 
-    @staticmethod
-    def _atom_params(ad: models.AtomDetail, now: datetime.datetime
+    _JSON_PARAMS = ('b_meta', 'b_failure', 'b_results', 'b_revert_results',
+                    'b_revert_failure')
+
+    def _atom_params(self, ad: models.AtomDetail, now: datetime.datetime
                      ) -> dict[str, Any]:
-        dump = functools.partial(_serialize.dump_field, 'atom detail', ad)
+        dump = functools.partial(_serialize.dump_field, 'atom detail', ad,
+                                 encoder=self._backend.encoder)
         data = ad.to_dict()
-        return {
+        params = {
             'b_uuid': ad.uuid,
             'b_updated_at': now,
             'b_meta': dump('meta', data['meta']),
@@ -404,6 +460,31 @@ class Connection(base.Connection):
             'b_revert_results': dump('revert_results', data['revert_results']),
             'b_revert_failure': dump('revert_failure', data['revert_failure']),
         }
+        if self._backend._max_packet is not None:
+            self._check_packet(ad, params, self._backend._max_packet)
+        return params
+
+    # Room for the rest of the statement (other columns, SQL text).
+    _PACKET_MARGIN = 16 * 1024
+
+    def _check_packet(self, ad: models.AtomDetail, params: dict[str, Any],
+                      max_packet: int) -> None:
+        """Refuse a row MySQL would refuse (and drop the connection for):
+        a statement longer than max_allowed_packet."""
+        texts = {key: params[key] for key in self._JSON_PARAMS
+                 if params[key] is not None}
+        room = max_packet - self._PACKET_MARGIN
+        if 2 * sum(map(len, texts.values())) <= room:
+            return  # even if every character needed escaping
+        # PyMySQL sends values inline, escaping quotes and backslashes.
+        sizes = {key: len(text) + text.count('"') + text.count('\\')
+                 + text.count("'") for key, text in texts.items()}
+        if sum(sizes.values()) > room:
+            field = max(sizes, key=sizes.__getitem__)[2:]
+            raise _serialize.unstorable(
+                'atom detail', ad, field, 'the row would take %d bytes, over'
+                " the MySQL server's max_allowed_packet of %d"
+                % (sum(sizes.values()) + self._PACKET_MARGIN, max_packet))
 
     @staticmethod
     def _atom_insert_row(params: dict[str, Any], ad: models.AtomDetail,
@@ -415,12 +496,12 @@ class Connection(base.Connection):
                    created_at=params['b_updated_at'], updated_at=None)
         return row
 
-    @staticmethod
-    def _flow_params(fd: models.FlowDetail, now: datetime.datetime
+    def _flow_params(self, fd: models.FlowDetail, now: datetime.datetime
                      ) -> dict[str, Any]:
         return {'b_uuid': fd.uuid, 'b_state': fd.state, 'b_updated_at': now,
                 'b_meta': _serialize.dump_field('flow detail', fd, 'meta',
-                                                fd.meta)}
+                                                fd.meta,
+                                                self._backend.encoder)}
 
     def _encode_flow(self, fd: models.FlowDetail, now: datetime.datetime
                      ) -> tuple[dict, list[tuple[models.AtomDetail, dict]]]:
@@ -527,7 +608,7 @@ class Connection(base.Connection):
         atom_type = models.atom_detail_type(atom_detail)
         params['b_name'] = atom_detail.name
         params['b_type'] = atom_type
-        with self._writing(message) as conn:
+        with self._writing(message, atom_detail) as conn:
             self._check_fence(conn)
             if conn.execute(self._st.update_atom_if_same, params).rowcount:
                 return _merged_atom(atom_type, atom_detail.name, atom_detail)
@@ -560,7 +641,7 @@ class Connection(base.Connection):
                    % (flow_detail.uuid,))
         with self._errors(message):
             flow_params, atoms = self._encode_flow(flow_detail, _now())
-        with self._writing(message) as conn:
+        with self._writing(message, flow_detail) as conn:
             self._check_fence(conn)
             result = None
             if merged:
@@ -595,10 +676,11 @@ class Connection(base.Connection):
                 'b_uuid': book.uuid, 'b_created_at': book.created_at,
                 'b_updated_at': book.updated_at,
                 'b_meta': _serialize.dump_field('logbook', book, 'meta',
-                                                book.meta),
+                                                book.meta,
+                                                self._backend.encoder),
             }
             flows = [(fd,) + self._encode_flow(fd, now) for fd in book]
-        with self._writing(message) as conn:
+        with self._writing(message, book) as conn:
             self._check_fence(conn)
             row = conn.execute(self._st.select_book,
                                {'b_uuid': book.uuid}).first()
@@ -608,7 +690,7 @@ class Connection(base.Connection):
                     'meta': book_params['b_meta'],
                     'created_at': book.created_at,
                     'updated_at': book.updated_at})
-                result = book
+                result: models.LogBook | None = book
             else:
                 result = self._merged_book(conn, row, book) if merged else None
                 conn.execute(self._st.update_book, book_params)

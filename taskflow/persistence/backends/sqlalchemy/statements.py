@@ -7,6 +7,8 @@ binding parameters and executing.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from taskflow.persistence.backends.sqlalchemy import tables as _tables
@@ -50,25 +52,33 @@ class Statements:
         self.delete_flows_of_book = fd.delete().where(
             fd.c.parent_uuid == b('b_parent'))
 
-        self.select_atom = sa.select(ad).where(ad.c.uuid == b('b_uuid'))
-        self.select_atoms_of_flow = sa.select(ad).where(
+        # Enum columns are read as plain strings: an unknown value is then
+        # refused by _decode, naming the atom (SQLAlchemy's Enum would raise
+        # a bare LookupError while fetching the row).
+        atom = {c.name: (sa.type_coerce(c, sa.String).label(c.name)
+                         if isinstance(c.type, sa.Enum) else c)
+                for c in ad.c}
+        self.select_atom = sa.select(*atom.values()).where(
+            ad.c.uuid == b('b_uuid'))
+        self.select_atoms_of_flow = sa.select(*atom.values()).where(
             ad.c.parent_uuid == b('b_parent'))
-        self.select_atoms_of_flows = sa.select(ad).where(
+        self.select_atoms_of_flows = sa.select(*atom.values()).where(
             ad.c.parent_uuid.in_(b('b_parents', expanding=True)))
-        self.select_atoms = sa.select(ad)
-        self.select_atoms_in = sa.select(ad).where(
+        self.select_atoms = sa.select(*atom.values())
+        self.select_atoms_in = sa.select(*atom.values()).where(
             ad.c.uuid.in_(b('b_uuids', expanding=True)))
         # Names and types: all a merge keeps from a stored atom detail.
-        self.atom_kind = sa.select(ad.c.name, ad.c.atom_type).where(
+        self.atom_kind = sa.select(ad.c.name, atom['atom_type']).where(
             ad.c.uuid == b('b_uuid'))
         self.atom_kinds_of_flow = sa.select(
-            ad.c.uuid, ad.c.name, ad.c.atom_type).where(
+            ad.c.uuid, ad.c.name, atom['atom_type']).where(
             ad.c.parent_uuid == b('b_parent'))
         self.existing_atoms = sa.select(ad.c.uuid).where(
             ad.c.uuid.in_(b('b_uuids', expanding=True)),
             ad.c.parent_uuid == b('b_parent'))
         self.insert_atom = ad.insert()
-        atom_values = {name: b('b_' + name) for name in ATOM_UPDATE_COLUMNS}
+        atom_values: dict[str, Any] = {name: b('b_' + name)
+                                       for name in ATOM_UPDATE_COLUMNS}
         self.update_atom = ad.update().where(
             ad.c.uuid == b('b_uuid')).values(**atom_values)
         # Matches only a row with the given name and type.

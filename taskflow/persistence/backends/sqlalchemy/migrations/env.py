@@ -22,7 +22,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = engine_from_config(config.get_section(config.config_ini_section),
+    engine = engine_from_config(config.get_section(config.config_ini_section)
+                                or {},
                                 prefix='sqlalchemy.', poolclass=pool.NullPool)
     with engine.connect() as connection:
         _run(connection)

@@ -6,6 +6,7 @@ Hierarchy::
     ├── TaskFlowException(message, cause=None)
     │   ├── StorageFailure            a persistence backend cannot read/write
     │   │   ├── UnstorableValue       a value can never be stored (taskflow-ng)
+    │   │   ├── CorruptRecord         (also a ValueError) stored data is corrupt (taskflow-ng)
     │   │   └── OwnershipLost         a write with a stale lease token (taskflow-ng)
     │   ├── FlowLeased                another owner runs the flow (taskflow-ng)
     │   ├── ConductorFailure          conductor problems
@@ -133,6 +134,17 @@ class UnstorableValue(StorageFailure):
     (cyclic, too deeply nested, bytes that are not UTF-8, iterators, files...)
     or larger than the backend accepts. Unlike other storage failures it is
     not transient: the engine fails the atom that produced the value.
+    """
+
+
+class CorruptRecord(StorageFailure, ValueError):
+    """A stored record is not something taskflow could have written (taskflow-ng).
+
+    Raised when reading: a failure column that is not a failure, invalid
+    JSON, an unknown state... A ``StorageFailure`` and a ``ValueError``
+    (what the original raises for most corrupt records). The message names
+    the object (its kind, name and uuid), the field and the problem; nothing
+    is reinterpreted or handed to a task.
     """
 
 

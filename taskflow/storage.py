@@ -781,6 +781,7 @@ class Storage:
         with self._lock:
             lease: ownership.Lease = conn.acquire_flow_lease(self.flow_uuid, owner, ttl,
                                                              claim_token=claim_token)
+            ownership.reinstate(owner)
             self._lease = lease
             conn.fence = lease
             if self._last_token is None or lease.token != self._last_token + 1:
@@ -819,7 +820,8 @@ class Storage:
             try:
                 conn.release_flow_lease(lease)
             except exc.StorageFailure:
-                pass  # it expires by itself
+                # It expires by itself; this process may take it over now.
+                ownership.retire(lease.owner)
             if self._lease_connection is not None:
                 self._lease_connection.close()
                 self._lease_connection = None

@@ -55,14 +55,7 @@ _TIME_KEYS = ('year', 'month', 'day', 'hour', 'minute', 'second',
               'microsecond')
 
 
-class CorruptRecord(exc.StorageFailure, ValueError):
-    """A stored record is not something taskflow could have written.
-
-    A ``StorageFailure`` (what every backend error is) and a ``ValueError``
-    (what the original raises for most corrupt records, e.g. a failure
-    column that is not a failure dict). The message names the object (its
-    kind, name and uuid), the field and the problem.
-    """
+CorruptRecord = exc.CorruptRecord   # (raised here; public in taskflow.exceptions)
 
 
 class Record:

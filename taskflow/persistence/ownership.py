@@ -65,15 +65,31 @@ def default_owner() -> str:
     return '%s:%d:%s' % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
 
 
+# Owners of this process that gave their lease up but could not record it
+# (the backend was down): their leases are free for this process at once.
+_retired: set[str] = set()
+
+
+def retire(owner: str) -> None:
+    """``owner`` (of this process) no longer holds its lease, whatever is stored."""
+    _retired.add(owner)
+
+
+def reinstate(owner: str) -> None:
+    """``owner`` holds a lease again (see :func:`retire`)."""
+    _retired.discard(owner)
+
+
 def owner_gone(owner: str) -> bool:
-    """Whether ``owner`` names a process of this host that no longer exists."""
+    """Whether ``owner`` names a process of this host that no longer exists
+    (or an owner of this process that gave its lease up)."""
     host, _, rest = owner.partition(':')
     pid_text = rest.partition(':')[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False
+        return owner in _retired
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -151,10 +167,11 @@ def hold(backend: Any, flow_uuid: str, owner: str | None = None, ttl: float = DE
     with contextlib.closing(backend.get_connection()) as conn:
         lease = conn.acquire_flow_lease(flow_uuid, owner or default_owner(), check_ttl(ttl),
                                         claim_token=claim_token)
+        reinstate(lease.owner)
         try:
             yield lease
         finally:
             try:
                 conn.release_flow_lease(lease)
             except exc.StorageFailure:
-                pass  # (storage is down) the lease expires by itself
+                retire(lease.owner)  # (storage is down) it expires by itself

@@ -89,3 +89,18 @@ def test_a_lease_needs_an_owner_name(owner):
 def test_the_default_owner_names_this_host_and_process():
     host, pid, rest = ownership.default_owner().split(':')
     assert (host, int(pid)) == (socket.gethostname(), os.getpid()) and rest
+
+
+def test_an_owner_of_this_process_that_gave_up_unrecorded_is_replaced_at_once():
+    # (its release could not be written: the backend was down)
+    mine = '%s:%d:engine-1' % (socket.gethostname(), os.getpid())
+    with pytest.raises(exc.FlowLeased):
+        ownership.grant(live(owner=mine), 'fd', 'me', 30, NOW)
+    ownership.retire(mine)
+    try:
+        assert ownership.grant(live(owner=mine), 'fd', 'me', 30, NOW).owner == 'me'
+        ownership.reinstate(mine)    # it took a lease again
+        with pytest.raises(exc.FlowLeased):
+            ownership.grant(live(owner=mine), 'fd', 'me', 30, NOW)
+    finally:
+        ownership.reinstate(mine)

@@ -173,6 +173,8 @@ class Connection(path_based.PathBasedConnection):
         except OSError as e:
             raise _internal_error(e) from e
         try:
+            if text is None:
+                raise ValueError('its bytes are not %s text' % self._backend.encoding)
             return json.loads(text)
         except (ValueError, RecursionError) as e:
             kind = _KINDS.get(os.path.basename(os.path.dirname(path)),
@@ -182,8 +184,9 @@ class Connection(path_based.PathBasedConnection):
             raise record.corrupt(_METADATA,
                                  'is not valid JSON (%s)' % (e,)) from e
 
-    def _read_text(self, filename: str) -> str:
-        """The file's text, from ``file_cache`` while the file is unchanged."""
+    def _read_text(self, filename: str) -> str | None:
+        """The file's text, from ``file_cache`` while the file is unchanged
+        (``None`` if its bytes do not decode)."""
         cache = self._backend.file_cache
         with open(filename, 'rb') as fh:
             stat = os.fstat(fh.fileno())
@@ -194,8 +197,8 @@ class Connection(path_based.PathBasedConnection):
             raw = fh.read()
         try:
             text = raw.decode(self._backend.encoding)
-        except ValueError as e:
-            raise _internal_error(e) from e
+        except ValueError:
+            return None
         cache[filename] = _file_cache.CachedFile(text, stat)
         return text
 

@@ -342,3 +342,22 @@ def test_a_paused_owner_past_its_lease_writes_nothing_after_a_takeover(tmp_path)
             'a': (st.SUCCESS, 'first'), 'b': (st.SUCCESS, 'second'),
             'c': (st.SUCCESS, 'second')}
     backend.close()
+
+
+@pytest.mark.postgresql
+def test_a_lease_released_while_the_interpreter_exits_does_not_hang_it(server_urls):
+    # A hold() left open is finalised at exit: its release must not block
+    # (the PostgreSQL read watchdog may not start a thread then).
+    from tests.backends.conftest import server_url
+    url = server_url('postgresql', server_urls)
+    program = textwrap.dedent('''
+        import sys
+        from taskflow.persistence import backends, ownership
+        backend = backends.fetch({'connection': sys.argv[1]})
+        held = ownership.hold(backend, 'fd-exit', owner='leaving')
+        held.__enter__()
+        print('held', flush=True)
+    ''')
+    proc = subprocess.run([sys.executable, '-c', program, url], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == 'held\n', proc.stderr

@@ -181,7 +181,7 @@ def main(spec_path: str) -> int:
     started = time.monotonic()
     writes = [0]
     try:
-        from taskflow import engines, exceptions
+        from taskflow import exceptions
         from taskflow.persistence import backends, ownership
         backend = backends.fetch(dict(spec['conf']))
         _count_writes(backend, writes, spec.get('stop_after_write'))
@@ -196,13 +196,26 @@ def main(spec_path: str) -> int:
     holding = contextlib.ExitStack()
     try:
         holding.enter_context(ownership.hold(backend, fd.uuid, owner=owner, ttl=60))
+    except exceptions.FlowLeased as e:
+        print('refused: %s' % e, file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as e:
+        traceback.print_exc()
+        return EXIT_STORAGE_DOWN if _storage_down(e) else EXIT_LOAD_FAILED
+    with holding:   # released before the outcome is read back, or on any exit
+        return _run(spec, shape, backend, fd, owner, holding, started, writes)
+
+
+def _run(spec: dict, shape: Any, backend: Any, fd: Any, owner: str,
+         holding: contextlib.ExitStack, started: float, writes: list) -> int:
+    from taskflow import engines
+    from tests.reliability import ledger
+
+    try:
         with contextlib.closing(backend.get_connection()) as conn:
             fd = conn.get_flow_details(fd.uuid)   # as stored now that we own it
         engine = engines.load_from_detail(fd, backend=backend, engine=shape.engine,
                                           owner=owner, **shape.options)
-    except exceptions.FlowLeased as e:
-        print('refused: %s' % e, file=sys.stderr)
-        return EXIT_REFUSED
     except Exception as e:
         traceback.print_exc()
         return EXIT_STORAGE_DOWN if _storage_down(e) else EXIT_LOAD_FAILED

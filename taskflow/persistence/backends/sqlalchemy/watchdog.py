@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -54,7 +55,10 @@ class _Watchdog:
         with self._lock:
             self._armed[id(dbapi_connection)] = [
                 time.monotonic() + limit, limit, dbapi_connection, what]
-            if self._thread is None or not self._thread.is_alive():
+            if ((self._thread is None or not self._thread.is_alive())
+                    and not sys.is_finalizing()):
+                # (No new thread while the interpreter exits: starting one
+                # then blocks forever, e.g. a lease released by a finalizer.)
                 self._thread = threading.Thread(
                     target=self._run, name='taskflow-sql-watchdog',
                     daemon=True)

@@ -64,10 +64,19 @@ def _find_or_create(conn: Any, spec: dict) -> Any:
         book = models.LogBook('crash-%s' % spec['shape'], uuid=spec['book'])
     for fd in book:
         return fd
-    fd = models.FlowDetail(spec['shape'], uuid=str(uuid.uuid4()))
+    # The trial's one flow detail: workers creating it at once (rivals, after
+    # a kill at startup) all save the same one rather than one each.
+    fd = models.FlowDetail(spec['shape'], uuid=str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                               spec['book'])))
     engines.save_factory_details(fd, shapes.FACTORY, [spec['shape']], {})
     book.add(fd)
-    conn.save_logbook(book)
+    try:
+        conn.save_logbook(book)
+    except exceptions.StorageFailure:
+        # A rival created the book first (its INSERT won): use what it saved.
+        for fd in conn.get_logbook(spec['book']):
+            return fd
+        raise
     return fd
 
 

@@ -74,7 +74,11 @@ def _find_or_create(conn: Any, spec: dict) -> Any:
         conn.save_logbook(book)
     except exceptions.StorageFailure:
         # A rival created the book first (its INSERT won): use what it saved.
-        for fd in conn.get_logbook(spec['book']):
+        try:
+            saved = conn.get_logbook(spec['book'])
+        except exceptions.NotFound:
+            saved = ()
+        for fd in saved:
             return fd
         raise
     return fd

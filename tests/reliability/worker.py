@@ -49,8 +49,9 @@ from typing import Any
 EXIT_FINISHED, EXIT_UNEXPECTED, EXIT_LOAD_FAILED, EXIT_STORAGE_DOWN, EXIT_REFUSED = \
     0, 1, 3, 4, 5
 # A stored flow in one of these states is over: a resumer must not run it
-# again (an engine resets a REVERTED flow and runs it from the start).
-ALREADY_OVER = ('REVERTED', 'FAILURE')
+# again (an engine resets a REVERTED flow and runs it from the start; a
+# rival that finds a finished flow would store it RUNNING again).
+ALREADY_OVER = ('REVERTED', 'FAILURE', 'SUCCESS')
 
 
 def _find_or_create(conn: Any, spec: dict) -> Any:

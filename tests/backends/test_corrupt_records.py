@@ -240,8 +240,8 @@ DIR_CASES = [
      ' name enclosed in double quotes: line 1 column 2 (char 1))', False),
     ('task-1', b'', 'metadata',
      'is not valid JSON (Expecting value: line 1 column 1 (char 0))', False),
-    ('task-1', b'\xff\xfe', 'metadata', "is not valid JSON ('utf-8' codec"
-     " can't decode byte 0xff in position 0: invalid start byte)", False),
+    ('task-1', b'\xff\xfe', 'metadata',
+     'is not valid JSON (its bytes are not utf-8 text)', False),
     ('task-1', b'[]', 'data', 'is not a dict (it is a list)', False),
     ('task-1', _delete(['type']), 'type', 'is null, not one of RETRY_DETAIL,'
      ' TASK_DETAIL', True),

@@ -321,5 +321,7 @@ def holding(flow_detail: Any) -> MemoryBackend:
     backend = MemoryBackend({'deep_copy': False})
     connection = backend.get_connection()
     with connection._transaction() as transaction:
-        connection._write_flow(flow_detail, transaction, ignore_missing=True)
+        plan: list = []
+        connection._plan_flow(flow_detail, plan, ignore_missing=True)
+        connection._apply(plan, transaction)
     return backend

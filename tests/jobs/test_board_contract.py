@@ -1,9 +1,11 @@
 """What every jobboard promises, run against each kind on its real server.
 
 Each kind registers itself with one small module in ``tests/jobs/kinds/``
-defining ``make_board(name, persistence=None)`` (a fresh, isolated board,
-not yet connected; it skips, or fails under CI, when its server is missing)
-and ``cleanup(board)``.
+defining ``make_board(name, persistence=None)`` (a board, not yet connected,
+whose namespace/path is derived from ``name``: boards made with the same name
+share their jobs, as boards of several processes would; it skips, or fails
+under CI, when its server is missing) and ``cleanup(board)`` (removes what
+the namespace holds on the server).
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ KINDS = sorted(info.name for info in pkgutil.iter_modules(kinds.__path__)
 def make(request):
     """``make(persistence=None)`` -> a connected board of the kind under test."""
     kind = importlib.import_module('tests.jobs.kinds.%s' % request.param)
+    name = 'contract-%s' % uuid.uuid4().hex[:8]  # one namespace per test
     made = []
 
     def _make(persistence=None):
-        board = kind.make_board('contract-%s' % uuid.uuid4().hex[:8],
-                                persistence=persistence)
+        board = kind.make_board(name, persistence=persistence)
         board.connect()
         made.append(board)
         return board

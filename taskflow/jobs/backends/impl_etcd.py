@@ -509,7 +509,7 @@ class EtcdJobBoard(base.JobBoard):
         base.check_who(who)
         key = self._check_job(job)
         ttl = _ttl(self._default_expiry if expiry is None else expiry)
-        lock = self._owned_lock(job, key, who, 'renew the claim of')
+        lock, _ = self._owned_lock(job, key, who, 'renew the claim of')
         if not lock.lease:
             return  # claimed without a lease (by the original): never expires
         left = self._keepalive(lock.lease)
@@ -532,12 +532,14 @@ class EtcdJobBoard(base.JobBoard):
         self._revoke(lock.lease)
 
     def _owned_lock(self, job: base.Job, key: str, who: str,
-                    what: str) -> _KeyValue:
-        """The lock of ``job`` if ``who`` holds it, else the right error."""
+                    what: str) -> tuple[_KeyValue, list[_KeyValue]]:
+        """The lock of ``job`` if ``who`` holds it (else the right error),
+        and the job's history records (one read)."""
         result = self._txn([], [self._read(key + '.lock'),
-                                self._read(key + '.data')], [],
-                           '%s job %s' % (what, job.uuid))
-        lock, data = self._ranges(result)
+                                self._read(key + '.data'),
+                                self._read(self._record_prefix(key), True)],
+                           [], '%s job %s' % (what, job.uuid))
+        lock, data, records = self._ranges(result)
         if not data:
             raise exc.NotFound('Job %s not found on board %r (consumed or'
                                ' trashed)' % (job.uuid, self._name))
@@ -554,7 +556,7 @@ class EtcdJobBoard(base.JobBoard):
                                  ' %s) was lost, the job was claimed again'
                                  ' (token %s)' % (what, job.uuid, who, token,
                                                   lock[0].create_revision))
-        return lock[0]
+        return lock[0], records
 
     def _end_claim(self, job: base.Job, who: str, what: str, outcome: str,
                    reason: str | None, changes: list,
@@ -563,11 +565,9 @@ class EtcdJobBoard(base.JobBoard):
         transaction that also closes the claim's history record)."""
         base.check_who(who)
         key = self._check_job(job)
-        lock = self._owned_lock(job, key, who, what)
+        lock, records = self._owned_lock(job, key, who, what)
         ended = []
-        records = (self._range_prefix(self._record_prefix(key))
-                   if keep_history else ())
-        for kv in records:
+        for kv in records if keep_history else ():
             if kv.create_revision == lock.create_revision:
                 record = kv.json()
                 record.update(ended_at=time.time(), outcome=outcome,

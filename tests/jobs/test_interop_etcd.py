@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 
 import pytest
@@ -48,6 +49,9 @@ try:
                 out.append(board.job_count)
             elif op == 'owner':
                 out.append(board.find_owner(find(args[0])))
+            elif op == 'claim' and len(args) == 3:
+                board.claim(find(args[0]), args[1], expiry=args[2])
+                out.append('ok')
             elif op in ('claim', 'consume', 'abandon'):
                 getattr(board, op)(find(args[0]), args[1])
                 out.append('ok')
@@ -131,6 +135,23 @@ def test_the_original_lists_claims_consumes_and_abandons_ng_jobs(board):
     board.claim(b, 'ng')
     board.consume(b, 'ng')
     assert [j.uuid for j in board.iterjobs(ensure_fresh=True)] == [c.uuid]
+
+
+def test_an_originals_expiring_claim_frees_the_job_for_ng(board):
+    job = board.post('j')
+    assert oracle(board, ['claim', job.uuid, 'orig', 2]) == ['ok']
+    assert board.find_owner(job) == 'orig'
+    with pytest.raises(exc.UnclaimableJob, match='orig'):
+        board.claim(job, 'ng')
+    deadline = time.monotonic() + 10
+    while board.find_owner(job) is not None:
+        assert time.monotonic() < deadline, "the original's lease never ended"
+        time.sleep(0.1)
+    board.claim(job, 'ng', expiry=30)
+    attempts = board.history(job)
+    assert [(a.who, a.outcome) for a in attempts] == [('ng', None)]
+    assert oracle(board, ['owner', job.uuid]) == ['ng']
+    board.consume(job, 'ng')
 
 
 def test_ng_history_and_trash_are_never_listed_by_the_original(board):

@@ -252,7 +252,8 @@ def test_an_etcd_restart_fails_operations_then_recovers(private_etcd):
     for operation in (lambda: list(board.iterjobs()),
                       lambda: board.post('lost'),
                       lambda: board.claim(job, 'alice'),
-                      lambda: board.find_owner(job)):
+                      lambda: board.find_owner(job),
+                      lambda: list(board.wait(timeout=1))):
         with pytest.raises(exc.JobFailure,
                            match="Jobboard 'restarted'") as info:
             operation()

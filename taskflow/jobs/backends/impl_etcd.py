@@ -55,8 +55,10 @@ DEFAULT_PATH = 'jobboard'
 #: Seconds an etcd request may take before the board reports a failure
 #: (the original waits forever: an unreachable server must not hang us).
 DEFAULT_TIMEOUT = 10.0
-# How long wait() sleeps between looks at the board (grows up to the max).
-_POLL_DELAY, _POLL_MAX = 0.02, 0.5
+# wait() re-lists the board at least this often (seconds), and backs off
+# this long after a watch that failed at once.
+_WATCH_MAX = 5.0
+_POLL_DELAY = 0.05
 _CLIENT_KEYS = ('host', 'port', 'protocol', 'ca_cert', 'cert_key',
                 'cert_cert', 'api_path')
 
@@ -287,10 +289,16 @@ class EtcdJobBoard(base.JobBoard):
 
     def _range_prefix(self, prefix: str, what: str = 'read the board'
                       ) -> list[_KeyValue]:
+        return self._range_at(prefix, what)[0]
+
+    def _range_at(self, prefix: str, what: str = 'read the board'
+                  ) -> tuple[list[_KeyValue], int]:
+        """The keys under ``prefix`` and the revision they were read at."""
         result = self._api('/kv/range', {'key': _b64(prefix),
                                          'range_end': _prefix_end(prefix)},
                            what)
-        return [_KeyValue(kv) for kv in result.get('kvs', ())]
+        revision = int(result.get('header', {}).get('revision', 0))
+        return [_KeyValue(kv) for kv in result.get('kvs', ())], revision
 
     def _get(self, key: str) -> _KeyValue | None:
         result = self._api('/kv/range', {'key': _b64(key)}, 'read %s' % key)
@@ -368,8 +376,14 @@ class EtcdJobBoard(base.JobBoard):
 
     def _listing(self) -> tuple[list[EtcdJob], set[str]]:
         """The jobs on the board (sorted) and the keys of claimed ones."""
+        jobs, locked, _ = self._listing_at()
+        return jobs, locked
+
+    def _listing_at(self) -> tuple[list[EtcdJob], set[str], int]:
+        """:meth:`_listing` and the revision it was read at."""
         jobs, locked = [], set()
-        for kv in self._range_prefix(self._root + '/'):
+        kvs, revision = self._range_at(self._root + '/')
+        for kv in kvs:
             name = kv.key[len(self._root) + 1:]
             stem, dot, suffix = name.rpartition('.')
             # Only job<N>.data postings are jobs (other keys are ignored, as
@@ -385,7 +399,7 @@ class EtcdJobBoard(base.JobBoard):
                 except (ValueError, KeyError, TypeError) as e:
                     LOG.warning('Jobboard %r: skipping unreadable posting %s:'
                                 ' %s', self._name, kv.key, e)
-        return sorted(jobs), locked
+        return sorted(jobs), locked, revision
 
     def post(self, name: str, book: Any = None, details: dict | None = None,
              priority: base.JobPriority | str = base.JobPriority.NORMAL
@@ -432,18 +446,53 @@ class EtcdJobBoard(base.JobBoard):
         return iter(jobs)
 
     def wait(self, timeout: float | None = None) -> Iterator[EtcdJob]:
+        """Block until a job exists (woken by an etcd watch on the board's
+        keys, so a post elsewhere wakes it at once)."""
         start = time.monotonic()
-        delay = _POLL_DELAY
         while True:
-            jobs, _ = self._listing()
+            jobs, _, revision = self._listing_at()
             if jobs:
                 return iter(jobs)
             waited = time.monotonic() - start
             if timeout is not None and waited >= timeout:
                 raise base.expired_waiting(timeout)
-            left = None if timeout is None else timeout - waited
-            time.sleep(delay if left is None else min(delay, left))
-            delay = min(delay * 2, _POLL_MAX)
+            left = _WATCH_MAX if timeout is None else min(timeout - waited,
+                                                          _WATCH_MAX)
+            if not self._watch(revision + 1, left):
+                # The watch failed at once (not a timeout): do not spin.
+                time.sleep(min(_POLL_DELAY * 10, left))
+
+    def _watch(self, start_revision: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a change under the board's
+        root from ``start_revision`` on; ``False`` if the watch failed
+        before its time was up (the caller backs off)."""
+        import requests
+
+        client = self._client
+        if client is None:
+            raise exc.JobFailure('Jobboard %r is not connected (call'
+                                 ' connect() first)' % self._name)
+        prefix = self._root + '/'
+        payload = {'create_request': {'key': _b64(prefix),
+                                      'range_end': _prefix_end(prefix),
+                                      'start_revision': start_revision}}
+        began = time.monotonic()
+        try:
+            with self._wrap('watch the board'):
+                url = client.get_url('/watch')
+            # A read timeout ends the watch: every read waits at most the
+            # time left (etcd sends nothing while nothing changes).
+            with client.session.post(url, json=payload, stream=True,
+                                     timeout=(timeout, timeout)) as resp:
+                for line in resp.iter_lines():
+                    if line and json.loads(line).get('result', {}).get(
+                            'events'):
+                        return True
+                    if time.monotonic() - began >= timeout:
+                        return True
+        except (requests.RequestException, ValueError):
+            pass
+        return time.monotonic() - began >= timeout * 0.9
 
     @property
     def job_count(self) -> int:

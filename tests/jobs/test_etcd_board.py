@@ -266,3 +266,41 @@ def test_an_etcd_restart_fails_operations_then_recovers(private_etcd):
     board.consume(job, 'alice')
     assert board.job_count == 0
     board.close()
+
+
+def test_a_frozen_etcd_fails_operations_within_the_timeout(private_etcd):
+    board = impl_etcd.EtcdJobBoard('frozen', {
+        'host': '127.0.0.1', 'port': private_etcd.port, 'path': 'f',
+        'timeout': 1})
+    board.connect()
+    job = board.post('j')
+    board.claim(job, 'alice', expiry=30)
+    os.kill(private_etcd.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(exc.JobFailure, match="Jobboard 'frozen'"):
+            board.renew_claim(job, 'alice')
+        assert time.monotonic() - started < 5
+    finally:
+        os.kill(private_etcd.proc.pid, signal.SIGCONT)
+    # The claim (and its lease) outlived the pause.
+    board.renew_claim(job, 'alice')
+    assert board.find_owner(job) == 'alice'
+    board.consume(job, 'alice')
+    board.close()
+
+
+def test_a_claim_survives_an_etcd_restart(private_etcd):
+    board = impl_etcd.EtcdJobBoard('kept', {
+        'host': '127.0.0.1', 'port': private_etcd.port, 'path': 'k'})
+    board.connect()
+    job = board.post('j')
+    board.claim(job, 'alice', expiry=30)
+    token = job.claim_token
+    private_etcd.stop()
+    private_etcd.start()
+    assert board.find_owner(job) == 'alice'
+    board.renew_claim(job, 'alice')
+    assert job.claim_token == token
+    board.consume(job, 'alice')
+    board.close()

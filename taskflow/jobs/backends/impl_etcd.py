@@ -37,7 +37,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskflow import exceptions as exc
 from taskflow import logging
@@ -119,6 +119,17 @@ class _KeyValue:
         return json.loads(self.value.decode('utf-8'))
 
 
+class _Held(NamedTuple):
+    """A claim this process made (lets it end the claim in one request)."""
+
+    who: str
+    token: int           # the lock's create revision
+    mod: int             # the lock's mod revision as last written by us
+    lease: int
+    record: str          # the history record's key
+    record_value: dict
+
+
 class EtcdJob(base.Job):
     """A job on an :class:`EtcdJobBoard`."""
 
@@ -134,6 +145,7 @@ class EtcdJob(base.Job):
                          sequence=sequence, created_on=created_on)
         self._key = key
         self._root = root
+        self._held: _Held | None = None
 
     @property
     def key(self) -> str:
@@ -529,6 +541,7 @@ class EtcdJobBoard(base.JobBoard):
         lease = self._grant(ttl, 'claim job %s' % job.uuid)
         record = '%s/%s/%s' % (self._history_root, key.rsplit('/', 1)[1],
                                uuidlib.uuid4().hex)
+        claimed_at = time.time()
         result = self._txn(
             [self._compare(key + '.lock', 'CREATE', 'EQUAL', 0),
              self._compare(key + '.data', 'CREATE', 'GREATER', 0)],
@@ -536,11 +549,14 @@ class EtcdJobBoard(base.JobBoard):
                        lease),
              self._put(key + '.last_modified',
                        {'last_modified': _now_iso()}),
-             self._put(record, {'who': who, 'claimed_at': time.time()})],
+             self._put(record, {'who': who, 'claimed_at': claimed_at})],
             [self._read(key + '.lock'), self._read(key + '.data')],
             'claim job %s' % job.uuid)
         if result.get('succeeded'):
-            job.claim_token = int(result['header']['revision'])
+            token = int(result['header']['revision'])
+            job.claim_token = token
+            job._held = _Held(who, token, token, lease, record,
+                              {'who': who, 'claimed_at': claimed_at})
             return
         self._revoke(lease)
         lock, data = self._ranges(result)
@@ -578,6 +594,10 @@ class EtcdJobBoard(base.JobBoard):
             self._revoke(lease)
             raise exc.JobFailure('Job %s: %r lost its claim while renewing'
                                  ' it' % (job.uuid, who))
+        held = getattr(job, '_held', None)
+        if held is not None and held.token == lock.create_revision:
+            job._held = held._replace(
+                mod=int(result['header']['revision']), lease=lease)
         self._revoke(lock.lease)
 
     def _owned_lock(self, job: base.Job, key: str, who: str,
@@ -611,9 +631,28 @@ class EtcdJobBoard(base.JobBoard):
                    reason: str | None, changes: list,
                    keep_history: bool = True) -> None:
         """End ``who``'s claim of ``job`` with ``changes`` (one guarded
-        transaction that also closes the claim's history record)."""
+        transaction that also closes the claim's history record).
+
+        The claim's lease is left to expire: no key is attached to it any
+        more, and revoking it would cost another request per job.
+        """
         base.check_who(who)
         key = self._check_job(job)
+        held = getattr(job, '_held', None)
+        if (held is not None and held.who == who
+                and held.token == job.claim_token):
+            # This process made the claim: one guarded write, no reads.
+            ended = ([self._put(held.record, dict(
+                held.record_value, ended_at=time.time(), outcome=outcome,
+                reason=reason))] if keep_history else [])
+            result = self._txn(
+                [self._compare(key + '.lock', 'MOD', 'EQUAL', held.mod)],
+                changes + ended, [], '%s job %s' % (what, job.uuid))
+            if result.get('succeeded'):
+                job.claim_token = None
+                job._held = None
+                return
+            # Changed under us: read it and say why (or go on if it is ours).
         lock, records = self._owned_lock(job, key, who, what)
         ended = []
         for kv in records if keep_history else ():
@@ -628,9 +667,9 @@ class EtcdJobBoard(base.JobBoard):
         if not result.get('succeeded'):
             raise exc.JobFailure('Cannot %s job %s: %r lost its claim'
                                  % (what, job.uuid, who))
-        if lock.lease:
-            self._revoke(lock.lease)
         job.claim_token = None
+        if isinstance(job, EtcdJob):
+            job._held = None
 
     def _record_prefix(self, key: str) -> str:
         return '%s/%s/' % (self._history_root, key.rsplit('/', 1)[1])

@@ -304,3 +304,37 @@ def test_a_claim_survives_an_etcd_restart(private_etcd):
     assert job.claim_token == token
     board.consume(job, 'alice')
     board.close()
+
+
+def test_boards_posting_at_once_never_share_a_sequence(make):
+    import threading
+
+    boards = [make(), make(), make()]
+    posted: list = []
+
+    def post_many(board):
+        posted.extend(board.post('j').uuid for _ in range(15))
+
+    threads = [threading.Thread(target=post_many, args=(b,)) for b in boards]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    listed = list(boards[0].iterjobs())
+    assert sorted(j.uuid for j in listed) == sorted(posted)
+    assert sorted(j.sequence for j in listed) == list(range(1, 46))
+
+
+def test_a_reset_sequence_never_overwrites_a_job(make):
+    import etcd3gw
+
+    board = make()
+    first = board.post('first')
+    host, port = _services.endpoint('etcd')
+    client = etcd3gw.client(host=host, port=port, timeout=10)
+    client.delete('/taskflow/jobs/%s/sequence' % board.path)
+    client.session.close()
+    second = make().post('second')  # a board that never posted here
+    assert second.sequence == 2
+    assert sorted(j.name for j in board.iterjobs()) == ['first', 'second']
+    assert first.state == 'UNCLAIMED'

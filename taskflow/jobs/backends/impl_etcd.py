@@ -231,6 +231,7 @@ class EtcdJobBoard(base.JobBoard):
         self._owns_client = client is None
         self._connected = False
         self._lock = threading.RLock()
+        self._last_sequence: int | None = None
 
     # -- connection -------------------------------------------------------
 
@@ -419,9 +420,11 @@ class EtcdJobBoard(base.JobBoard):
         priority = base.JobPriority.convert(priority)
         job_uuid = str(uuidlib.uuid4())
         seq_key = self._root + '/sequence'
+        # Guess the sequence from this board's last post: one request when
+        # nobody else posted; a miss returns the current value to retry with.
+        expected = self._last_sequence  # what the key holds (None: absent)
+        sequence = (expected or 0) + 1
         while True:
-            current = self._get(seq_key)
-            sequence = 1 + (int(current.value) if current is not None else 0)
             data: dict[str, Any] = {
                 'uuid': job_uuid, 'name': name, 'priority': priority.value,
                 'created_on': _now_iso(), 'details': details or {}}
@@ -429,19 +432,28 @@ class EtcdJobBoard(base.JobBoard):
                 data['book'] = {'name': book.name, 'uuid': book.uuid}
             data['sequence'] = sequence
             job_key = '%s/job%d' % (self._root, sequence)
-            guard = (self._compare(seq_key, 'MOD', 'EQUAL',
-                                   current.mod_revision)
-                     if current is not None else
-                     self._compare(seq_key, 'CREATE', 'EQUAL', 0))
+            guard = (self._compare(seq_key, 'CREATE', 'EQUAL', 0)
+                     if expected is None else
+                     {'key': _b64(seq_key), 'target': 'VALUE',
+                      'result': 'EQUAL', 'value': _b64(str(expected))})
             result = self._txn(
                 [guard, self._compare(job_key + '.data', 'CREATE', 'EQUAL',
                                       0)],
                 [self._put(seq_key, str(sequence)),
-                 self._put(job_key + '.data', data)], [],
-                'post job %r' % name)
+                 self._put(job_key + '.data', data)],
+                [self._read(seq_key)], 'post job %r' % name)
             if result.get('succeeded'):
+                self._last_sequence = sequence
                 break
-            # Another poster took this sequence number: try the next one.
+            # Another poster took this sequence number: retry after theirs.
+            current = self._ranges(result)[0]
+            seen = int(current[0].value) if current else None
+            if seen == expected:
+                # The guess held but job<N> exists (the sequence key was
+                # reset): skip that number rather than overwrite the job.
+                sequence += 1
+            else:
+                expected, sequence = seen, (seen or 0) + 1
         return EtcdJob(self, name, job_uuid, job_key, self._root,
                        details=data['details'], backend=self._persistence,
                        book=book, book_data=data.get('book'),

@@ -194,3 +194,26 @@ def test_a_mixed_pair_claims_every_job_once(board):
               for j in board.iterjobs(ensure_fresh=True)}
     assert all(owners[u] == 'orig' for u in orig_won)
     assert all(owners[u] == 'ng' for u in ng_won)
+
+
+def test_posting_at_once_on_both_sides_keeps_every_job(board):
+    import threading
+
+    ng_posted: list = []
+    done = threading.Event()
+
+    def ng_posts():  # until the original is done, so the two overlap
+        while not done.is_set():
+            ng_posted.append(board.post('ng-%d' % len(ng_posted)).uuid)
+
+    thread = threading.Thread(target=ng_posts)
+    thread.start()
+    try:
+        orig_posted = oracle(board, *[['post', 'orig-%d' % i, {}, 'NORMAL']
+                                      for i in range(30)])
+    finally:
+        done.set()
+        thread.join()
+    listed = list(board.iterjobs(ensure_fresh=True))
+    assert sorted(j.uuid for j in listed) == sorted(orig_posted + ng_posted)
+    assert len({j.sequence for j in listed}) == len(listed)

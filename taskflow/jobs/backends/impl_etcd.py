@@ -145,6 +145,7 @@ class EtcdJob(base.Job):
                          sequence=sequence, created_on=created_on)
         self._key = key
         self._root = root
+        self._etcd = board  # typed: the board's etcd helpers
         self._held: _Held | None = None
 
     @property
@@ -161,7 +162,7 @@ class EtcdJob(base.Job):
     def lease(self) -> int | None:
         """The id of the lease the current claim lives on (``None`` if
         unclaimed or claimed without a lease)."""
-        lock = self._board._get(self._key + '.lock')
+        lock = self._etcd._get(self._key + '.lock')
         return (lock.lease or None) if lock is not None else None
 
     def expires_in(self) -> float:
@@ -170,7 +171,7 @@ class EtcdJob(base.Job):
         lease = self.lease
         if lease is None:
             return -1
-        return float(self._board._lease_ttl(lease))
+        return float(self._etcd._lease_ttl(lease))
 
     def extend_expiry(self, expiry: float) -> bool:
         """Renew the current claim's lease (``True`` if it was still alive).
@@ -181,11 +182,11 @@ class EtcdJob(base.Job):
         lease = self.lease
         if lease is None:
             return False
-        return self._board._keepalive(lease) > 0
+        return self._etcd._keepalive(lease) > 0
 
     @property
     def last_modified(self) -> datetime.datetime | None:
-        kv = self._board._get(self._key + '.last_modified')
+        kv = self._etcd._get(self._key + '.last_modified')
         if kv is None:
             return None
         with contextlib.suppress(ValueError, AttributeError, TypeError):
@@ -194,7 +195,7 @@ class EtcdJob(base.Job):
 
     @property
     def state(self) -> str:
-        kvs = self._board._range_prefix(self._key + '.')
+        kvs = self._etcd._range_prefix(self._key + '.')
         names = {kv.key[len(self._key):] for kv in kvs}
         if '.data' not in names:
             return 'COMPLETE'
@@ -344,7 +345,7 @@ class EtcdJobBoard(base.JobBoard):
     @staticmethod
     def _put(key: str, value: Any, lease: int = 0) -> dict:
         data = value if isinstance(value, (str, bytes)) else json.dumps(value)
-        op = {'key': _b64(key), 'value': _b64(data)}
+        op: dict[str, Any] = {'key': _b64(key), 'value': _b64(data)}
         if lease:
             op['lease'] = lease
         return {'request_put': op}
@@ -523,11 +524,14 @@ class EtcdJobBoard(base.JobBoard):
         return len(self._listing()[0])
 
     def _check_job(self, job: base.Job) -> str:
-        key = getattr(job, 'key', None)
-        if not isinstance(job, EtcdJob) or key is None:
+        """The key of ``job``, which must be a job of an etcd board."""
+        return self._etcd_job(job).key
+
+    def _etcd_job(self, job: base.Job) -> EtcdJob:
+        if not isinstance(job, EtcdJob):
             raise exc.NotFound('Job %s is not a job of etcd board %r'
                                % (getattr(job, 'uuid', job), self._name))
-        return key
+        return job
 
     def find_owner(self, job: base.Job) -> str | None:
         lock = self._get(self._check_job(job) + '.lock')
@@ -567,8 +571,9 @@ class EtcdJobBoard(base.JobBoard):
         if result.get('succeeded'):
             token = int(result['header']['revision'])
             job.claim_token = token
-            job._held = _Held(who, token, token, lease, record,
-                              {'who': who, 'claimed_at': claimed_at})
+            self._etcd_job(job)._held = _Held(
+                who, token, token, lease, record,
+                {'who': who, 'claimed_at': claimed_at})
             return
         self._revoke(lease)
         lock, data = self._ranges(result)
@@ -606,9 +611,9 @@ class EtcdJobBoard(base.JobBoard):
             self._revoke(lease)
             raise exc.JobFailure('Job %s: %r lost its claim while renewing'
                                  ' it' % (job.uuid, who))
-        held = getattr(job, '_held', None)
+        held = self._etcd_job(job)._held
         if held is not None and held.token == lock.create_revision:
-            job._held = held._replace(
+            self._etcd_job(job)._held = held._replace(
                 mod=int(result['header']['revision']), lease=lease)
         self._revoke(lock.lease)
 
@@ -650,7 +655,7 @@ class EtcdJobBoard(base.JobBoard):
         """
         base.check_who(who)
         key = self._check_job(job)
-        held = getattr(job, '_held', None)
+        held = self._etcd_job(job)._held
         if (held is not None and held.who == who
                 and held.token == job.claim_token):
             # This process made the claim: one guarded write, no reads.
@@ -662,7 +667,7 @@ class EtcdJobBoard(base.JobBoard):
                 changes + ended, [], '%s job %s' % (what, job.uuid))
             if result.get('succeeded'):
                 job.claim_token = None
-                job._held = None
+                self._etcd_job(job)._held = None
                 return
             # Changed under us: read it and say why (or go on if it is ours).
         lock, records = self._owned_lock(job, key, who, what)
@@ -680,8 +685,7 @@ class EtcdJobBoard(base.JobBoard):
             raise exc.JobFailure('Cannot %s job %s: %r lost its claim'
                                  % (what, job.uuid, who))
         job.claim_token = None
-        if isinstance(job, EtcdJob):
-            job._held = None
+        self._etcd_job(job)._held = None
 
     def _record_prefix(self, key: str) -> str:
         return '%s/%s/' % (self._history_root, key.rsplit('/', 1)[1])

@@ -338,3 +338,48 @@ def test_a_reset_sequence_never_overwrites_a_job(make):
     assert second.sequence == 2
     assert sorted(j.name for j in board.iterjobs()) == ['first', 'second']
     assert first.state == 'UNCLAIMED'
+
+
+HOLDER = r'''
+import sys, time
+from taskflow.jobs.backends import impl_etcd
+host, port, path, job_uuid = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+board = impl_etcd.EtcdJobBoard('holder', {'host': host, 'port': port, 'path': path})
+board.connect()
+job = [j for j in board.iterjobs() if j.uuid == job_uuid][0]
+board.claim(job, 'holder', expiry=2)
+print(job.claim_token, flush=True)
+time.sleep(60)
+'''
+
+
+def test_the_job_of_a_killed_claimer_is_taken_over_within_lease_plus_2s(make):
+    import sys
+
+    board = make()
+    host, port = _services.endpoint('etcd')
+    for _ in range(2):
+        job = board.post('j')
+        holder = subprocess.Popen(
+            [sys.executable, '-c', HOLDER, host, str(port), board.path,
+             job.uuid], stdout=subprocess.PIPE, text=True,
+            cwd=_services.REPO_ROOT)
+        try:
+            token = int(holder.stdout.readline())
+            assert board.find_owner(job) == 'holder'
+            holder.kill()
+            killed = time.monotonic()
+            while True:
+                try:
+                    board.claim(job, 'taker', expiry=30)
+                    break
+                except exc.UnclaimableJob:
+                    assert time.monotonic() - killed < 2 + 2, 'no takeover'
+                    time.sleep(0.05)
+        finally:
+            holder.kill()
+            holder.wait()
+        assert job.claim_token > token
+        assert [(a.who, a.outcome) for a in board.history(job)] == [
+            ('holder', 'lost'), ('taker', None)]
+        board.consume(job, 'taker')

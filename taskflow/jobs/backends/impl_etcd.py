@@ -176,8 +176,9 @@ class EtcdJob(base.Job):
     def extend_expiry(self, expiry: float) -> bool:
         """Renew the current claim's lease (``True`` if it was still alive).
 
-        Kept for the original's API; ``board.renew_claim`` also checks who
-        holds the claim.
+        Kept for the original's API: etcd renews a lease for the time it was
+        granted, so ``expiry`` is not used; ``board.renew_claim`` also checks
+        who holds the claim and can lengthen it.
         """
         lease = self.lease
         if lease is None:

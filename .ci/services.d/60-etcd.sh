@@ -2,6 +2,7 @@
 if ! command -v etcd >/dev/null 2>&1; then
   apt_install etcd-server
 fi
+command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
 if ! curl -fsS -m 2 http://127.0.0.1:2379/health >/dev/null 2>&1; then
   mkdir -p /var/lib/etcd-ci /var/log/etcd
   nohup etcd --name ci --data-dir /var/lib/etcd-ci \

@@ -275,3 +275,23 @@ def test_a_server_outage_is_a_job_failure_and_the_board_picks_up_after(
         job = board.post('after')
         board.claim(job, 'alice')
         assert [j.name for j in board.iterjobs()] == ['after']
+
+
+def test_a_retried_call_whose_reply_was_lost_succeeds_once(board):
+    # What the client does when the connection drops after a script ran:
+    # it sends the same script with the same arguments again.
+    job = board.post('j')
+    keys = [board.listings_key, job.owner_key, job.last_modified_key,
+            job._token_key, job._history_key]
+    args = [job.uuid, b'alice', 10000, '1.0', b'', 'nonce-1']
+    first = board._scripts['claim'](keys=keys, args=args)
+    again = board._scripts['claim'](keys=keys, args=args)
+    assert first == again == [b'ok', 1]
+    end_args = [job.uuid, b'alice', 'consumed', '2.0', '', b'', 60, 'nonce-2']
+    keys.append(board.trash_key)
+    assert board._scripts['end'](keys=keys, args=end_args) == [b'ok']
+    assert board._scripts['end'](keys=keys, args=end_args) == [b'ok']
+    assert [(a.who, a.outcome) for a in board.history(job)] == [
+        ('alice', 'consumed')]
+    with pytest.raises(exc.NotFound):
+        board.consume(job, 'alice')  # a new call is not a retry

@@ -31,21 +31,50 @@ redis.call('publish', ARGV[3], ARGV[1])
 return seq
 """
 
+# The current attempt (history entry of the latest token), or nil.
+# KEYS[4] is the token counter and KEYS[5] the history hash in the scripts
+# that use it.
+_CURRENT = """
+local function current()
+  local token = redis.call('get', KEYS[4])
+  if not token then
+    return nil, nil
+  end
+  local raw = redis.call('hget', KEYS[5], token)
+  if not raw then
+    return token, nil
+  end
+  return token, cjson.decode(raw)
+end
+"""
+
+# Each call carries a nonce (ARGV[6] of CLAIM, ARGV[8] of END): when the
+# client retries a call whose reply was lost (the connection dropped after
+# the script ran), the retry finds its own nonce and answers 'ok' instead of
+# "already claimed by you" / "not found".
+
 # KEYS: listings, owner, last_modified, token, history
-# ARGV: uuid, who, expiry ms, now (epoch seconds), packed last_modified
-CLAIM = """
+# ARGV: uuid, who, expiry ms, now (epoch seconds), packed last_modified, nonce
+CLAIM = _CURRENT + """
 if redis.call('hexists', KEYS[1], ARGV[1]) == 0 then
   return {'unknown_job'}
 end
 local owner = redis.call('get', KEYS[2])
 if owner then
+  if owner == ARGV[2] then
+    local token, attempt = current()
+    if attempt and attempt['nonce'] == ARGV[6] then
+      return {'ok', tonumber(token)}
+    end
+  end
   return {'already_claimed', owner}
 end
 redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('set', KEYS[3], ARGV[5])
 local token = redis.call('incr', KEYS[4])
 redis.call('hset', KEYS[5], token,
-           cjson.encode({who=ARGV[2], claimed_at=ARGV[4], token=token}))
+           cjson.encode({who=ARGV[2], claimed_at=ARGV[4], token=token,
+                         nonce=ARGV[6]}))
 return {'ok', token}
 """
 
@@ -73,32 +102,37 @@ return {'ok'}
 # KEYS: listings, owner, last_modified, token, history, trash
 # ARGV: uuid, who, outcome ('consumed', 'abandoned', 'trashed'), now,
 #       reason ('' for none), packed last_modified, seconds to keep the
-#       history of a consumed job
-END = """
+#       history of a consumed job, nonce
+END = _CURRENT + """
+local function done_already()
+  local _, attempt = current()
+  return attempt and attempt['end_nonce'] == ARGV[8]
+end
 if redis.call('hexists', KEYS[1], ARGV[1]) == 0 then
+  if done_already() then
+    return {'ok'}
+  end
   return {'unknown_job'}
 end
 local owner = redis.call('get', KEYS[2])
 if not owner then
+  if done_already() then
+    return {'ok'}
+  end
   return {'unknown_owner'}
 end
 if owner ~= ARGV[2] then
   return {'not_owner', owner}
 end
-local token = redis.call('get', KEYS[4])
-if token then
-  local raw = redis.call('hget', KEYS[5], token)
-  if raw then
-    local attempt = cjson.decode(raw)
-    if attempt['who'] == ARGV[2] and not attempt['outcome'] then
-      attempt['ended_at'] = ARGV[4]
-      attempt['outcome'] = ARGV[3]
-      if ARGV[5] ~= '' then
-        attempt['reason'] = ARGV[5]
-      end
-      redis.call('hset', KEYS[5], token, cjson.encode(attempt))
-    end
+local token, attempt = current()
+if attempt and attempt['who'] == ARGV[2] and not attempt['outcome'] then
+  attempt['ended_at'] = ARGV[4]
+  attempt['outcome'] = ARGV[3]
+  attempt['end_nonce'] = ARGV[8]
+  if ARGV[5] ~= '' then
+    attempt['reason'] = ARGV[5]
   end
+  redis.call('hset', KEYS[5], token, cjson.encode(attempt))
 end
 redis.call('del', KEYS[2])
 if ARGV[3] == 'consumed' then

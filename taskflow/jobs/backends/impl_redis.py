@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from taskflow.utils import redis_utils
 
 try:
     import redis
+    from redis import backoff, retry
     from redis import exceptions as redis_exceptions
     from redis import sentinel as redis_sentinel
 except ImportError as e:  # pragma: no cover - depends on the install
@@ -246,6 +248,14 @@ class RedisJobBoard(base.JobBoard):
 
     def _make_client(self) -> Any:
         kwargs = self._client_kwargs()
+        # Retry a dropped connection at once, then briefly: a killed
+        # connection costs one reconnect, a dead server fails in well under
+        # a second (redis-py's default backs off for seconds). Retried
+        # scripts are safe: see the nonces in _redis_scripts.
+        kwargs['retry'] = retry.Retry(
+            backoff.ExponentialBackoff(cap=0.2, base=0.02), 3)
+        kwargs['retry_on_error'] = [redis_exceptions.ConnectionError,
+                                    redis_exceptions.TimeoutError]
         master = self._conf.get('sentinel')
         if master:
             sentinels = [(kwargs.pop('host', 'localhost'),
@@ -443,7 +453,7 @@ class RedisJobBoard(base.JobBoard):
             [self._listings_key, job.owner_key, job.last_modified_key,
              job._token_key, job._history_key],
             [job.uuid, self._encode_owner(who), ms, repr(time.time()),
-             codec.dumps(_utcnow())])
+             codec.dumps(_utcnow()), os.urandom(8).hex()])
         status = reply[0]
         if status == scripts.S_OK:
             job.claim_token = int(reply[1])
@@ -500,7 +510,8 @@ class RedisJobBoard(base.JobBoard):
             [self._listings_key, job.owner_key, job.last_modified_key,
              job._token_key, job._history_key, self._trash_key],
             [job.uuid, self._encode_owner(who), outcome, repr(time.time()),
-             reason or '', codec.dumps(_utcnow()), CONSUMED_HISTORY_TTL])
+             reason or '', codec.dumps(_utcnow()), CONSUMED_HISTORY_TTL,
+             os.urandom(8).hex()])
         self._check_end_reply(reply, job, who, action)
 
     def consume(self, job: RedisJob, who: str) -> None:

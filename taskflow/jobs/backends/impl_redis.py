@@ -66,6 +66,10 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+def _sort_key(parsed: tuple) -> tuple[int, int]:
+    return parsed[0]  # type: ignore[no-any-return]
+
+
 def _to_ms(expiry: Any) -> int:
     """``expiry`` seconds as positive milliseconds (``ValueError`` else)."""
     ms = int(float(expiry) * 1000.0) if not isinstance(expiry, bool) else 0
@@ -88,11 +92,25 @@ class RedisJob(base.Job):
                          book=book, book_data=book_data, priority=priority,
                          sequence=sequence, created_on=created_on)
         self._key = uuid.encode('ascii')
-        self._owner_key = board.join(self._key + board.OWNED_POSTFIX)
-        self._last_modified_key = board.join(
-            self._key + board.LAST_MODIFIED_POSTFIX)
-        self._token_key = board.join(self._key + board.TOKEN_POSTFIX)
-        self._history_key = board.join(self._key + board.HISTORY_POSTFIX)
+        # The job's own keys all start with this (built on demand: listing
+        # a thousand jobs should not build four thousand keys).
+        self._prefix = board.join(self._key)
+
+    @property
+    def _owner_key(self) -> bytes:
+        return self._prefix + RedisJobBoard.OWNED_POSTFIX
+
+    @property
+    def _last_modified_key(self) -> bytes:
+        return self._prefix + RedisJobBoard.LAST_MODIFIED_POSTFIX
+
+    @property
+    def _token_key(self) -> bytes:
+        return self._prefix + RedisJobBoard.TOKEN_POSTFIX
+
+    @property
+    def _history_key(self) -> bytes:
+        return self._prefix + RedisJobBoard.HISTORY_POSTFIX
 
     @property
     def key(self) -> bytes:
@@ -188,6 +206,8 @@ class RedisJobBoard(base.JobBoard):
         self._trash_key = self.join(b'trash')
         self._posted_channel = self.join(b'posted')
         self._scripts: dict[str, Any] = {}
+        # listings field -> (raw posting, parsed posting): see _listing()
+        self._parsed: dict[bytes, tuple[bytes, tuple]] = {}
 
     # -- keys --------------------------------------------------------------
 
@@ -336,14 +356,23 @@ class RedisJobBoard(base.JobBoard):
         return raw.decode(self._encoding)
 
     def _job_from_posting(self, raw: bytes) -> RedisJob:
+        return self._make_job(self._parse_posting(raw))
+
+    @staticmethod
+    def _parse_posting(raw: bytes) -> tuple:
         posting = codec.loads(raw)
-        return RedisJob(self, posting['name'], posting['uuid'],
-                        posting.get('sequence', 0),
-                        details=posting.get('details') or {},
-                        backend=self._persistence,
-                        book_data=posting.get('book'),
-                        priority=posting.get('priority', 'NORMAL'),
-                        created_on=posting.get('created_on'))
+        priority = base.JobPriority.convert(posting.get('priority', 'NORMAL'))
+        sequence = posting.get('sequence', 0)
+        return ((-base._RANK[priority], sequence), posting['uuid'],
+                posting['name'], sequence, posting.get('details') or {},
+                posting.get('book'), priority, posting.get('created_on'))
+
+    def _make_job(self, parsed: tuple) -> RedisJob:
+        _, uuid, name, sequence, details, book_data, priority, created = \
+            parsed
+        return RedisJob(self, name, uuid, sequence, details=dict(details),
+                        backend=self._persistence, book_data=book_data,
+                        priority=priority, created_on=created)
 
     # -- the board ---------------------------------------------------------
 
@@ -375,29 +404,47 @@ class RedisJobBoard(base.JobBoard):
                         book=book, book_data=posting.get('book'),
                         priority=priority, created_on=created_on)
 
-    def _fetch_jobs(self) -> list[RedisJob]:
+    def _listing(self) -> list[tuple]:
+        """The parsed postings, highest priority and newest first (as the
+        original lists them).
+
+        Postings never change once posted, so each is parsed once and kept
+        (by its raw bytes) for later listings.
+        """
         with self._wrap('list jobs'):
             raw = self._client.hgetall(self._listings_key)
-        jobs = []
+        cache = self._parsed
+        parsed = []
         for key, value in raw.items():
-            try:
-                jobs.append(self._job_from_posting(value))
-            except Exception:
-                LOG.warning('Jobboard %r: skipping unreadable posting %r',
-                            self._name, key, exc_info=True)
-        # Highest priority first, newest first within one (as the original).
-        jobs.sort(reverse=True)
-        return jobs
+            hit = cache.get(key)
+            if hit is None or hit[0] != value:
+                try:
+                    hit = (value, self._parse_posting(value))
+                except Exception:
+                    LOG.warning('Jobboard %r: skipping unreadable posting %r',
+                                self._name, key, exc_info=True)
+                    continue
+                cache[key] = hit
+            parsed.append(hit[1])
+        if len(cache) > len(parsed):
+            for key in [k for k in cache if k not in raw]:
+                del cache[key]
+        parsed.sort(key=_sort_key, reverse=True)
+        return parsed
 
     def iterjobs(self, only_unclaimed: bool = False,
                  ensure_fresh: bool = False) -> Iterator[RedisJob]:
-        """The jobs on the board (nothing is cached: always fresh)."""
-        jobs = self._fetch_jobs()
-        if only_unclaimed and jobs:
+        """The jobs on the board, highest priority and newest first (read
+        from the server on every call: always fresh)."""
+        parsed = self._listing()
+        if only_unclaimed and parsed:
+            join = self.join
             with self._wrap('list jobs'):
-                owners = self._client.mget([j.owner_key for j in jobs])
-            jobs = [j for j, owner in zip(jobs, owners) if owner is None]
-        return iter(jobs)
+                owners = self._client.mget(
+                    [join(p[1].encode('ascii') + self.OWNED_POSTFIX)
+                     for p in parsed])
+            parsed = [p for p, owner in zip(parsed, owners) if owner is None]
+        return iter([self._make_job(p) for p in parsed])
 
     def wait(self, timeout: float | None = None) -> Iterator[RedisJob]:
         """Block until a job is on the board; ``NotFound`` after ``timeout``."""
@@ -549,9 +596,9 @@ class RedisJobBoard(base.JobBoard):
         """The trashed jobs (including the original's), newest first."""
         with self._wrap('list trashed jobs'):
             raw = self._client.hgetall(self._trash_key)
-        jobs = [self._job_from_posting(value) for value in raw.values()]
-        jobs.sort(reverse=True)
-        return iter(jobs)
+        parsed = [self._parse_posting(value) for value in raw.values()]
+        parsed.sort(key=_sort_key, reverse=True)
+        return iter([self._make_job(p) for p in parsed])
 
     def register_entity(self, entity: Any) -> None:
         """Nothing to record on Redis (as with the original)."""

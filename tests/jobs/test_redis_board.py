@@ -224,25 +224,34 @@ def test_a_killed_connection_is_recovered_on_the_next_call(board, raw):
 
 # -- a server of our own, to stop and restart -------------------------------
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _start_redis(program: str, port: int, *args: str) -> subprocess.Popen:
+    proc = subprocess.Popen([program, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not _services._port_open('127.0.0.1', port, timeout=0.2):
+        assert proc.poll() is None, 'redis-server exited (%s)' % proc.returncode
+        assert time.monotonic() < deadline, 'redis-server did not start'
+        time.sleep(0.02)
+    return proc
+
+
 @pytest.fixture
 def own_server(tmp_path):
     """``(port, start, stop)`` of a redis-server only this test uses."""
     program = _services.require_program('redis-server')
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     procs = []
 
     def start():
-        proc = subprocess.Popen(
-            [program, '--port', str(port), '--bind', '127.0.0.1',
-             '--save', '', '--appendonly', 'no', '--dir', str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(proc)
-        deadline = time.monotonic() + 10
-        while not _services._port_open('127.0.0.1', port, timeout=0.2):
-            assert time.monotonic() < deadline, 'redis-server did not start'
-            time.sleep(0.02)
+        procs.append(_start_redis(
+            program, port, '--port', str(port), '--bind', '127.0.0.1',
+            '--save', '', '--appendonly', 'no', '--dir', str(tmp_path)))
 
     def stop():
         proc = procs.pop()
@@ -254,6 +263,40 @@ def own_server(tmp_path):
     for proc in procs:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_board_finds_its_server_through_sentinel(own_server, tmp_path):
+    port = own_server[0]
+    sentinel_port = _free_port()
+    config = tmp_path / 'sentinel.conf'  # sentinel rewrites its config
+    config.write_text('port %d\nbind 127.0.0.1\ndir %s\n'
+                      'sentinel monitor tf-master 127.0.0.1 %d 1\n'
+                      % (sentinel_port, tmp_path, port))
+    sentinel = _start_redis(_services.require_program('redis-server'),
+                            sentinel_port, str(config), '--sentinel')
+    try:
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            dead = s.getsockname()[1]
+        board = backends.fetch('via-sentinel', {
+            # the first sentinel is down: the fallback answers
+            'board': 'redis', 'host': '127.0.0.1', 'port': dead,
+            'sentinel': 'tf-master', 'namespace': 'tf-sentinel',
+            'sentinel_fallbacks': ['127.0.0.1:%d' % sentinel_port],
+            'sentinel_kwargs': {'socket_timeout': 1}})
+        board.connect()
+        with contextlib.closing(board):
+            job = board.post('j')
+            board.claim(job, 'alice')
+            import redis
+            direct = redis.Redis(port=port)
+            assert direct.get(job.owner_key) == b'alice'  # on the master
+            direct.close()
+            assert board._client.connection_pool.get_master_address() == (
+                '127.0.0.1', port)
+    finally:
+        sentinel.terminate()
+        sentinel.wait(10)
 
 
 def test_a_server_outage_is_a_job_failure_and_the_board_picks_up_after(

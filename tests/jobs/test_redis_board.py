@@ -338,3 +338,21 @@ def test_a_retried_call_whose_reply_was_lost_succeeds_once(board):
         ('alice', 'consumed')]
     with pytest.raises(exc.NotFound):
         board.consume(job, 'alice')  # a new call is not a retry
+
+
+def test_a_given_client_is_used_and_left_open(raw):
+    namespace = 'tf-test-client-%s' % uuid.uuid4().hex[:8]
+    board = backends.fetch('given', {'board': 'redis',
+                                     'namespace': namespace}, client=raw)
+    board.connect()
+    try:
+        job = board.post('j')
+        board.claim(job, 'alice')
+        assert raw.get(job.owner_key) == b'alice'
+    finally:
+        kind.cleanup(board)
+        board.close()
+    assert raw.ping()  # still usable: the board did not close it
+    board.connect()  # and a closed board connects again
+    assert board.job_count == 0
+    board.close()

@@ -426,9 +426,11 @@ class RedisJobBoard(base.JobBoard):
                     continue
                 cache[key] = hit
             parsed.append(hit[1])
-        if len(cache) > len(parsed):
-            for key in [k for k in cache if k not in raw]:
-                del cache[key]
+        if len(cache) > len(raw):
+            # list(cache) is one atomic step: other threads may list too.
+            for key in list(cache):
+                if key not in raw:
+                    cache.pop(key, None)
         parsed.sort(key=_sort_key, reverse=True)
         return parsed
 

@@ -356,3 +356,43 @@ def test_a_given_client_is_used_and_left_open(raw):
     board.connect()  # and a closed board connects again
     assert board.job_count == 0
     board.close()
+
+
+def test_the_job_of_a_killed_claimer_is_claimable_within_its_lease(board):
+    import os
+    import signal
+    import sys
+    job = board.post('j')
+    host, port = _services.endpoint('redis')
+    holder = subprocess.Popen([sys.executable, '-c', '''
+import sys, time
+from taskflow.jobs.backends import impl_redis
+board = impl_redis.RedisJobBoard('holder', {'host': sys.argv[1],
+    'port': int(sys.argv[2]), 'namespace': sys.argv[3]})
+board.connect()
+job = [j for j in board.iterjobs() if j.uuid == sys.argv[4]][0]
+board.claim(job, 'holder', expiry=1)
+print('claimed', flush=True)
+while True:  # renews until killed
+    time.sleep(0.3)
+    board.renew_claim(job, 'holder', expiry=1)
+''', host, str(port), board.namespace.decode(), job.uuid],
+        stdout=subprocess.PIPE, text=True, cwd=str(_services.REPO_ROOT))
+    try:
+        assert holder.stdout.readline().strip() == 'claimed'
+        time.sleep(1.2)  # past one lease: the renewals keep it held
+        assert board.find_owner(job) == 'holder'
+        os.kill(holder.pid, signal.SIGKILL)
+        killed = time.monotonic()
+    finally:
+        holder.kill()
+        holder.wait(10)
+    while True:
+        try:
+            board.claim(job, 'taker')
+            break
+        except exc.UnclaimableJob:
+            assert time.monotonic() - killed < 1 + 2, 'not taken over in time'
+            time.sleep(0.05)
+    assert [(a.who, a.outcome) for a in board.history(job)] == [
+        ('holder', 'lost'), ('taker', None)]

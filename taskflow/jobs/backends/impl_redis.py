@@ -31,6 +31,7 @@ from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
 from taskflow.jobs.backends import _redis_codec as codec
+from taskflow.jobs.backends import _redis_runner
 from taskflow.jobs.backends import _redis_scripts as scripts
 from taskflow.utils import redis_utils
 
@@ -205,7 +206,7 @@ class RedisJobBoard(base.JobBoard):
         self._sequence_key = self.join(b'sequence')
         self._trash_key = self.join(b'trash')
         self._posted_channel = self.join(b'posted')
-        self._scripts: dict[str, Any] = {}
+        self._runner: _redis_runner.ScriptRunner | None = None
         # listings field -> (raw posting, parsed posting): see _listing()
         self._parsed: dict[bytes, tuple[bytes, tuple]] = {}
 
@@ -276,6 +277,11 @@ class RedisJobBoard(base.JobBoard):
             backoff.ExponentialBackoff(cap=0.2, base=0.02), 3)
         kwargs['retry_on_error'] = [redis_exceptions.ConnectionError,
                                     redis_exceptions.TimeoutError]
+        # Named, so operators (and tests) can find the board's connections
+        # in CLIENT LIST; names may not contain spaces.
+        kwargs['client_name'] = 'taskflow-jobboard:%s' % ''.join(
+            c if c.isprintable() and not c.isspace() else '_'
+            for c in self._name)
         master = self._conf.get('sentinel')
         if master:
             sentinels = [(kwargs.pop('host', 'localhost'),
@@ -313,18 +319,22 @@ class RedisJobBoard(base.JobBoard):
                     'Jobboard %r: redis %s is too old, %s or newer is needed'
                     % (self._name, version,
                        '.'.join(map(str, self.MIN_REDIS_VERSION))))
-            self._scripts = {
-                name: self._client.register_script(source)
-                for name, source in (('post', scripts.POST),
-                                     ('claim', scripts.CLAIM),
-                                     ('renew', scripts.RENEW),
-                                     ('end', scripts.END),
-                                     ('state', scripts.STATE))}
+            runner = _redis_runner.ScriptRunner(self._client, {
+                'post': scripts.POST, 'claim': scripts.CLAIM,
+                'renew': scripts.RENEW, 'end': scripts.END,
+                'state': scripts.STATE})
+            with self._wrap('load the scripts of the jobboard',
+                            connecting=True):
+                runner.load()
+            self._runner = runner
             self._closed = False
 
     def close(self) -> None:
         """Drop the connection (claims stay until they expire)."""
         with self._lock:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
             if self._owns_client and self._client is not None:
                 with contextlib.suppress(Exception):
                     self._client.close()
@@ -345,7 +355,7 @@ class RedisJobBoard(base.JobBoard):
 
     def _run(self, script: str, what: str, keys: list, args: list) -> Any:
         with self._wrap(what):
-            return self._scripts[script](keys=keys, args=args)
+            return self._runner(script, keys, args)  # type: ignore[misc]
 
     # -- encoding ----------------------------------------------------------
 

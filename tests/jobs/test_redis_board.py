@@ -153,6 +153,12 @@ def test_iterjobs_lists_highest_priority_and_newest_first(board):
         high.uuid, old.uuid, low.uuid]
 
 
+def test_a_bad_configuration_value_names_the_key():
+    board = impl_redis.RedisJobBoard('bad', {'port': 'six'})
+    with pytest.raises(ValueError, match="Jobboard 'bad': invalid port 'six'"):
+        board.connect()
+
+
 def test_uri_and_dict_configurations(board):
     host, port = _services.require_endpoint('redis')
     namespace = board.namespace.decode()
@@ -329,8 +335,7 @@ def test_a_retried_call_whose_reply_was_lost_succeeds_once(board):
     # What the client does when the connection drops after a script ran:
     # it sends the same script with the same arguments again.
     job = board.post('j')
-    keys = [board.listings_key, job.owner_key, job.last_modified_key,
-            job._token_key, job._history_key]
+    keys = [board.listings_key, *board._keys(job)]
     args = [job.uuid, b'alice', 10000, '1.0', b'', 'nonce-1']
     first = board._runner('claim', keys, args)
     again = board._runner('claim', keys, args)

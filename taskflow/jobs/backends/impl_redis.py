@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskflow import exceptions as exc
 from taskflow import logging
@@ -67,8 +67,34 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
-def _sort_key(parsed: tuple) -> tuple[int, int]:
-    return parsed[0]  # type: ignore[no-any-return]
+class _JobKeys(NamedTuple):
+    owner: bytes
+    last_modified: bytes
+    token: bytes
+    history: bytes
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):  # from a URI's query
+        return value.strip().lower() in ('1', 'true', 'yes', 'on')
+    return bool(value)
+
+
+class _Posting(NamedTuple):
+    """A decoded posting (what a ``RedisJob`` is made from)."""
+
+    sort_key: tuple[int, int]  # (priority rank, sequence): higher sorts first
+    uuid: str
+    name: str
+    sequence: int
+    details: dict[str, Any]
+    book_data: dict[str, Any] | None
+    priority: base.JobPriority
+    created_on: datetime.datetime | None
+
+
+def _sort_key(posting: _Posting) -> tuple[int, int]:
+    return posting.sort_key
 
 
 def _to_ms(expiry: Any) -> int:
@@ -98,33 +124,17 @@ class RedisJob(base.Job):
         self._prefix = board.join(self._key)
 
     @property
-    def _owner_key(self) -> bytes:
-        return self._prefix + RedisJobBoard.OWNED_POSTFIX
-
-    @property
-    def _last_modified_key(self) -> bytes:
-        return self._prefix + RedisJobBoard.LAST_MODIFIED_POSTFIX
-
-    @property
-    def _token_key(self) -> bytes:
-        return self._prefix + RedisJobBoard.TOKEN_POSTFIX
-
-    @property
-    def _history_key(self) -> bytes:
-        return self._prefix + RedisJobBoard.HISTORY_POSTFIX
-
-    @property
     def key(self) -> bytes:
         """The job's field in the board's listings hash."""
         return self._key
 
     @property
     def owner_key(self) -> bytes:
-        return self._owner_key
+        return self._prefix + RedisJobBoard.OWNED_POSTFIX
 
     @property
     def last_modified_key(self) -> bytes:
-        return self._last_modified_key
+        return self._prefix + RedisJobBoard.LAST_MODIFIED_POSTFIX
 
     @property
     def board(self) -> RedisJobBoard:
@@ -135,19 +145,19 @@ class RedisJob(base.Job):
         (``DOES_NOT_EXPIRE`` for a claim without expiry,
         ``KEY_NOT_FOUND`` when nobody holds it)."""
         with self.board._wrap('read the claim expiry of job %s' % self.uuid):
-            return redis_utils.get_expiry(self.board._client, self._owner_key)
+            return redis_utils.get_expiry(self.board._client, self.owner_key)
 
     def extend_expiry(self, expiry: float) -> bool:
         """Make the current claim expire ``expiry`` seconds from now
         (whoever holds it); ``False`` when nobody holds it."""
         with self.board._wrap('extend the claim of job %s' % self.uuid):
             return redis_utils.apply_expiry(self.board._client,
-                                            self._owner_key, expiry)
+                                            self.owner_key, expiry)
 
     @property
     def last_modified(self) -> datetime.datetime | None:
         with self.board._wrap('read job %s' % self.uuid):
-            raw = self.board._client.get(self._last_modified_key)
+            raw = self.board._client.get(self.last_modified_key)
         return codec.loads(raw) if raw else None
 
     @property
@@ -172,8 +182,8 @@ class RedisJobBoard(base.JobBoard):
         ('host', str), ('port', int), ('username', str), ('password', str),
         ('db', int), ('encoding', str), ('encoding_errors', str),
         ('socket_timeout', float), ('socket_connect_timeout', float),
-        ('retry_on_timeout', 'bool'), ('health_check_interval', float),
-        ('unix_socket_path', str), ('ssl', 'bool'), ('ssl_keyfile', str),
+        ('retry_on_timeout', _as_bool), ('health_check_interval', float),
+        ('unix_socket_path', str), ('ssl', _as_bool), ('ssl_keyfile', str),
         ('ssl_certfile', str), ('ssl_cert_reqs', str),
         ('ssl_ca_certs', str),
     )
@@ -208,7 +218,7 @@ class RedisJobBoard(base.JobBoard):
         self._posted_channel = self.join(b'posted')
         self._runner: _redis_runner.ScriptRunner | None = None
         # listings field -> (raw posting, parsed posting): see _listing()
-        self._parsed: dict[bytes, tuple[bytes, tuple]] = {}
+        self._parsed: dict[bytes, tuple[bytes, _Posting]] = {}
 
     # -- keys --------------------------------------------------------------
 
@@ -246,21 +256,14 @@ class RedisJobBoard(base.JobBoard):
             host = str(conf['hostname']).rpartition(':')
             kwargs['host'] = host[0] if host[1] and host[2].isdigit() \
                 else host[2]
-        for key, kind in self.CLIENT_CONF_TRANSFERS:
+        for key, convert in self.CLIENT_CONF_TRANSFERS:
             if conf.get(key) is None:
                 continue
-            value = conf[key]
-            if kind == 'bool':
-                if isinstance(value, str):
-                    value = value.strip().lower() in ('1', 'true', 'yes', 'on')
-                kwargs[key] = bool(value)
-            else:
-                try:
-                    kwargs[key] = kind(value)
-                except (TypeError, ValueError) as e:
-                    raise ValueError('Jobboard %r: %s %r is not a valid %s'
-                                     % (self._name, key, value,
-                                        kind.__name__)) from e
+            try:
+                kwargs[key] = convert(conf[key])
+            except (TypeError, ValueError) as e:
+                raise ValueError('Jobboard %r: invalid %s %r (%s)'
+                                 % (self._name, key, conf[key], e)) from e
         if not kwargs.get('ssl'):
             for key in list(kwargs):
                 if key.startswith('ssl_'):
@@ -369,20 +372,23 @@ class RedisJobBoard(base.JobBoard):
         return self._make_job(self._parse_posting(raw))
 
     @staticmethod
-    def _parse_posting(raw: bytes) -> tuple:
+    def _parse_posting(raw: bytes) -> _Posting:
         posting = codec.loads(raw)
         priority = base.JobPriority.convert(posting.get('priority', 'NORMAL'))
         sequence = posting.get('sequence', 0)
-        return ((-base._RANK[priority], sequence), posting['uuid'],
-                posting['name'], sequence, posting.get('details') or {},
-                posting.get('book'), priority, posting.get('created_on'))
+        return _Posting((-base._RANK[priority], sequence), posting['uuid'],
+                        posting['name'], sequence,
+                        posting.get('details') or {}, posting.get('book'),
+                        priority, posting.get('created_on'))
 
-    def _make_job(self, parsed: tuple) -> RedisJob:
-        _, uuid, name, sequence, details, book_data, priority, created = \
-            parsed
-        return RedisJob(self, name, uuid, sequence, details=dict(details),
-                        backend=self._persistence, book_data=book_data,
-                        priority=priority, created_on=created)
+    def _make_job(self, posting: _Posting) -> RedisJob:
+        # details copied: a caller changing them must not change the cache
+        return RedisJob(self, posting.name, posting.uuid, posting.sequence,
+                        details=dict(posting.details),
+                        backend=self._persistence,
+                        book_data=posting.book_data,
+                        priority=posting.priority,
+                        created_on=posting.created_on)
 
     # -- the board ---------------------------------------------------------
 
@@ -414,7 +420,7 @@ class RedisJobBoard(base.JobBoard):
                         book=book, book_data=posting.get('book'),
                         priority=priority, created_on=created_on)
 
-    def _listing(self) -> list[tuple]:
+    def _listing(self) -> list[_Posting]:
         """The parsed postings, highest priority and newest first (as the
         original lists them).
 
@@ -453,7 +459,7 @@ class RedisJobBoard(base.JobBoard):
             join = self.join
             with self._wrap('list jobs'):
                 owners = self._client.mget(
-                    [join(p[1].encode('ascii') + self.OWNED_POSTFIX)
+                    [join(p.uuid.encode('ascii') + self.OWNED_POSTFIX)
                      for p in parsed])
             parsed = [p for p, owner in zip(parsed, owners) if owner is None]
         return iter([self._make_job(p) for p in parsed])
@@ -486,17 +492,27 @@ class RedisJobBoard(base.JobBoard):
         with self._wrap('count jobs'):
             return int(self._client.hlen(self._listings_key))
 
-    def find_owner(self, job: RedisJob) -> str | None:
+    def _keys(self, job: base.Job) -> _JobKeys:
+        """The keys of ``job`` (any ``Job``: they derive from its uuid)."""
+        prefix = job._prefix if isinstance(job, RedisJob) else \
+            self.join(job.uuid.encode('ascii'))
+        return _JobKeys(prefix + self.OWNED_POSTFIX,
+                        prefix + self.LAST_MODIFIED_POSTFIX,
+                        prefix + self.TOKEN_POSTFIX,
+                        prefix + self.HISTORY_POSTFIX)
+
+    def find_owner(self, job: base.Job) -> str | None:
         with self._wrap('find the owner of job %s' % job.uuid):
-            raw = self._client.get(job.owner_key)
+            raw = self._client.get(self._keys(job).owner)
         return self._decode_owner(raw) if raw is not None else None
 
-    def _state(self, job: RedisJob) -> str:
+    def _state(self, job: base.Job) -> str:
         state = self._run('state', 'read the state of job %s' % job.uuid,
-                          [self._listings_key, job.owner_key], [job.uuid])
+                          [self._listings_key, self._keys(job).owner],
+                          [job.uuid])
         return ('UNCLAIMED', 'CLAIMED', 'COMPLETE')[int(state)]
 
-    def claim(self, job: RedisJob, who: str, expiry: float | None = None
+    def claim(self, job: base.Job, who: str, expiry: float | None = None
               ) -> None:
         """Claim ``job`` for ``who`` for ``expiry`` seconds (default
         ``base.DEFAULT_CLAIM_EXPIRY``); sets ``job.claim_token``.
@@ -507,10 +523,11 @@ class RedisJobBoard(base.JobBoard):
         """
         base.check_who(who)
         ms = _to_ms(base.DEFAULT_CLAIM_EXPIRY if expiry is None else expiry)
+        keys = self._keys(job)
         reply = self._run(
             'claim', 'claim job %s' % job.uuid,
-            [self._listings_key, job.owner_key, job.last_modified_key,
-             job._token_key, job._history_key],
+            [self._listings_key, keys.owner, keys.last_modified, keys.token,
+             keys.history],
             [job.uuid, self._encode_owner(who), ms, repr(time.time()),
              codec.dumps(_utcnow()), os.urandom(8).hex()])
         status = reply[0]
@@ -526,7 +543,7 @@ class RedisJobBoard(base.JobBoard):
         raise exc.JobFailure('Unexpected reply %r claiming job %s'
                              % (reply, job.uuid))
 
-    def renew_claim(self, job: RedisJob, who: str,
+    def renew_claim(self, job: base.Job, who: str,
                     expiry: float | None = None) -> None:
         """Extend ``who``'s claim of ``job`` to ``expiry`` seconds from now.
 
@@ -536,12 +553,13 @@ class RedisJobBoard(base.JobBoard):
         base.check_who(who)
         ms = _to_ms(base.DEFAULT_CLAIM_EXPIRY if expiry is None else expiry)
         token = '' if job.claim_token is None else str(job.claim_token)
+        keys = self._keys(job)
         reply = self._run('renew', 'renew the claim of job %s' % job.uuid,
-                          [self._listings_key, job.owner_key, job._token_key],
+                          [self._listings_key, keys.owner, keys.token],
                           [job.uuid, self._encode_owner(who), ms, token])
         self._check_end_reply(reply, job, who, 'renew the claim of')
 
-    def _check_end_reply(self, reply: list, job: RedisJob, who: str,
+    def _check_end_reply(self, reply: list[Any], job: base.Job, who: str,
                          action: str) -> None:
         status = reply[0]
         if status == scripts.S_OK:
@@ -561,37 +579,38 @@ class RedisJobBoard(base.JobBoard):
         raise exc.JobFailure('Unexpected reply %r to %s job %s'
                              % (reply, action, job.uuid))
 
-    def _end(self, job: RedisJob, who: str, outcome: str, action: str,
+    def _end(self, job: base.Job, who: str, outcome: str, action: str,
              reason: str | None) -> None:
         base.check_who(who)
+        keys = self._keys(job)
         reply = self._run(
             'end', '%s job %s' % (action, job.uuid),
-            [self._listings_key, job.owner_key, job.last_modified_key,
-             job._token_key, job._history_key, self._trash_key],
+            [self._listings_key, keys.owner, keys.last_modified, keys.token,
+             keys.history, self._trash_key],
             [job.uuid, self._encode_owner(who), outcome, repr(time.time()),
              reason or '', codec.dumps(_utcnow()), CONSUMED_HISTORY_TTL,
              os.urandom(8).hex()])
         self._check_end_reply(reply, job, who, action)
 
-    def consume(self, job: RedisJob, who: str) -> None:
+    def consume(self, job: base.Job, who: str) -> None:
         """``who`` is done with ``job``: it leaves the board."""
         self._end(job, who, 'consumed', 'consume', None)
 
-    def abandon(self, job: RedisJob, who: str, reason: str | None = None
+    def abandon(self, job: base.Job, who: str, reason: str | None = None
                 ) -> None:
         """``who`` gives ``job`` back, unclaimed."""
         self._end(job, who, 'abandoned', 'abandon', reason)
 
-    def trash(self, job: RedisJob, who: str, reason: str | None = None
+    def trash(self, job: base.Job, who: str, reason: str | None = None
               ) -> None:
         """Move ``job`` to the trash (dead-letter), keeping its history."""
         self._end(job, who, 'trashed', 'trash', reason)
 
-    def history(self, job: RedisJob) -> list[base.Attempt]:
+    def history(self, job: base.Job) -> list[base.Attempt]:
         """Every claim of ``job`` made by taskflow-ng, oldest first (claims
         by the original are not recorded)."""
         with self._wrap('read the history of job %s' % job.uuid):
-            raw = self._client.hgetall(job._history_key)
+            raw = self._client.hgetall(self._keys(job).history)
         attempts = []
         for value in raw.values():
             entry = json.loads(value)

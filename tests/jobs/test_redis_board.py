@@ -406,3 +406,37 @@ while True:  # renews until killed
             time.sleep(0.05)
     assert [(a.who, a.outcome) for a in board.history(job)] == [
         ('holder', 'lost'), ('taker', None)]
+
+
+def test_an_unreadable_posting_is_skipped_and_logged_once(board, raw, caplog):
+    good = board.post('good')
+    raw.hset(board.listings_key, 'garbage', b'\xc1 not msgpack')
+    with caplog.at_level('WARNING'):
+        for _ in range(3):
+            assert [j.uuid for j in board.iterjobs()] == [good.uuid]
+    assert sum('unreadable posting' in r.getMessage()
+               for r in caplog.records) == 1
+
+
+def test_threads_sharing_one_board_claim_each_job_once(board):
+    import threading
+    jobs = [board.post('j%d' % i) for i in range(40)]
+    won: dict[str, list[str]] = {j.uuid: [] for j in jobs}
+
+    def claim_all(who):
+        for job in board.iterjobs(only_unclaimed=True):
+            try:
+                board.claim(job, who)
+            except (exc.UnclaimableJob, exc.NotFound):
+                continue
+            won[job.uuid].append(who)
+            board.consume(job, who)
+
+    threads = [threading.Thread(target=claim_all, args=('t%d' % i,))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(w) == 1 for w in won.values()), won
+    assert board.job_count == 0

@@ -24,6 +24,7 @@ import json
 import os
 import threading
 import time
+import uuid as uuidlib
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -36,7 +37,6 @@ from taskflow.jobs.backends import _redis_scripts as scripts
 from taskflow.utils import redis_utils
 
 try:
-    import redis
     from redis import backoff, retry
     from redis import exceptions as redis_exceptions
     from redis import sentinel as redis_sentinel
@@ -218,7 +218,7 @@ class RedisJobBoard(base.JobBoard):
         self._posted_channel = self.join(b'posted')
         self._runner: _redis_runner.ScriptRunner | None = None
         # listings field -> (raw posting, parsed posting): see _listing()
-        self._parsed: dict[bytes, tuple[bytes, _Posting]] = {}
+        self._parsed: dict[bytes, tuple[bytes, _Posting | None]] = {}
 
     # -- keys --------------------------------------------------------------
 
@@ -309,6 +309,9 @@ class RedisJobBoard(base.JobBoard):
     def connect(self) -> None:
         """Connect (and check the server is Redis >= 2.6)."""
         with self._lock:
+            if self._runner is not None:  # connecting again
+                self._runner.close()
+                self._runner = None
             if self._owns_client:
                 if self._client is not None:
                     with contextlib.suppress(Exception):
@@ -352,13 +355,17 @@ class RedisJobBoard(base.JobBoard):
                                  % (what, self._name))
         try:
             yield
-        except redis_exceptions.RedisError as e:
+        except (redis_exceptions.RedisError, OSError) as e:
             raise exc.JobFailure('Jobboard %r failed to %s: %s'
                                  % (self._name, what, e)) from e
 
     def _run(self, script: str, what: str, keys: list, args: list) -> Any:
+        runner = self._runner  # close() from another thread may clear it
         with self._wrap(what):
-            return self._runner(script, keys, args)  # type: ignore[misc]
+            if runner is None:
+                raise exc.JobFailure('Can not %s: jobboard %r is not'
+                                     ' connected' % (what, self._name))
+            return runner(script, keys, args)
 
     # -- encoding ----------------------------------------------------------
 
@@ -396,8 +403,6 @@ class RedisJobBoard(base.JobBoard):
              priority: base.JobPriority | str = base.JobPriority.NORMAL
              ) -> RedisJob:
         """Post a job (one round trip); only the book's name and uuid travel."""
-        import uuid as uuidlib
-
         priority = base.JobPriority.convert(priority)
         job_uuid = str(uuidlib.uuid4())
         created_on = _utcnow()
@@ -437,11 +442,13 @@ class RedisJobBoard(base.JobBoard):
                 try:
                     hit = (value, self._parse_posting(value))
                 except Exception:
+                    # Logged once per board, not on every listing.
                     LOG.warning('Jobboard %r: skipping unreadable posting %r',
                                 self._name, key, exc_info=True)
-                    continue
+                    hit = (value, None)
                 cache[key] = hit
-            parsed.append(hit[1])
+            if hit[1] is not None:
+                parsed.append(hit[1])
         if len(cache) > len(raw):
             # list(cache) is one atomic step: other threads may list too.
             for key in list(cache):

@@ -22,12 +22,13 @@ S_NOT_OWNER = b'not_owner'
 S_ALREADY_CLAIMED = b'already_claimed'
 
 # KEYS: sequence, listings; ARGV: uuid, posting without its sequence entry
-# (a map header counting it), channel to wake waiters on.
+# (a map header counting it), channel the posting is published on (waiters
+# and POSTED listeners).
 POST = """
 local seq = redis.call('incr', KEYS[1])
-redis.call('hset', KEYS[2], ARGV[1],
-           ARGV[2] .. cmsgpack.pack('sequence') .. cmsgpack.pack(seq))
-redis.call('publish', ARGV[3], ARGV[1])
+local posting = ARGV[2] .. cmsgpack.pack('sequence') .. cmsgpack.pack(seq)
+redis.call('hset', KEYS[2], ARGV[1], posting)
+redis.call('publish', ARGV[3], posting)
 return seq
 """
 
@@ -102,7 +103,8 @@ return {'ok'}
 # KEYS: listings, owner, last_modified, token, history, trash
 # ARGV: uuid, who, outcome ('consumed', 'abandoned', 'trashed'), now,
 #       reason ('' for none), packed last_modified, seconds to keep the
-#       history of a consumed job, nonce
+#       history of a consumed job, nonce, channel a consumed or trashed
+#       posting is published on (REMOVAL listeners)
 END = _CURRENT + """
 local function done_already()
   local _, attempt = current()
@@ -136,14 +138,18 @@ if attempt and attempt['who'] == ARGV[2] and not attempt['outcome'] then
 end
 redis.call('del', KEYS[2])
 if ARGV[3] == 'consumed' then
+  local posting = redis.call('hget', KEYS[1], ARGV[1])
   redis.call('hdel', KEYS[1], ARGV[1])
   redis.call('del', KEYS[3])
   redis.call('expire', KEYS[4], ARGV[7])
   redis.call('expire', KEYS[5], ARGV[7])
+  redis.call('publish', ARGV[9], posting)
 elseif ARGV[3] == 'trashed' then
-  redis.call('hset', KEYS[6], ARGV[1], redis.call('hget', KEYS[1], ARGV[1]))
+  local posting = redis.call('hget', KEYS[1], ARGV[1])
+  redis.call('hset', KEYS[6], ARGV[1], posting)
   redis.call('hdel', KEYS[1], ARGV[1])
   redis.call('set', KEYS[3], ARGV[6])
+  redis.call('publish', ARGV[9], posting)
 else
   redis.call('set', KEYS[3], ARGV[6])
 end

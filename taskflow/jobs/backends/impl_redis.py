@@ -32,6 +32,7 @@ from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
 from taskflow.jobs.backends import _redis_codec as codec
+from taskflow.jobs.backends import _redis_events
 from taskflow.jobs.backends import _redis_runner
 from taskflow.jobs.backends import _redis_scripts as scripts
 from taskflow.utils import redis_utils
@@ -165,7 +166,7 @@ class RedisJob(base.Job):
         return self.board._state(self)
 
 
-class RedisJobBoard(base.JobBoard):
+class RedisJobBoard(base.NotifyingJobBoard):
     """A jobboard whose jobs live in a Redis server (or a Sentinel-managed
     one), laid out as the original TaskFlow's redis board lays them out.
 
@@ -176,6 +177,11 @@ class RedisJobBoard(base.JobBoard):
     ``namespace`` (``'taskflow'``: the prefix of every key), and for
     Sentinel ``sentinel`` (the master's name), ``sentinel_fallbacks``
     (more ``'host:port'`` sentinels) and ``sentinel_kwargs``.
+
+    ``notifier`` emits ``POSTED`` and ``REMOVAL`` (``{'job': job}``, from a
+    background thread started when the first callback registers) for jobs
+    taskflow-ng boards post, consume or trash; the original's moves are not
+    announced.
     """
 
     CLIENT_CONF_TRANSFERS = (
@@ -216,6 +222,10 @@ class RedisJobBoard(base.JobBoard):
         self._sequence_key = self.join(b'sequence')
         self._trash_key = self.join(b'trash')
         self._posted_channel = self.join(b'posted')
+        self._removed_channel = self.join(b'removed')
+        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        self._events_wanted = False
+        self._listener: _redis_events.Listener | None = None
         self._runner: _redis_runner.ScriptRunner | None = None
         # listings field -> (raw posting, parsed posting): see _listing()
         self._parsed: dict[bytes, tuple[bytes, _Posting | None]] = {}
@@ -334,9 +344,15 @@ class RedisJobBoard(base.JobBoard):
                 runner.load()
             self._runner = runner
             self._closed = False
+            if self._events_wanted:
+                self._start_listener()
 
     def close(self) -> None:
         """Drop the connection (claims stay until they expire)."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
         with self._lock:
             if self._runner is not None:
                 self._runner.close()
@@ -346,6 +362,33 @@ class RedisJobBoard(base.JobBoard):
                     self._client.close()
                 self._client = None
             self._closed = True
+
+    # -- notifications -----------------------------------------------------
+
+    def _want_events(self) -> None:
+        with self._lock:
+            self._events_wanted = True
+            if self.connected:
+                self._start_listener()
+
+    def _start_listener(self) -> None:
+        # Called with self._lock held.
+        if self._listener is None:
+            self._listener = _redis_events.Listener(
+                self._name, self._client,
+                [self._posted_channel, self._removed_channel], self._deliver)
+            self._listener.start()
+
+    def _deliver(self, channel: bytes, data: bytes) -> None:
+        try:
+            job = self._job_from_posting(data)
+        except Exception:
+            LOG.debug('Jobboard %r: ignoring an unreadable %r message',
+                      self._name, channel, exc_info=True)
+            return
+        event = base.POSTED if channel == self._posted_channel \
+            else base.REMOVAL
+        self.notifier.notify(event, {'job': job})
 
     @contextlib.contextmanager
     def _wrap(self, what: str, connecting: bool = False) -> Iterator[None]:
@@ -596,7 +639,7 @@ class RedisJobBoard(base.JobBoard):
              keys.history, self._trash_key],
             [job.uuid, self._encode_owner(who), outcome, repr(time.time()),
              reason or '', codec.dumps(_utcnow()), CONSUMED_HISTORY_TTL,
-             os.urandom(8).hex()])
+             os.urandom(8).hex(), self._removed_channel])
         self._check_end_reply(reply, job, who, action)
 
     def consume(self, job: base.Job, who: str) -> None:

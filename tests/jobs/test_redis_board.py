@@ -452,7 +452,7 @@ def test_the_notifier_announces_posted_and_removed_jobs(make):
         watcher.notifier.register(
             event, lambda event_type, details: events.put(
                 (event_type, details['job'].uuid)))
-    time.sleep(0.2)  # the listener thread subscribes
+    assert watcher._listener.subscribed.wait(10)
     kept = worker.post('kept')
     gone = worker.post('gone')
     worker.claim(gone, 'w')

@@ -51,6 +51,8 @@ class Listener:
         self._channels = channels
         self._deliver = deliver
         self._stopped = threading.Event()
+        #: Set once subscribed (messages published before are not seen).
+        self.subscribed = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='redis-jobboard-events-%s' % name)
         self._name = name
@@ -72,6 +74,9 @@ class Listener:
             try:
                 pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(*self._channels)
+                # The subscription is confirmed by the first read.
+                pubsub.get_message(timeout=READ_TIMEOUT)
+                self.subscribed.set()
                 if failing:
                     LOG.info('Jobboard %r: event subscription is back',
                              self._name)

@@ -350,6 +350,10 @@ def test_a_retried_call_whose_reply_was_lost_succeeds_once(board):
         ('alice', 'consumed')]
     with pytest.raises(exc.NotFound):
         board.consume(job, 'alice')  # a new call is not a retry
+    # A retried post of that (consumed) job does not bring it back.
+    post_keys = [board.sequence_key, board.listings_key, keys[3]]
+    assert board._runner('post', post_keys, [job.uuid, b'\x81', b'c']) == -1
+    assert board.job_count == 0
 
 
 def test_a_given_client_is_used_and_left_open(raw):

@@ -21,10 +21,16 @@ S_UNKNOWN_OWNER = b'unknown_owner'
 S_NOT_OWNER = b'not_owner'
 S_ALREADY_CLAIMED = b'already_claimed'
 
-# KEYS: sequence, listings; ARGV: uuid, posting without its sequence entry
-# (a map header counting it), channel the posting is published on (waiters
-# and POSTED listeners).
+# KEYS: sequence, listings, the job's token key; ARGV: uuid, posting
+# without its sequence entry (a map header counting it), channel the
+# posting is published on (waiters and POSTED listeners).
+# Answers the sequence, or -1 when this is a retry of a post that happened
+# (the job is listed, or was claimed since: never post it again).
 POST = """
+if redis.call('hexists', KEYS[2], ARGV[1]) == 1
+    or redis.call('exists', KEYS[3]) == 1 then
+  return -1
+end
 local seq = redis.call('incr', KEYS[1])
 local posting = ARGV[2] .. cmsgpack.pack('sequence') .. cmsgpack.pack(seq)
 redis.call('hset', KEYS[2], ARGV[1], posting)

@@ -461,12 +461,22 @@ class RedisJobBoard(base.NotifyingJobBoard):
             raise exc.JobFailure('Can not post job %r on jobboard %r: %s'
                                  % (name, self._name, e)) from e
         sequence = self._run('post', 'post job %r' % name,
-                             [self._sequence_key, self._listings_key],
+                             [self._sequence_key, self._listings_key,
+                              self.join(job_uuid.encode('ascii')
+                                        + self.TOKEN_POSTFIX)],
                              [job_uuid, packed, self._posted_channel])
+        if sequence == -1:
+            # A retried post (the first reply was lost) that had happened.
+            sequence = self._posted_sequence(job_uuid)
         return RedisJob(self, name, job_uuid, int(sequence),
                         details=posting['details'], backend=self._persistence,
                         book=book, book_data=posting.get('book'),
                         priority=priority, created_on=created_on)
+
+    def _posted_sequence(self, job_uuid: str) -> int:
+        with self._wrap('read job %s' % job_uuid):
+            raw = self._client.hget(self._listings_key, job_uuid)
+        return self._parse_posting(raw).sequence if raw else 0
 
     def _listing(self) -> list[_Posting]:
         """The parsed postings, highest priority and newest first (as the

@@ -42,8 +42,8 @@ class Listener:
 
     def _open(self) -> Any:
         raw = self._engine.raw_connection()
-        raw.detach()  # ours alone, never back in the pool
         conn = raw.driver_connection
+        raw.detach()  # ours alone, never back in the pool
         conn.rollback()
         conn.autocommit = True
         conn.execute('LISTEN %s' % self._channel)

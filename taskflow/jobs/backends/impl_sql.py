@@ -242,13 +242,13 @@ class SQLJobBoard(base.NotifyingJobBoard):
         with backend._lock, backend._write_engine.connect() as conn:
             if sa.inspect(conn).has_table(ng_tables.jobs.name):
                 return
-            try:
-                migration.upgrade_ng(conn)
-            except sa_exc.SQLAlchemyError:
-                # Another board created them at the same time?
-                conn.rollback()
+            conn.rollback()
+            # Alembic is not thread safe, and boards of other processes may
+            # be creating the tables right now: one at a time.
+            with _MIGRATING, _server_lock(conn):
                 if not sa.inspect(conn).has_table(ng_tables.jobs.name):
-                    raise
+                    conn.rollback()
+                    migration.upgrade_ng(conn)
 
     def close(self) -> None:
         """Drop the board's connections (its claims stay until they expire)."""
@@ -627,6 +627,38 @@ class SQLJobBoard(base.NotifyingJobBoard):
                 for statement in self._st.clear_board:
                     conn.execute(statement, {'b_board': self._namespace})
         self._run('clearing the board', delete)
+
+
+_MIGRATING = threading.Lock()
+_LOCK_NAME = 'taskflow_ng_jobboard_migration'
+
+
+@contextlib.contextmanager
+def _server_lock(conn: sa.Connection) -> Iterator[None]:
+    """Hold a database-wide lock (PostgreSQL advisory lock, MySQL
+    ``GET_LOCK``) while creating the tables; SQLite needs none."""
+    dialect = conn.dialect.name
+    if dialect == 'postgresql':
+        key = sa.func.hashtext(_LOCK_NAME)
+        conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.rollback()
+            conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+            conn.commit()
+    elif dialect in ('mysql', 'mariadb'):
+        conn.execute(sa.select(sa.func.get_lock(_LOCK_NAME, 60)))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.rollback()
+            conn.execute(sa.select(sa.func.release_lock(_LOCK_NAME)))
+            conn.commit()
+    else:
+        yield
 
 
 def _check_expiry(expiry: float | None, job: base.Job) -> float:

@@ -307,7 +307,9 @@ class SQLJobBoard(base.NotifyingJobBoard):
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sa.Connection]:
         backend = self._require()
-        with backend._lock, backend._read_engine.connect() as conn:
+        # PostgreSQL: reads in autocommit too (no BEGIN/ROLLBACK round trips).
+        engine = self._autocommit or backend._read_engine
+        with backend._lock, engine.connect() as conn:
             yield conn
 
     # -- jobs ----------------------------------------------------------------

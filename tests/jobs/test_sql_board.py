@@ -258,6 +258,20 @@ def test_a_trashed_job_is_complete_and_cannot_be_claimed(kind, boards):
         ('trashed', 'bad')]
 
 
+@pytest.mark.parametrize('kind', ALL)
+def test_any_text_is_kept_and_owner_names_are_exact(kind, boards):
+    board = boards(kind)
+    job = board.post('café ☕ 工作', details={'note': 'naïve ☃'})
+    (listed,) = board.iterjobs()
+    assert (listed.name, listed.details) == ('café ☕ 工作', {'note': 'naïve ☃'})
+    board.claim(job, 'Alice')
+    with pytest.raises(exc.UnclaimableJob, match="'Alice'"):
+        board.claim(listed, 'alice')
+    with pytest.raises(exc.JobFailure, match="claimed by 'Alice', not 'alice'"):
+        board.consume(listed, 'alice')
+    board.consume(job, 'Alice')
+
+
 # -- concurrency --------------------------------------------------------------
 
 @pytest.mark.parametrize('kind', ALL)
@@ -342,6 +356,29 @@ def test_terminated_postgresql_connections_never_double_claim(boards):
         timer.join()
     assert 'j2' in woken
     assert [len(one.history(j)) for j in jobs[1:]] == [1, 0, 0]
+
+
+def test_killed_mariadb_connections_are_replaced(boards):
+    namespace = uuid.uuid4().hex
+    one, two = boards('mysql', namespace), boards('mysql', namespace)
+    jobs = [one.post('j%d' % i) for i in range(3)]
+    one.claim(jobs[0], 'one')
+    engine = sa.create_engine(_sql.database_url('mysql'))
+    try:
+        with engine.begin() as conn:
+            ids = conn.execute(sa.text(
+                'SELECT id FROM information_schema.processlist WHERE db ='
+                ' DATABASE() AND id <> CONNECTION_ID()')).scalars().all()
+            for pid in ids:
+                conn.execute(sa.text('KILL CONNECTION %d' % pid))
+    finally:
+        engine.dispose()
+    assert ids
+    one.consume(jobs[0], 'one')
+    one.claim(jobs[1], 'one')
+    with pytest.raises(exc.UnclaimableJob, match="'one'"):
+        two.claim(jobs[1], 'two')
+    assert [len(one.history(j)) for j in jobs[1:]] == [1, 0]
 
 
 @pytest.mark.parametrize('url', [

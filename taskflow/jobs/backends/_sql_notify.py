@@ -68,6 +68,9 @@ class Listener:
                 for _ in conn.notifies(timeout=max(timeout, 0.0),
                                        stop_after=1):
                     got = True
+                if got:  # one look at the board answers every pending post
+                    for _ in conn.notifies(timeout=0):
+                        pass
                 return got
             except Exception:  # a dropped connection: reopened by listen()
                 self._drop()

@@ -94,8 +94,11 @@ def test_uri_and_dict_configurations_reach_the_same_board(tmp_path):
 
 
 @pytest.mark.parametrize('kind', SERVERS)
-def test_server_uris_pick_the_sql_board(kind):
+@pytest.mark.parametrize('bare', [False, True], ids=['driver', 'no-driver'])
+def test_server_uris_pick_the_sql_board(kind, bare):
     url = _sql.database_url(kind)
+    if bare:  # 'postgresql://...': the installed driver is used
+        url = kind + '://' + url.split('://', 1)[1]
     with backends.backend('b', url + '?namespace=' + uuid.uuid4().hex) as board:
         assert isinstance(board, impl_sql.SQLJobBoard)
         job = board.post('j')

@@ -161,7 +161,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
                 url = board
         if not url:
             return None
-        parsed = sa.engine.make_url(url)
+        parsed = _installed_driver(sa.engine.make_url(url))
         # Board options in a URI query are not the database driver's.
         return parsed.difference_update_query(
             [k for k in parsed.query if k in _BOARD_OPTIONS]
@@ -629,6 +629,25 @@ class SQLJobBoard(base.NotifyingJobBoard):
                 for statement in self._st.clear_board:
                     conn.execute(statement, {'b_board': self._namespace})
         self._run('clearing the board', delete)
+
+
+# A URL without a driver names SQLAlchemy's default one; when only the
+# driver taskflow-ng installs is there, use it (``postgresql://`` works with
+# psycopg 3 alone).
+_FALLBACK_DRIVERS = {'postgresql': ('psycopg2', 'psycopg'),
+                     'mysql': ('MySQLdb', 'pymysql')}
+
+
+def _installed_driver(url: sa.URL) -> sa.URL:
+    import importlib.util
+
+    if url.drivername not in _FALLBACK_DRIVERS:
+        return url
+    default, fallback = _FALLBACK_DRIVERS[url.drivername]
+    if importlib.util.find_spec(default) is None and \
+            importlib.util.find_spec(fallback) is not None:
+        return url.set(drivername='%s+%s' % (url.drivername, fallback))
+    return url
 
 
 _MIGRATING = threading.Lock()

@@ -153,6 +153,9 @@ def test_bad_arguments_are_refused_with_clear_errors(boards):
         board.claim(job, 'w', expiry=0)
     with pytest.raises(exc.JobFailure, match='not JSON serializable'):
         board.post('bad', details={'x': object()})
+    unconnected = impl_sql.SQLJobBoard('idle', {'connection': 'sqlite://'})
+    with pytest.raises(exc.JobFailure, match="Jobboard 'idle' is not connected"):
+        unconnected.post('j')
     with pytest.raises(ValueError, match='poll_interval'):
         impl_sql.SQLJobBoard('b', {'connection': 'sqlite://', 'poll_interval': 0})
 

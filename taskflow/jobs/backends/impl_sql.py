@@ -472,10 +472,18 @@ class SQLJobBoard(base.NotifyingJobBoard):
 
         def take_pg() -> tuple[str, Any]:
             with self._single() as conn:
-                token = conn.execute(pg.claim, {  # type: ignore[union-attr]
+                row = conn.execute(pg.claim, {  # type: ignore[union-attr]
                     'b_uuid': job.uuid, 'b_who': who,
-                    'b_expiry': expiry}).scalar()
-            return ('claimed', token) if token is not None else ('locked', None)
+                    'b_expiry': expiry}).one()
+            if row.token is not None:
+                return 'claimed', row.token
+            if row.status is None:
+                return 'missing', None
+            if row.status != _st.POSTED:
+                return 'gone', row
+            if row.owner is not None:
+                return 'owned', row
+            return 'locked', row
 
         def take() -> tuple[str, Any]:
             with self._writing() as conn:
@@ -506,7 +514,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
             raise exc.NotFound('Job %s not found on jobboard %r (%s)'
                                % (job.uuid, self._name, value.status))
         # No row, or a row another claimer holds locked right now.
-        row = self._read_owner(job)
+        row = self._read_owner(job) if outcome != 'missing' else None
         if row is None or row.status != _st.POSTED:
             raise exc.NotFound('Job %s not found on jobboard %r'
                                % (job.uuid, self._name))

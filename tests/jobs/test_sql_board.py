@@ -5,6 +5,10 @@ tokens, faults, LISTEN/NOTIFY and throughput."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -325,6 +329,48 @@ def test_a_claimer_never_waits_on_a_locked_row(kind, boards):
         assert board.find_owner(job) == 'w'
     finally:
         engine.dispose()
+
+
+_CLAIMER = """
+import sys, time
+from taskflow.jobs.backends import impl_sql
+board = impl_sql.SQLJobBoard('killed', {'connection': sys.argv[1],
+                                        'namespace': sys.argv[2]})
+board.connect()
+job = next(board.iterjobs())
+board.claim(job, 'doomed', expiry=float(sys.argv[3]))
+print(job.claim_token, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize('kind', ['sqlite', 'postgresql'])
+def test_the_job_of_a_killed_claimer_is_claimable_within_its_lease(kind, boards):
+    board = boards(kind)
+    job = board.post('j')
+    lease = 1.0
+    proc = subprocess.Popen(
+        [sys.executable, '-c', _CLAIMER, _sql.database_url(kind),
+         board.namespace, str(lease)], stdout=subprocess.PIPE, text=True,
+        cwd=str(_services.REPO_ROOT))
+    try:
+        first = int(proc.stdout.readline())
+        os.kill(proc.pid, signal.SIGKILL)
+        killed = time.monotonic()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert board.find_owner(job) == 'doomed'
+    while True:
+        try:
+            board.claim(job, 'heir')
+            break
+        except exc.UnclaimableJob:
+            assert time.monotonic() - killed < lease + 2
+            time.sleep(0.05)
+    assert job.claim_token > first
+    assert [(a.who, a.outcome) for a in board.history(job)] == [
+        ('doomed', 'lost'), ('heir', None)]
 
 
 # -- faults -------------------------------------------------------------------

@@ -160,6 +160,9 @@ def test_bad_arguments_are_refused_with_clear_errors(boards):
     unconnected = impl_sql.SQLJobBoard('idle', {'connection': 'sqlite://'})
     with pytest.raises(exc.JobFailure, match="Jobboard 'idle' is not connected"):
         unconnected.post('j')
+    with pytest.raises(ValueError, match='synchronous_commit of jobboard'):
+        impl_sql.SQLJobBoard('b', {'connection': 'sqlite://',
+                                   'synchronous_commit': 'maybe'})
     with pytest.raises(ValueError, match='poll_interval'):
         impl_sql.SQLJobBoard('b', {'connection': 'sqlite://', 'poll_interval': 0})
 
@@ -547,7 +550,7 @@ def test_wait_polls_elsewhere(kind, boards):
                          ids=['durable', 'async-commit'])
 def test_post_claim_consume_throughput_on_postgresql(boards, conf, capsys):
     board = boards('postgresql', **conf)
-    count = 200
+    count = 100
     started = time.perf_counter()
     for i in range(count):
         board.post('j%d' % i)

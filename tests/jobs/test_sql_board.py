@@ -255,6 +255,19 @@ def test_a_claim_that_moved_on_fences_its_old_holder(kind, boards):
     two.consume(new, 'alice')
 
 
+@pytest.mark.parametrize('kind', ['sqlite', 'postgresql'])
+def test_an_expired_claim_says_so(kind, boards):
+    board = boards(kind)
+    job = board.post('j')
+    board.claim(job, 'alice', expiry=0.2)
+    time.sleep(0.4)
+    with pytest.raises(exc.JobFailure, match="the claim of 'alice' expired"):
+        board.renew_claim(job, 'alice')
+    with pytest.raises(exc.JobFailure, match='it is not claimed'):
+        board.consume(job, 'bob')
+    assert job.state == 'UNCLAIMED'
+
+
 @pytest.mark.parametrize('kind', ALL)
 def test_a_trashed_job_is_complete_and_cannot_be_claimed(kind, boards):
     board = boards(kind)

@@ -536,6 +536,9 @@ class SQLJobBoard(base.NotifyingJobBoard):
             return exc.NotFound('Cannot %s job %s on jobboard %r: it is not'
                                 ' there' % (action, job.uuid, self._name))
         if row.owner is None:
+            if row.holder == who:
+                return exc.JobFailure('Cannot %s job %s: the claim of %r'
+                                      ' expired' % (action, job.uuid, who))
             return exc.JobFailure('Cannot %s job %s: it is not claimed (%r'
                                   ' does not hold it)' % (action, job.uuid, who))
         if row.owner == who:

@@ -155,6 +155,8 @@ def test_bad_arguments_are_refused_with_clear_errors(boards):
     job = board.post('j')
     with pytest.raises(ValueError, match='expiry of job %s must be > 0' % job.uuid):
         board.claim(job, 'w', expiry=0)
+    with pytest.raises(ValueError, match='finite'):
+        board.claim(job, 'w', expiry=float('inf'))
     with pytest.raises(exc.JobFailure, match='not JSON serializable'):
         board.post('bad', details={'x': object()})
     unconnected = impl_sql.SQLJobBoard('idle', {'connection': 'sqlite://'})

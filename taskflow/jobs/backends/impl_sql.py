@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import threading
 import time
 import uuid as uuidlib
@@ -719,9 +720,9 @@ def _check_expiry(expiry: float | None, job: base.Job) -> float:
     except (TypeError, ValueError):
         raise ValueError('Claim expiry of job %s must be a number of seconds,'
                          ' not %r' % (job.uuid, expiry)) from None
-    if not seconds > 0:
-        raise ValueError('Claim expiry of job %s must be > 0 seconds, not %r'
-                         % (job.uuid, expiry))
+    if not 0 < seconds < math.inf:
+        raise ValueError('Claim expiry of job %s must be > 0 seconds (and'
+                         ' finite), not %r' % (job.uuid, expiry))
     return seconds
 
 

@@ -58,6 +58,9 @@ DEFAULT_TIMEOUT = 10.0
 # wait() re-lists the board at least this often (seconds), and backs off
 # this long after a watch that failed at once.
 _WATCH_MAX = 5.0
+# A lease granted for a claim that lost its race serves the next claim if it
+# is younger than this (seconds): that claim ends at most this much early.
+_SPARE_LEASE_AGE = 0.25
 _POLL_DELAY = 0.05
 _CLIENT_KEYS = ('host', 'port', 'protocol', 'ca_cert', 'cert_key',
                 'cert_cert', 'api_path')
@@ -234,6 +237,9 @@ class EtcdJobBoard(base.JobBoard):
         self._connected = False
         self._lock = threading.RLock()
         self._last_sequence: int | None = None
+        # (ttl, lease id, granted at) of the lease of a claim that just lost
+        # a race: the next claim may take it while it is fresh.
+        self._spare: tuple[int, int, float] | None = None
 
     # -- connection -------------------------------------------------------
 
@@ -328,6 +334,15 @@ class EtcdJobBoard(base.JobBoard):
     def _grant(self, ttl: int, what: str) -> int:
         return int(self._api('/lease/grant', {'TTL': ttl, 'ID': 0},
                              what)['ID'])
+
+    def _take_lease(self, ttl: int, what: str) -> int:
+        """A lease of ``ttl`` seconds: a fresh spare one, else a new one."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare[0] == ttl and (
+                time.monotonic() - spare[2] < _SPARE_LEASE_AGE):
+            return spare[1]
+        return self._grant(ttl, what)
 
     def _revoke(self, lease: int) -> None:
         # Best effort: the lease expires on its own anyway.
@@ -555,7 +570,7 @@ class EtcdJobBoard(base.JobBoard):
         base.check_who(who)
         key = self._check_job(job)
         ttl = _ttl(self._default_expiry if expiry is None else expiry)
-        lease = self._grant(ttl, 'claim job %s' % job.uuid)
+        lease = self._take_lease(ttl, 'claim job %s' % job.uuid)
         record = '%s/%s/%s' % (self._history_root, key.rsplit('/', 1)[1],
                                uuidlib.uuid4().hex)
         claimed_at = time.time()
@@ -576,7 +591,9 @@ class EtcdJobBoard(base.JobBoard):
                 who, token, token, lease, record,
                 {'who': who, 'claimed_at': claimed_at})
             return
-        self._revoke(lease)
+        # Keep the unused lease for the next claim (rivals claiming the same
+        # jobs lose often; no key is on it, left alone it just expires).
+        self._spare = (ttl, lease, time.monotonic())
         lock, data = self._ranges(result)
         if not data:
             raise exc.NotFound('Job %s not found on board %r (consumed or'

@@ -32,7 +32,7 @@ class Note(task.Task):
         if pause:
             time.sleep(pause)
         _note(ledger, 'done %s' % self.name)
-        return self.name
+        return '%s@%d' % (self.name, os.getpid())
 
 
 class Fail(task.Task):

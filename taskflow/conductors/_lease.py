@@ -66,7 +66,7 @@ class ClaimKeeper:
             started = time.monotonic()
             try:
                 self._board.renew_claim(self._job, self._who, expiry=self._expiry)
-            except exc.JobFailure as error:
+            except (exc.JobFailure, exc.NotFound) as error:
                 if self._claim_taken(error) or time.monotonic() >= self._valid_until:
                     self._lose('claim of job %s by %s lost: %s'
                                % (self._job.uuid, self._who, error))

@@ -144,7 +144,8 @@ def test_a_paused_conductor_past_its_lease_writes_nothing(env):
     # The stale conductor finishes its step-1, then finds out.
     _wait_for(lambda: ('done step-1', stale.pid) in _ledger(ledger), 30,
               'the stale task to end')
-    time.sleep(1.0)
+    _wait_for(lambda: any('leaving it to its new owner' in line for line in stale.lines()),
+              30, 'the stale conductor to give the job up')
     after = _results(persistence, job)
     assert after == before
     assert after['step-1'] == 'step-1@%d' % fresh.pid

@@ -366,10 +366,19 @@ class ExecutorConductor(base.Conductor):
             with self._lock:
                 self._engines[job.uuid] = engine
             if keeper is not None:
-                keeper.set_on_lost(lambda reason: engine.suspend())
+                keeper.set_on_lost(functools.partial(self._suspend_lost, job, engine))
             if self._stopping.is_set():
                 engine.suspend()
             return self._run_engine(job, engine, keeper)
+
+    def _suspend_lost(self, job: Any, engine: Any, reason: str) -> None:
+        """The claim of ``job`` was lost: stop its engine (its writes are
+        refused anyway once the new owner took the flow)."""
+        try:
+            engine.suspend()
+        except exc.StorageFailure as error:
+            self._log.info('Job %s: suspending its engine after the claim was lost: %s',
+                           job.uuid, error)
 
     def _run_engine(self, job: Any, engine: Any,
                     keeper: _lease.ClaimKeeper | None) -> bool | None:

@@ -4,6 +4,8 @@ override, fencing options, the dead-letter and safe dispatch."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import socket
 import threading
@@ -22,12 +24,28 @@ from tests.conductors import _support
 from tests.conductors import flows
 
 
-@pytest.fixture
-def env(tmp_path):
+# Boards the conductor runs on: the SQL board sharing the persistence's
+# SQLite file, and every other kind registered for the contract tests that
+# is on this branch (tests/jobs/kinds), with persistence on an SQLite file.
+BOARDS = ['sql'] + [kind for kind in ('redis', 'zookeeper', 'etcd')
+                    if importlib.util.find_spec('tests.jobs.kinds.%s' % kind)]
+
+
+@pytest.fixture(params=BOARDS)
+def env(request, tmp_path):
     url = _support.sqlite_url(tmp_path)
     persistence = _support.make_persistence(url)
-    board = _support.make_board(url, 'ns-%s' % uuid.uuid4().hex[:8], persistence)
+    if request.param == 'sql':
+        board = _support.make_board(url, 'ns-%s' % uuid.uuid4().hex[:8], persistence)
+        cleanup = None
+    else:
+        kind = importlib.import_module('tests.jobs.kinds.%s' % request.param)
+        board = kind.make_board('cond-%s' % uuid.uuid4().hex[:8], persistence=persistence)
+        board.connect()
+        cleanup = kind.cleanup
     yield board, persistence, str(tmp_path / 'ledger')
+    if cleanup is not None:
+        cleanup(board)
     board.close()
 
 

@@ -267,10 +267,10 @@ def test_nonblocking_runs_jobs_at_once(env):
 def test_claims_are_renewed_while_the_job_runs(env):
     board, persistence, ledger = env
     job = _support.post_job(board, persistence, flows.steps,
-                            {'ledger': ledger, 'pause': 0.5})
-    conductor = _conductor(board, persistence, claim_expiry=0.6)
+                            {'ledger': ledger, 'pause': 1.0})
+    conductor = _conductor(board, persistence, claim_expiry=1.5)
     seen = _events(conductor)
     conductor.run(max_dispatches=1)
-    # 1.5 s of work on a 0.6 s claim: still ours at the end (consumed).
+    # 3 s of work on a 1.5 s claim: still ours at the end (consumed).
     assert [e for e, _ in seen][-1] == 'job_consumed'
     assert job.state == 'COMPLETE'

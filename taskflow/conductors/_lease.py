@@ -50,7 +50,7 @@ class ClaimKeeper:
         """Stop renewing (the claim stays until consumed/abandoned/expired)."""
         self._stopped.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(5)
+            self._thread.join(1)  # daemon: a renewal stuck on an outage is left behind
 
     def set_on_lost(self, on_lost: Callable[[str], Any] | None) -> None:
         """Call ``on_lost(reason)`` when the claim is lost (at once if it

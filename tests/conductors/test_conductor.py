@@ -274,3 +274,20 @@ def test_claims_are_renewed_while_the_job_runs(env):
     # 3 s of work on a 1.5 s claim: still ours at the end (consumed).
     assert [e for e, _ in seen][-1] == 'job_consumed'
     assert job.state == 'COMPLETE'
+
+
+def test_a_job_whose_logbook_was_destroyed_is_trashed_at_once(env):
+    import contextlib
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+    with contextlib.closing(persistence.get_connection()) as conn:
+        conn.destroy_logbook(job.book_uuid)
+    conductor = _conductor(board, persistence)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    assert [e for e, _ in seen] == ['job_trashed']
+    [trashed] = list(board.iter_trashed())
+    assert trashed.uuid == job.uuid
+    reason = board.history(trashed)[-1].reason
+    assert 'NotFound' in reason and job.book_uuid in reason
+    assert _support.read_ledger(ledger) == []

@@ -42,8 +42,15 @@ def test_kill_trial_every_job_consumed_once(env, tmp_path, trial):
     takeovers, kills = [], 0
     for _ in range(2):
         time.sleep(rng.uniform(0.2, 1.5))
-        running = [(job, ledger) for job, ledger in jobs.values()
-                   if job.state == 'CLAIMED' and _ledger(ledger)]
+        running = []
+        deadline = time.monotonic() + 10
+        while not running and time.monotonic() < deadline:
+            running = [(job, ledger) for job, ledger in jobs.values()
+                       if job.state == 'CLAIMED' and _ledger(ledger)
+                       and _ledger(ledger)[-1][0] != 'done step-2']
+            if all(job.state == 'COMPLETE' for job, _ in jobs.values()):
+                break
+            time.sleep(0.02)
         if not running:
             break
         job, ledger = rng.choice(running)
@@ -63,6 +70,7 @@ def test_kill_trial_every_job_consumed_once(env, tmp_path, trial):
             takeovers.append(taken - killed_at)
     _wait_for(lambda: all(job.state == 'COMPLETE' for job, _ in jobs.values()), 60,
               'every job consumed')
+    assert kills >= 1  # else the trial proved nothing
     assert list(board.iterjobs(ensure_fresh=True)) == []
     consumed = [line for proc in start.procs for line in proc.lines()
                 if line.startswith('job_consumed')]

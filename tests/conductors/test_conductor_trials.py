@@ -70,11 +70,15 @@ def test_kill_trial_every_job_consumed_once(env, tmp_path, trial):
             takeovers.append(taken - killed_at)
     _wait_for(lambda: all(job.state == 'COMPLETE' for job, _ in jobs.values()), 60,
               'every job consumed')
-    assert kills >= 1  # else the trial proved nothing
+    assert kills >= 1, 'no job was running to kill: the trial proved nothing'
     assert list(board.iterjobs(ensure_fresh=True)) == []
     consumed = [line for proc in start.procs for line in proc.lines()
                 if line.startswith('job_consumed')]
-    assert sorted(consumed) == sorted('job_consumed %s' % u for u in jobs)
+    # Consumed once: no job reported twice. (A conductor killed between
+    # consuming a job and printing so reports nothing: not every job has a
+    # line, but every job is COMPLETE.)
+    assert len(consumed) == len(set(consumed)), consumed
+    assert set(consumed) <= {'job_consumed %s' % u for u in jobs}
     for job, ledger in jobs.values():
         results = {name: result for name, result in _results(persistence, job).items()
                    if name.startswith('step-')}
@@ -88,7 +92,8 @@ def test_kill_trial_every_job_consumed_once(env, tmp_path, trial):
                    for proc in start.procs for line in proc.lines())
         for step in results:
             assert 1 <= lines.count('done %s' % step) <= 1 + kills + lost
-    assert all(t <= TRIAL_LEASE + 2.0 for t in takeovers), takeovers
+    assert all(t <= TRIAL_LEASE + 2.0 for t in takeovers), \
+        'takeovers %s s, lease %s s' % (takeovers, TRIAL_LEASE)
     print('trial %d: %d kill(s), takeovers %s s' % (
         trial, kills, ', '.join('%.2f' % t for t in takeovers)))
 

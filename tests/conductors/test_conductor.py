@@ -291,3 +291,25 @@ def test_a_job_whose_logbook_was_destroyed_is_trashed_at_once(env):
     reason = board.history(trashed)[-1].reason
     assert 'NotFound' in reason and job.book_uuid in reason
     assert _support.read_ledger(ledger) == []
+
+
+def test_executor_factory_with_or_without_the_conductor(env):
+    from concurrent import futures
+    board, persistence, ledger = env
+    made = []
+
+    def plain():
+        made.append('plain')
+        return futures.ThreadPoolExecutor(1)
+
+    def with_conductor(conductor):
+        made.append(conductor)
+        return futures.ThreadPoolExecutor(1)
+
+    for factory in (plain, with_conductor):
+        job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+        conductor = _conductor(board, persistence, kind='nonblocking',
+                               executor_factory=factory)
+        conductor.run(max_dispatches=1)
+        assert job.wait(10)
+    assert made[0] == 'plain' and made[1] is conductor

@@ -313,3 +313,30 @@ def test_executor_factory_with_or_without_the_conductor(env):
         conductor.run(max_dispatches=1)
         assert job.wait(10)
     assert made[0] == 'plain' and made[1] is conductor
+
+
+def test_flow_detail_choice_errors_trash_the_job(env):
+    import contextlib
+    from taskflow.persistence import models
+    board, persistence, ledger = env
+    book = models.LogBook('two-flows')
+    book.add(models.FlowDetail('f1', uuid.uuid4().hex))
+    book.add(models.FlowDetail('f2', uuid.uuid4().hex))
+    empty = models.LogBook('no-flows')
+    with contextlib.closing(persistence.get_connection()) as conn:
+        conn.save_logbook(book)
+        conn.save_logbook(empty)
+    missing = uuid.uuid4().hex
+    board.post('multiple', book=book)
+    board.post('unknown-flow', book=book, details={'flow_uuid': missing})
+    board.post('no-flow', book=empty)
+    conductor = _conductor(board, persistence)
+    conductor.run(max_dispatches=3)
+    reasons = {j.name: board.history(j)[-1].reason for j in board.iter_trashed()}
+    assert reasons == {
+        'multiple': 'dispatch failed: MultipleChoices: No matching flow detail found'
+                    ' (2 choices) in jobs book',
+        'unknown-flow': 'dispatch failed: NotFound: No matching flow detail found in jobs'
+                        ' book for flow detail with uuid %s' % missing,
+        'no-flow': 'dispatch failed: NotFound: No flow detail(s) found in jobs book',
+    }

@@ -27,7 +27,7 @@ from tests.conductors import flows
 # Boards the conductor runs on: the SQL board sharing the persistence's
 # SQLite file, and every other kind registered for the contract tests that
 # is on this branch (tests/jobs/kinds), with persistence on an SQLite file.
-BOARDS = ['sql'] + [kind for kind in ('redis', 'zookeeper', 'etcd')
+BOARDS = ['sql'] + [kind for kind in ('sql_postgresql', 'redis', 'zookeeper', 'etcd')
                     if importlib.util.find_spec('tests.jobs.kinds.%s' % kind)]
 
 

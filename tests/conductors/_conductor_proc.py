@@ -1,10 +1,11 @@
 """A conductor process for the kill tests:
 
-    python -m tests.conductors._conductor_proc URL NAMESPACE NAME CLAIM_EXPIRY MAX_ATTEMPTS [KIND]
+    python -m tests.conductors._conductor_proc URL NAMESPACE NAME EXPIRY ATTEMPTS [KIND]
 
-Runs a conductor (KIND: blocking, the default, or nonblocking) on the SQL board ``NAMESPACE`` of ``URL`` (the
-same database holds the persistence) until SIGTERM. Prints ``ready`` once
-running, and one line per conductor event.
+Runs a conductor (KIND: ``blocking``, the default, or ``nonblocking``) with
+claims of EXPIRY seconds and ``max_attempts=ATTEMPTS`` on the SQL board
+``NAMESPACE`` of ``URL`` (the same database holds the persistence) until
+SIGTERM. Prints ``ready`` once running, and one line per conductor event.
 """
 
 from __future__ import annotations

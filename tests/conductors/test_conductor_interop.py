@@ -8,7 +8,6 @@ import contextlib
 import importlib.util
 import os
 import subprocess
-import sys
 import textwrap
 import threading
 import time

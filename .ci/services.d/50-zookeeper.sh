@@ -1,6 +1,7 @@
 # ZooKeeper (127.0.0.1:2181, standalone, data under /var/lib/taskflow-ci/zookeeper)
 # Its own config (not the package's example one): loopback only, no admin HTTP
-# server (port 8080 belongs to others), the 'ruok' four-letter word enabled.
+# server (port 8080 belongs to others), the four-letter words kazoo uses
+# (ruok; envi for the server version check) enabled.
 zk_ok() {
   [[ "$(exec 3<>/dev/tcp/127.0.0.1/2181 && printf ruok >&3 && head -c4 <&3)" == imok ]]
 }
@@ -15,7 +16,7 @@ clientPort=2181
 clientPortAddress=127.0.0.1
 maxClientCnxns=0
 admin.enableServer=false
-4lw.commands.whitelist=ruok,srvr,stat,cons
+4lw.commands.whitelist=ruok,envi,srvr,stat,cons
 CFG
   # setsid+nohup: the server outlives this script (and CI's shell).
   setsid nohup java -Xmx256m -Dzookeeper.log.dir="$zk_dir/log" \

@@ -186,6 +186,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
             self._client = client
             self._owned = False
         else:
+            if 'hosts' not in conf and conf.get('hostname'):
+                # A URI's host (zookeeper://host:port/?path=...); the
+                # original ignores it and goes to localhost:2181.
+                conf = dict(conf, hosts=conf['hostname'])
             self._client = kazoo_utils.make_client(conf)
             self._owned = True
         self._persistence = persistence

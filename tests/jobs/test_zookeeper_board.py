@@ -377,3 +377,19 @@ def test_server_away_gives_job_failure_then_recovers(hosts, root):
     finally:
         board.close()
         proxy.close()
+
+
+def test_histories_of_jobs_gone_elsewhere_are_pruned_on_connect(make, raw,
+                                                                root):
+    board = make()
+    gone, kept = board.post('gone'), board.post('kept')
+    for job in (gone, kept):
+        board.claim(job, 'alice')
+        board.abandon(job, 'alice')
+    # As the original consumes: the posting goes, our history node stays.
+    raw.delete(gone.path)
+    history_dir = root + '/.taskflow-ng/jobs'
+    assert len(raw.get_children(history_dir)) == 2
+    later = make()
+    assert raw.get_children(history_dir) == [kept.path.rsplit('/', 1)[1]]
+    assert [a.outcome for a in later.history(kept)] == ['abandoned']

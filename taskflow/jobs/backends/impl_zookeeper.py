@@ -289,11 +289,26 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                                              self.MIN_ZK_VERSION)
             for path in (self._path, self._trash_path, self._ng_path):
                 self._client.ensure_path(path)
+            self._prune_histories()
         self._connected = True
         with self._known_lock:
             self._known.clear()
         self._watching = True
         self._client.ChildrenWatch(self._path, self._on_children)
+
+    def _prune_histories(self) -> None:
+        """Drop the histories of jobs gone from the board and the trash
+        (consumed by the original, which does not know about them)."""
+        histories = self._client.get_children(self._ng_path)
+        if not histories:
+            return
+        # Listed after the histories: a job claimed meanwhile is seen.
+        alive = set(self._client.get_children(self._path))
+        alive.update(self._client.get_children(self._trash_path))
+        for node in histories:
+            if node not in alive:
+                with contextlib.suppress(k_exc.NoNodeError):
+                    self._client.delete(self._meta_path(node))
 
     def close(self) -> None:
         """Stop watching; stop the client if the board made it."""
@@ -554,6 +569,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
     def _finish(self, txn: Any, job: ZookeeperJob, action: str) -> None:
         with self._wrapped('%s job %s' % (action.capitalize(), job.uuid)):
             results = self._commit(txn)
+        self._check_results(results, job, action)
+
+    def _check_results(self, results: list, job: ZookeeperJob,
+                       action: str) -> None:
         failures = [r for r in results if isinstance(r, Exception)
                     and not isinstance(r, k_exc.RolledBackError)]
         if failures:
@@ -579,14 +598,21 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
     def consume(self, job: ZookeeperJob, who: str) -> None:
         """``who`` is done: the job (and its history) leave the board."""
         lock = self._owned_lock(job, who, 'consume')
-        with self._wrapped('Consuming job %s' % job.uuid):
-            meta_stat = self._call('exists', self._meta_path(job._node))
-            txn = self._client.transaction()
-            txn.delete(job.lock_path, lock.stat.version)
-            txn.delete(job.path, -1)
-            if meta_stat is not None:
-                txn.delete(self._meta_path(job._node), -1)
-        self._finish(txn, job, 'consume')
+        # An ng claim made the history node in its transaction: delete it in
+        # the same one (unless it went missing; then without it).
+        for with_meta in ((True, False) if lock.token is not None
+                          else (False,)):
+            with self._wrapped('Consuming job %s' % job.uuid):
+                txn = self._client.transaction()
+                txn.delete(job.lock_path, lock.stat.version)
+                txn.delete(job.path, -1)
+                if with_meta:
+                    txn.delete(self._meta_path(job._node), -1)
+                results = self._commit(txn)
+            if with_meta and isinstance(results[-1], k_exc.NoNodeError):
+                continue
+            self._check_results(results, job, 'consume')
+            break
         self._forget(job)
 
     def abandon(self, job: ZookeeperJob, who: str,

@@ -393,3 +393,25 @@ def test_histories_of_jobs_gone_elsewhere_are_pruned_on_connect(make, raw,
     later = make()
     assert raw.get_children(history_dir) == [kept.path.rsplit('/', 1)[1]]
     assert [a.outcome for a in later.history(kept)] == ['abandoned']
+
+
+def test_expiry_counts_from_the_locks_last_write_on_the_servers_clock(
+        make, raw):
+    board = make()
+    job = board.post('j')
+    # A lock as another taskflow-ng process writes it (its clock unknown to
+    # us: only the server's mtime and the duration count).
+    raw.create(job.lock_path, json.dumps({'owner': 'elsewhere', 'expiry': 1,
+                                          'token': 1}).encode())
+    assert board.find_owner(job) == 'elsewhere'
+    with pytest.raises(exc.UnclaimableJob, match='elsewhere'):
+        board.claim(job, 'bob')
+    time.sleep(1.2)
+    assert board.find_owner(job) is None
+    board.claim(job, 'bob')
+    assert board.find_owner(job) == 'bob'
+    # A lock without an expiry (the original's) lasts for its session.
+    other = board.post('k')
+    raw.create(other.lock_path, json.dumps({'owner': 'orig'}).encode())
+    time.sleep(1.2)
+    assert board.find_owner(other) == 'orig'

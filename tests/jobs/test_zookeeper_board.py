@@ -415,3 +415,27 @@ def test_expiry_counts_from_the_locks_last_write_on_the_servers_clock(
     raw.create(other.lock_path, json.dumps({'owner': 'orig'}).encode())
     time.sleep(1.2)
     assert board.find_owner(other) == 'orig'
+
+
+def test_reconnects_after_close_and_leaves_a_given_client_running(hosts,
+                                                                  root):
+    conf = {'hosts': hosts, 'path': root + '/jobs'}
+    board = impl_zookeeper.ZookeeperJobBoard('own', conf)
+    board.connect()
+    job = board.post('j')
+    board.close()
+    assert not board.connected
+    board.connect()
+    assert [j.uuid for j in board.iterjobs()] == [job.uuid]
+    board.close()
+    client = kazoo_client.KazooClient(hosts)
+    client.start(timeout=10)
+    try:
+        shared = impl_zookeeper.ZookeeperJobBoard('shared', conf,
+                                                  client=client)
+        with shared:
+            assert shared.job_count == 1
+        assert client.connected
+    finally:
+        client.stop()
+        client.close()

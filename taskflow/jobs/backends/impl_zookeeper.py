@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import posixpath
 import threading
@@ -205,6 +206,8 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         self._known_lock = threading.RLock()
         self._changed = threading.Condition()
         self._watching = False
+        self._watch_generation = itertools.count(1)
+        self._watched: tuple[set[str], int] = (set(), 0)
 
     # -- paths and conveniences ------------------------------------------
 
@@ -350,6 +353,8 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
     def _on_children(self, children: list[str]) -> bool | None:
         if not self._watching:
             return False  # stops kazoo's watch
+        # What the watch saw last, newer than a listing taken before it.
+        self._watched = (set(children), next(self._watch_generation))
         try:
             self._refresh(children)
         except Exception:
@@ -427,14 +432,23 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                  ensure_fresh: bool = False) -> Iterator[ZookeeperJob]:
         """The board's jobs (always listed afresh: one request), highest
         priority first; ``only_unclaimed`` skips held claims."""
+        listed_at = self._watched[1]
         jobs, locked = self._list()
         for job in jobs:
-            if only_unclaimed and job._node in locked:
-                try:
-                    if self._read_lock(job) is not None:
-                        continue
-                except exc.JobFailure:
+            if only_unclaimed:
+                # Callers claim as they go: skip, at no cost, what the watch
+                # saw claimed or gone since the listing (rivals' work).
+                children, generation = self._watched
+                if generation > listed_at and (
+                        job._node not in children
+                        or job.lock_path.rsplit('/', 1)[1] in children):
                     continue
+                if job._node in locked:
+                    try:
+                        if self._read_lock(job) is not None:
+                            continue
+                    except exc.JobFailure:
+                        continue
             yield job
 
     @property

@@ -59,7 +59,7 @@ def _to_json(value: Any) -> bytes:
     return json.dumps(value).encode('utf-8')
 
 
-def _from_json(raw: bytes, what: str) -> dict:
+def _from_json(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw.decode('utf-8'))
     except (UnicodeDecodeError, ValueError) as e:
@@ -92,7 +92,7 @@ def _check_expiry(expiry: float | None) -> float:
 class _Lock:
     """A job's lock node as read: who holds it, until when (ng locks)."""
 
-    def __init__(self, data: dict, stat: Any, server_now: float) -> None:
+    def __init__(self, data: dict[str, Any], stat: Any, server_now: float) -> None:
         self.owner = data.get('owner')
         self.expiry = data.get('expiry')
         self.token = data.get('token')
@@ -126,6 +126,7 @@ class ZookeeperJob(base.Job):
                          sequence=sequence, created_on=created_on)
         self._path = path
         self._node = node
+        self._zk_board = board
         self._last_modified = last_modified
         self._trashed = trashed
 
@@ -137,7 +138,7 @@ class ZookeeperJob(base.Job):
     @property
     def lock_path(self) -> str:
         """The znode of the job's claim (exists while claimed)."""
-        return self._path + self._board.LOCK_POSTFIX
+        return self._path + self._zk_board.LOCK_POSTFIX
 
     @property
     def last_modified(self) -> datetime.datetime | None:
@@ -147,7 +148,7 @@ class ZookeeperJob(base.Job):
     def state(self) -> str:
         if self._trashed:
             return 'COMPLETE'
-        return self._board._job_state(self)
+        return self._zk_board._job_state(self)
 
 
 class ZookeeperJobBoard(base.NotifyingJobBoard):
@@ -228,6 +229,13 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
     @property
     def connected(self) -> bool:
         return self._connected and self._client.connected
+
+    def _zk_job(self, job: base.Job) -> ZookeeperJob:
+        if not isinstance(job, ZookeeperJob):
+            raise TypeError('Job %s is not a job of a ZooKeeper board (it is'
+                            ' a %s)' % (getattr(job, 'uuid', job),
+                                        type(job).__name__))
+        return job
 
     def _meta_path(self, node: str) -> str:
         return posixpath.join(self._ng_path, node)
@@ -500,8 +508,9 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
             return 'COMPLETE'
         return 'UNCLAIMED' if self._read_lock(job) is None else 'CLAIMED'
 
-    def find_owner(self, job: ZookeeperJob) -> str | None:
+    def find_owner(self, job: base.Job) -> str | None:
         """Who holds ``job``'s claim (``None`` if unclaimed or expired)."""
+        job = self._zk_job(job)
         self._ensure_connected('Finding the owner of job %s' % job.uuid)
         lock = self._read_lock(job)
         return None if lock is None else lock.owner
@@ -516,10 +525,11 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         except exc.JobFailure:
             return {}, stat  # start afresh rather than block the job
 
-    def claim(self, job: ZookeeperJob, who: str,
+    def claim(self, job: base.Job, who: str,
               expiry: float | None = None) -> None:
         """Claim ``job`` for ``who`` for ``expiry`` seconds (bounded by the
         session); sets ``job.claim_token``."""
+        job = self._zk_job(job)
         base.check_who(who)
         expiry = _check_expiry(expiry)
         self._ensure_connected('Claiming job %s' % job.uuid)
@@ -618,9 +628,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                                  ' (%s)' % (action, job.uuid, ', '.join(
                                      type(f).__name__ for f in failures)))
 
-    def renew_claim(self, job: ZookeeperJob, who: str,
+    def renew_claim(self, job: base.Job, who: str,
                     expiry: float | None = None) -> None:
         """Extend ``who``'s live claim of ``job`` by ``expiry`` seconds."""
+        job = self._zk_job(job)
         expiry = _check_expiry(expiry)
         lock = self._owned_lock(job, who, 'renew the claim of')
         data = dict(lock.data, expiry=expiry)
@@ -634,8 +645,9 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                                      ' lost it meanwhile' % (job.uuid, who),
                                      cause=e) from e
 
-    def consume(self, job: ZookeeperJob, who: str) -> None:
+    def consume(self, job: base.Job, who: str) -> None:
         """``who`` is done: the job (and its history) leave the board."""
+        job = self._zk_job(job)
         lock = self._owned_lock(job, who, 'consume')
         # An ng claim made the history node in its transaction: delete it in
         # the same one (unless it went missing; then without it).
@@ -654,9 +666,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
             break
         self._forget(job)
 
-    def abandon(self, job: ZookeeperJob, who: str,
+    def abandon(self, job: base.Job, who: str,
                 reason: str | None = None) -> None:
         """``who`` gives ``job`` back, unclaimed."""
+        job = self._zk_job(job)
         lock = self._owned_lock(job, who, 'abandon')
         with self._wrapped('Abandoning job %s' % job.uuid):
             txn = self._client.transaction()
@@ -664,9 +677,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
             self._end_attempt(txn, job, lock, 'abandoned', reason)
         self._finish(txn, job, 'abandon')
 
-    def trash(self, job: ZookeeperJob, who: str,
+    def trash(self, job: base.Job, who: str,
               reason: str | None = None) -> None:
         """Move ``job`` to the trash (``<parent>/.trash``), history kept."""
+        job = self._zk_job(job)
         lock = self._owned_lock(job, who, 'trash')
         with self._wrapped('Trashing job %s' % job.uuid):
             try:
@@ -691,8 +705,9 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
 
     # -- history and the dead-letter ---------------------------------------
 
-    def history(self, job: ZookeeperJob) -> list[base.Attempt]:
+    def history(self, job: base.Job) -> list[base.Attempt]:
         """Every taskflow-ng claim of ``job``, oldest first."""
+        job = self._zk_job(job)
         self._ensure_connected('Reading the history of job %s' % job.uuid)
         with self._wrapped('Reading the history of job %s' % job.uuid):
             meta, _ = self._read_meta(job._node)

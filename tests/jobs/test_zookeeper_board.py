@@ -439,3 +439,46 @@ def test_reconnects_after_close_and_leaves_a_given_client_running(hosts,
     finally:
         client.stop()
         client.close()
+
+
+HOLDER = r'''
+import sys, time
+from taskflow.jobs.backends import impl_zookeeper
+board = impl_zookeeper.ZookeeperJobBoard(
+    'holder', {'hosts': sys.argv[1], 'path': sys.argv[2], 'timeout': 4})
+board.connect()
+job = [j for j in board.iterjobs() if j.uuid == sys.argv[3]][0]
+board.claim(job, 'doomed', expiry=60)
+print('claimed', flush=True)
+time.sleep(120)
+'''
+
+
+def test_a_killed_claimers_job_comes_back_within_its_session_timeout(
+        make, hosts, root):
+    import signal
+    import subprocess
+    import sys
+
+    board = make()
+    job = board.post('j')
+    proc = subprocess.Popen([sys.executable, '-c', HOLDER, hosts,
+                             root + '/jobs', job.uuid],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'claimed'
+        assert board.find_owner(job) == 'doomed'
+        proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        while board.find_owner(job) is not None:
+            # The session (4 s asked; the server allows 4-40 s) outlives the
+            # process, not the 60 s claim; the server expires sessions on
+            # its 2 s ticks, hence up to 4 + 2 s, and 2 s of slack.
+            assert time.monotonic() - killed < 4 + 2 + 2, \
+                'claim outlived session'
+            time.sleep(0.05)
+        print('takeover after %.2fs' % (time.monotonic() - killed))
+        board.claim(job, 'survivor')
+    finally:
+        proc.kill()
+        proc.wait()

@@ -2,8 +2,9 @@
 # Its own config (not the package's example one): loopback only, no admin HTTP
 # server (port 8080 belongs to others), the four-letter words kazoo uses
 # (ruok; envi for the server version check) enabled.
-zk_ok() {
-  [[ "$(exec 3<>/dev/tcp/127.0.0.1/2181 && printf ruok >&3 && head -c4 <&3)" == imok ]]
+zk_ok() {  # 'imok' within 2 s (a hung server must not hang CI)
+  [[ "$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/2181 &&
+        printf ruok >&3 && head -c4 <&3' 2>/dev/null)" == imok ]]
 }
 if ! zk_ok 2>/dev/null; then
   [[ -f /usr/share/java/zookeeper.jar ]] || apt_install zookeeper

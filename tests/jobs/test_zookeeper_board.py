@@ -482,3 +482,19 @@ def test_a_killed_claimers_job_comes_back_within_its_session_timeout(
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_busy_board_still_offers_jobs_whose_claim_expired(make):
+    board, rival = make(), make()
+    first = board.post('first')
+    stale = board.post('stale')
+    board.claim(stale, 'alice', expiry=0.5)
+    time.sleep(0.6)
+    offered = board.iterjobs(only_unclaimed=True)
+    assert next(offered).uuid == first.uuid
+    # A rival's claim changes the board while we go through the listing.
+    rival.claim([j for j in rival.iterjobs() if j.uuid == first.uuid][0],
+                'bob')
+    time.sleep(0.3)  # its watch event reaches us
+    assert [j.uuid for j in offered] == [stale.uuid]
+    board.claim(stale, 'carol')

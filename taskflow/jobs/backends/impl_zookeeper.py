@@ -372,13 +372,20 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
             self._changed.notify_all()
         return None
 
-    def _load_job(self, node: str) -> ZookeeperJob | None:
-        path = posixpath.join(self._path, node)
-        try:
-            raw, stat = self._call('get', path)
-        except k_exc.NoNodeError:
-            return None
-        return self._job_from(path, raw, stat, 'job %s' % path)
+    def _load_jobs(self, nodes: list[str]) -> list[ZookeeperJob]:
+        """The postings of ``nodes`` (requested at once, not one by one)."""
+        paths = [posixpath.join(self._path, node) for node in nodes]
+        pending = [self._client.get_async(path) for path in paths]
+        jobs = []
+        for path, result in zip(paths, pending):
+            try:
+                raw, stat = result.get(timeout=self._op_timeout)
+            except k_exc.NoNodeError:
+                continue  # consumed meanwhile
+            job = self._job_from(path, raw, stat, 'job %s' % path)
+            if job is not None:
+                jobs.append(job)
+        return jobs
 
     def _job_from(self, path: str, raw: bytes, stat: Any, what: str,
                   trashed: bool = False) -> ZookeeperJob | None:
@@ -408,13 +415,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                 if node not in nodes:
                     removed.append(self._known.pop(node))
             missing = [n for n in nodes if n not in self._known]
-        for node in missing:
-            job = self._load_job(node)
-            if job is None:
-                continue
+        for job in self._load_jobs(missing):
             with self._known_lock:
-                if node not in self._known:
-                    self._known[node] = job
+                if job._node not in self._known:
+                    self._known[job._node] = job
                     posted.append(job)
         if self._emit_notifications:
             for job in posted:
@@ -445,11 +449,13 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         for job in jobs:
             if only_unclaimed:
                 # Callers claim as they go: skip, at no cost, what the watch
-                # saw claimed or gone since the listing (rivals' work).
+                # saw claimed or gone since the listing (rivals' work). A
+                # lock seen at listing time is read below: it may be expired.
                 children, generation = self._watched
                 if generation > listed_at and (
                         job._node not in children
-                        or job.lock_path.rsplit('/', 1)[1] in children):
+                        or (job._node not in locked
+                            and job.lock_path.rsplit('/', 1)[1] in children)):
                     continue
                 if job._node in locked:
                     try:

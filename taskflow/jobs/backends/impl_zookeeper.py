@@ -207,6 +207,8 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         self._known_lock = threading.RLock()
         self._changed = threading.Condition()
         self._watching = False
+        # Nodes whose history node we know exists (they were claimed).
+        self._histories: set[str] = set()
         self._watch_generation = itertools.count(1)
         self._watched: tuple[set[str], int] = (set(), 0)
 
@@ -269,11 +271,21 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         # The async form, so a request never outlives operation_timeout
         # (the sync ones wait for as long as the connection is retried).
+        self._check_live()
         result = getattr(self._client, method + '_async')(*args, **kwargs)
         return result.get(timeout=self._op_timeout)
 
     def _commit(self, txn: Any) -> list:
+        self._check_live()
         return txn.commit_async().get(timeout=self._op_timeout)
+
+    def _check_live(self) -> None:
+        # kazoo queues requests made while it reconnects and sends them
+        # later: one we gave up on (a claim, a post) would then still
+        # happen. Refuse them instead while the connection is down.
+        if not self._client.connected:
+            raise k_exc.ConnectionLoss('not connected (state %s)'
+                                       % self._client.state)
 
     def _ensure_connected(self, what: str) -> None:
         if not self._connected:
@@ -539,14 +551,24 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         base.check_who(who)
         expiry = _check_expiry(expiry)
         self._ensure_connected('Claiming job %s' % job.uuid)
+        # A job never claimed (as far as we know) and not locked (as far as
+        # the watch saw) is claimed in one request, reading nothing first:
+        # the transaction fails harmlessly if it guessed wrong.
+        optimistic = (job._node not in self._histories
+                      and job.lock_path.rsplit('/', 1)[1]
+                      not in self._watched[0])
         for _ in range(10):
-            lock = self._read_lock(job, include_expired=True)
-            if lock is not None and not lock.expired():
-                raise exc.UnclaimableJob(
-                    'Job %s (%s) is already claimed by %r'
-                    % (job.uuid, job.name, lock.owner))
+            if optimistic:
+                lock, meta, meta_stat = None, {}, None
+            else:
+                lock = self._read_lock(job, include_expired=True)
+                if lock is not None and not lock.expired():
+                    raise exc.UnclaimableJob(
+                        'Job %s (%s) is already claimed by %r'
+                        % (job.uuid, job.name, lock.owner))
+                with self._wrapped('Claiming job %s' % job.uuid):
+                    meta, meta_stat = self._read_meta(job._node)
             with self._wrapped('Claiming job %s' % job.uuid):
-                meta, meta_stat = self._read_meta(job._node)
                 now = time.time()
                 token = int(meta.get('token', 0)) + 1
                 attempts = list(meta.get('attempts', []))
@@ -572,11 +594,15 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                         and not isinstance(r, k_exc.RolledBackError)]
             if not failures:
                 job.claim_token = token
+                self._histories.add(job._node)
                 return
             if isinstance(results[0], k_exc.NoNodeError):
                 raise exc.NotFound('Claiming failure: job %s (%s) is not on'
                                    ' the board (consumed or trashed)'
                                    % (job.uuid, job.path))
+            if optimistic and isinstance(results[-1], k_exc.NodeExistsError):
+                self._histories.add(job._node)  # claimed before
+            optimistic = False
             # Someone else changed the lock or the history first: look again.
             LOG.debug('Claim of job %s raced (%s); retrying', job.uuid,
                       failures)
@@ -670,6 +696,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                 continue
             self._check_results(results, job, 'consume')
             break
+        self._histories.discard(job._node)
         self._forget(job)
 
     def abandon(self, job: base.Job, who: str,

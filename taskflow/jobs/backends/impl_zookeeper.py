@@ -426,6 +426,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
             for node in list(self._known):
                 if node not in nodes:
                     removed.append(self._known.pop(node))
+                    self._histories.discard(node)
             missing = [n for n in nodes if n not in self._known]
         for job in self._load_jobs(missing):
             with self._known_lock:

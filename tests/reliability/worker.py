@@ -277,8 +277,12 @@ def _run(spec: dict, shape: Any, backend: Any, fd: Any, owner: str,
         'writes': writes[0],
         'taskflow': os.path.dirname(engines.__file__.rsplit(os.sep, 1)[0]),
     }
-    with open(spec['outcome'], 'w', encoding='utf-8') as f:
+    # Rivals that found the flow over finish too: each writes its outcome
+    # whole, then moves it in place (any finished one is a valid outcome).
+    partial = '%s.%d' % (spec['outcome'], os.getpid())
+    with open(partial, 'w', encoding='utf-8') as f:
         json.dump(outcome, f, sort_keys=True, default=_plain)
+    os.replace(partial, spec['outcome'])
     backend.close()
     return EXIT_FINISHED
 

@@ -119,7 +119,7 @@ def test_connecting_to_nothing_fails_with_job_failure():
 def test_bad_claim_expiries_are_refused(make):
     board = make()
     job = board.post('j')
-    for bad in (0, -1, 'soon'):
+    for bad in (0, -1, 'soon', float('inf'), float('nan')):
         with pytest.raises(ValueError, match='Claim expiry must be'):
             board.claim(job, 'alice', expiry=bad)
     assert board.find_owner(job) is None

@@ -32,6 +32,7 @@ import contextlib
 import datetime
 import itertools
 import json
+import math
 import posixpath
 import threading
 import time
@@ -84,8 +85,10 @@ def _check_expiry(expiry: float | None) -> float:
     except (TypeError, ValueError):
         raise ValueError('Claim expiry must be a number of seconds, not %r'
                          % (expiry,)) from None
-    if not value > 0:
-        raise ValueError('Claim expiry must be positive, not %r' % (expiry,))
+    if not (value > 0 and math.isfinite(value)):
+        # Claims always end (also when the session lives on).
+        raise ValueError('Claim expiry must be positive and finite, not %r'
+                         % (expiry,))
     return value
 
 

@@ -499,3 +499,19 @@ def test_a_busy_board_still_offers_jobs_whose_claim_expired(make):
     time.sleep(0.3)  # its watch event reaches us
     assert [j.uuid for j in offered] == [stale.uuid]
     board.claim(stale, 'carol')
+
+
+def test_a_claim_taken_over_under_the_same_name_is_fenced(make):
+    # A conductor restarted under its old name re-claims the job after the
+    # old claim expired: the old process can no longer end that claim.
+    old, new = make(), make()
+    job = old.post('j')
+    old.claim(job, 'conductor-1', expiry=0.5)
+    time.sleep(0.7)
+    theirs = [j for j in new.iterjobs() if j.uuid == job.uuid][0]
+    new.claim(theirs, 'conductor-1')
+    for end in (old.consume, old.abandon, old.trash):
+        with pytest.raises(exc.JobFailure):
+            end(job, 'conductor-1')
+    assert new.find_owner(theirs) == 'conductor-1'
+    new.consume(theirs, 'conductor-1')

@@ -77,6 +77,9 @@ def _ms_to_datetime(ms: int) -> datetime.datetime:
         ms / 1000.0, tz=datetime.timezone.utc).replace(tzinfo=None)
 
 
+_VERBS = {'abandoned': 'abandon', 'trashed': 'trash'}
+
+
 def _check_expiry(expiry: float | None) -> float:
     if expiry is None:
         return base.DEFAULT_CLAIM_EXPIRY
@@ -130,6 +133,10 @@ class ZookeeperJob(base.Job):
         self._path = path
         self._node = node
         self._zk_board = board
+        # The history node's version after this object's claim: a claim
+        # taken over since changes it, which fences consume/abandon/trash
+        # (a new lock's version alone could equal ours).
+        self._meta_version: int | None = None
         self._last_modified = last_modified
         self._trashed = trashed
 
@@ -598,6 +605,8 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                         and not isinstance(r, k_exc.RolledBackError)]
             if not failures:
                 job.claim_token = token
+                job._meta_version = (0 if meta_stat is None
+                                     else meta_stat.version + 1)
                 self._histories.add(job._node)
                 return
             if isinstance(results[0], k_exc.NoNodeError):
@@ -641,6 +650,9 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         meta, meta_stat = self._read_meta(job._node)
         if meta_stat is None:
             return
+        if job._meta_version not in (None, meta_stat.version):
+            raise exc.JobFailure('Can not %s job %s: its claim was taken over'
+                                 % (_VERBS[outcome], job.uuid))
         attempts = meta.get('attempts', [])
         for attempt in reversed(attempts):
             if attempt.get('token') == lock.token and lock.token is not None:
@@ -694,7 +706,9 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                 txn.delete(job.lock_path, lock.stat.version)
                 txn.delete(job.path, -1)
                 if with_meta:
-                    txn.delete(self._meta_path(job._node), -1)
+                    txn.delete(self._meta_path(job._node),
+                               -1 if job._meta_version is None
+                               else job._meta_version)
                 results = self._commit(txn)
             if with_meta and isinstance(results[-1], k_exc.NoNodeError):
                 continue

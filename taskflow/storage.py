@@ -809,14 +809,20 @@ class Storage:
         return renewed
 
     def give_up_ownership(self) -> None:
-        """Release the lease (best effort: an unreleased lease expires anyway)."""
+        """Release the lease (best effort: an unreleased lease expires anyway).
+
+        Later writes still carry the released lease's token: they are refused
+        once another owner has taken the flow.
+        """
         with self._lock:
             lease, self._lease = self._lease, None
             if lease is None:
                 return
             self._last_token = lease.token
             conn = self._conn()
-            conn.fence = None
+            # The fence stays: once another owner took the flow, nothing this
+            # storage still writes (a stale engine winding down, a suspend
+            # arriving late) may land. Until then its writes go through.
             try:
                 conn.release_flow_lease(lease)
             except exc.StorageFailure:

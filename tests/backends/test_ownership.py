@@ -196,6 +196,51 @@ def test_an_engine_that_lost_its_flow_stops_at_its_next_write(kind, make_backend
         assert conn.get_flow_lease(flow_uuid) == thief
 
 
+@pytest.mark.parametrize('kind', kind_params(SHARED_KINDS + ['memory']))
+def test_a_stale_engine_writes_nothing_after_its_run_ended(kind, make_backend):
+    # The run of the first engine stops at the takeover; whatever it (or its
+    # caller) writes afterwards, with its lease given up, must not land either.
+    backend = make_backend(kind)
+    started, release = threading.Event(), threading.Event()
+    flow = lf.Flow('f').add(Gate('g', started, release), Noop('n'))
+    engine = taskflow.engines.load(flow, backend=backend, claim_token=1)
+    errors = []
+
+    def run():
+        try:
+            engine.run()
+        except BaseException as error:
+            errors.append(error)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    assert started.wait(30), errors
+    flow_uuid = engine.storage.flow_uuid
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.acquire_flow_lease(flow_uuid, 'new-owner', 30, claim_token=2)
+    release.set()
+    runner.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], exc.OwnershipLost), errors
+    assert engine.storage.lease is None
+    with pytest.raises(exc.OwnershipLost):
+        engine.storage.set_flow_state(st.SUSPENDED)
+    with pytest.raises(exc.OwnershipLost):
+        engine.storage.set_atom_state('n', st.FAILURE)
+    with contextlib.closing(backend.get_connection()) as conn:
+        stored = conn.get_flow_details(flow_uuid)
+        assert stored.state == st.RUNNING
+        assert {ad.name: ad.state for ad in stored} == {'g': st.RUNNING, 'n': st.PENDING}
+
+
+def test_an_engine_that_gave_its_lease_up_still_writes_while_nobody_took_it(make_backend):
+    backend = make_backend('sqlite-file')
+    engine = taskflow.engines.load(lf.Flow('f').add(Noop('n')), backend=backend)
+    engine.run()
+    engine.storage.set_flow_state(st.SUSPENDED)   # nobody else owns it: allowed
+    with contextlib.closing(backend.get_connection()) as conn:
+        assert conn.get_flow_details(engine.storage.flow_uuid).state == st.SUSPENDED
+
+
 def test_a_resumer_reloads_what_the_previous_owner_wrote(kind, make_backend):
     # Two engines load the same (fresh) flow detail; the first runs it. The
     # second, loaded before, must not create duplicate atom details nor run

@@ -289,7 +289,10 @@ def test_a_job_whose_logbook_was_destroyed_is_trashed_at_once(env):
     [trashed] = list(board.iter_trashed())
     assert trashed.uuid == job.uuid
     reason = board.history(trashed)[-1].reason
-    assert 'NotFound' in reason and job.book_uuid in reason
+    # The ZooKeeper board hands its own poster the posted job (book object
+    # included), so there the flow detail, not the book, is found missing.
+    assert 'NotFound' in reason
+    assert job.book_uuid in reason or 'No flow details found' in reason
     assert _support.read_ledger(ledger) == []
 
 

@@ -214,7 +214,8 @@ def test_sqlite_has_no_alembic_version_table(tmp_path):
     names = {row[0] for row in sqlite3.connect(path).execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'")}
     # The original's three, and taskflow-ng's own (which the original ignores).
-    assert names == {'logbooks', 'flowdetails', 'atomdetails', 'taskflow_ng_flow_leases'}
+    assert names == {'logbooks', 'flowdetails', 'atomdetails', 'taskflow_ng_flow_leases',
+                     'taskflow_ng_jobs', 'taskflow_ng_job_attempts'}
 
 
 def test_password_is_masked_everywhere(caplog):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ['VERSION_TABLE', 'flow_leases', 'metadata']
+__all__ = ['VERSION_TABLE', 'flow_leases', 'job_attempts', 'jobs', 'metadata']
 
 VERSION_TABLE = 'taskflow_ng_alembic_version'
 
@@ -32,4 +32,47 @@ flow_leases = sa.Table(
     sa.Column('token', sa.BigInteger, nullable=False),
     sa.Column('claim_token', sa.BigInteger, nullable=True),
     sa.Column('expires_at', sa.Double, nullable=False),
+)
+
+# -- the SQL jobboard (taskflow.jobs.backends.impl_sql) -----------------------
+#
+# ``taskflow_ng_jobs``: one row per job posted on a board (``board`` is the
+# board's namespace), until it is consumed (deleted) or trashed (kept, with
+# ``status`` 'trashed': the dead-letter). ``token`` is incremented by every
+# claim (the fencing token); ``claimed_until`` is the claim's expiry in
+# seconds since the epoch by the database's clock. ``priority`` is a rank
+# (0 = VERY_HIGH ... 4 = VERY_LOW) so that ``ORDER BY priority, id`` lists
+# the highest priority first, oldest first.
+#
+# ``taskflow_ng_job_attempts``: one row per claim of a job (its history).
+
+jobs = sa.Table(
+    'taskflow_ng_jobs', metadata,
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer, 'sqlite'),
+              primary_key=True, autoincrement=True),
+    sa.Column('uuid', sa.String(36), nullable=False, unique=True),
+    sa.Column('board', sa.String(255), nullable=False),
+    sa.Column('name', sa.String(255), nullable=False),
+    sa.Column('priority', sa.SmallInteger, nullable=False),
+    sa.Column('details', sa.Text, nullable=True),
+    sa.Column('book_uuid', sa.String(36), nullable=True),
+    sa.Column('book_name', sa.String(255), nullable=True),
+    sa.Column('created_on', sa.Double, nullable=False),
+    sa.Column('last_modified', sa.Double, nullable=False),
+    sa.Column('status', sa.String(16), nullable=False),
+    sa.Column('owner', sa.String(255), nullable=True),
+    sa.Column('token', sa.BigInteger, nullable=False),
+    sa.Column('claimed_until', sa.Double, nullable=True),
+    sa.Index('taskflow_ng_jobs_listing', 'board', 'status', 'priority', 'id'),
+)
+
+job_attempts = sa.Table(
+    'taskflow_ng_job_attempts', metadata,
+    sa.Column('job_uuid', sa.String(36), primary_key=True),
+    sa.Column('token', sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column('who', sa.String(255), nullable=False),
+    sa.Column('claimed_at', sa.Double, nullable=False),
+    sa.Column('ended_at', sa.Double, nullable=True),
+    sa.Column('outcome', sa.String(16), nullable=True),
+    sa.Column('reason', sa.Text, nullable=True),
 )

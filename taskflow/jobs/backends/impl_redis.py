@@ -1,0 +1,557 @@
+"""A jobboard on Redis, interoperable with the original TaskFlow's.
+
+Layout (shared with the original, see ``_redis_scripts`` for the keys): the
+postings are a hash ``<namespace>:listings`` of msgpack documents, a claim is
+the key ``<namespace>:<uuid>.owned`` holding the owner's name, with the
+claim's expiry; trashed postings move to ``<namespace>:trash``. Jobs posted,
+claimed, consumed, abandoned or trashed by either side are seen by the other.
+
+What taskflow-ng adds, in keys the original ignores: claims expire unless
+renewed (``DEFAULT_CLAIM_EXPIRY``; the original's never do by default), a
+claim-token counter per job (``job.claim_token`` strictly increases with each
+claim, across processes) and each job's history of claims, which a trashed
+job keeps (``iter_trashed``, the dead-letter).
+
+Every claim/consume/abandon/trash/post is one Lua script: atomic, and one
+round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from taskflow import exceptions as exc
+from taskflow import logging
+from taskflow.jobs import base
+from taskflow.jobs.backends import _redis_codec as codec
+from taskflow.jobs.backends import _redis_scripts as scripts
+from taskflow.utils import redis_utils
+
+try:
+    import redis
+    from redis import backoff, retry
+    from redis import exceptions as redis_exceptions
+    from redis import sentinel as redis_sentinel
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("The redis jobboard needs the redis package, which is"
+                      " not installed: pip install 'taskflow-ng[redis]'"
+                      ) from e
+
+__all__ = ['JobNotOwned', 'RedisJob', 'RedisJobBoard']
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds the history of a consumed job is kept (then Redis drops it).
+CONSUMED_HISTORY_TTL = 24 * 3600
+
+
+class JobNotOwned(exc.JobFailure, exc.NotFound):
+    """Nobody owns the job (unclaimed, or its claim expired).
+
+    Both a ``JobFailure`` (what taskflow-ng's boards raise for an operation
+    by a non-owner) and a ``NotFound`` (what the original raises when it
+    cannot determine the owner), so handlers written for either catch it.
+    """
+
+
+def _utcnow() -> datetime.datetime:
+    # Naive UTC, as the original writes its timestamps.
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _to_ms(expiry: Any) -> int:
+    """``expiry`` seconds as positive milliseconds (``ValueError`` else)."""
+    ms = int(float(expiry) * 1000.0) if not isinstance(expiry, bool) else 0
+    if ms <= 0:
+        raise ValueError('Provided expiry (when converted to milliseconds)'
+                         ' must be greater than zero instead of %s' % (expiry,))
+    return ms
+
+
+class RedisJob(base.Job):
+    """A job on a :class:`RedisJobBoard`."""
+
+    def __init__(self, board: RedisJobBoard, name: str, uuid: str,
+                 sequence: int, details: dict | None = None,
+                 backend: Any = None, book: Any = None,
+                 book_data: dict | None = None,
+                 priority: base.JobPriority | str = base.JobPriority.NORMAL,
+                 created_on: datetime.datetime | None = None) -> None:
+        super().__init__(board, name, uuid, details=details, backend=backend,
+                         book=book, book_data=book_data, priority=priority,
+                         sequence=sequence, created_on=created_on)
+        self._key = uuid.encode('ascii')
+        self._owner_key = board.join(self._key + board.OWNED_POSTFIX)
+        self._last_modified_key = board.join(
+            self._key + board.LAST_MODIFIED_POSTFIX)
+        self._token_key = board.join(self._key + board.TOKEN_POSTFIX)
+        self._history_key = board.join(self._key + board.HISTORY_POSTFIX)
+
+    @property
+    def key(self) -> bytes:
+        """The job's field in the board's listings hash."""
+        return self._key
+
+    @property
+    def owner_key(self) -> bytes:
+        return self._owner_key
+
+    @property
+    def last_modified_key(self) -> bytes:
+        return self._last_modified_key
+
+    @property
+    def board(self) -> RedisJobBoard:
+        return self._board  # type: ignore[return-value]
+
+    def expires_in(self) -> float | redis_utils.UnknownExpire:
+        """Seconds until the claim expires, or ``UnknownExpire``
+        (``DOES_NOT_EXPIRE`` for a claim without expiry,
+        ``KEY_NOT_FOUND`` when nobody holds it)."""
+        with self.board._wrap('read the claim expiry of job %s' % self.uuid):
+            return redis_utils.get_expiry(self.board._client, self._owner_key)
+
+    def extend_expiry(self, expiry: float) -> bool:
+        """Make the current claim expire ``expiry`` seconds from now
+        (whoever holds it); ``False`` when nobody holds it."""
+        with self.board._wrap('extend the claim of job %s' % self.uuid):
+            return redis_utils.apply_expiry(self.board._client,
+                                            self._owner_key, expiry)
+
+    @property
+    def last_modified(self) -> datetime.datetime | None:
+        with self.board._wrap('read job %s' % self.uuid):
+            raw = self.board._client.get(self._last_modified_key)
+        return codec.loads(raw) if raw else None
+
+    @property
+    def state(self) -> str:
+        return self.board._state(self)
+
+
+class RedisJobBoard(base.JobBoard):
+    """A jobboard whose jobs live in a Redis server (or a Sentinel-managed
+    one), laid out as the original TaskFlow's redis board lays them out.
+
+    ``conf`` keys: the client's (``host``, ``port``, ``username``,
+    ``password``, ``db``, ``encoding``, ``encoding_errors``,
+    ``socket_timeout``, ``socket_connect_timeout``, ``retry_on_timeout``,
+    ``health_check_interval``, ``unix_socket_path``, ``ssl``, ``ssl_*``),
+    ``namespace`` (``'taskflow'``: the prefix of every key), and for
+    Sentinel ``sentinel`` (the master's name), ``sentinel_fallbacks``
+    (more ``'host:port'`` sentinels) and ``sentinel_kwargs``.
+    """
+
+    CLIENT_CONF_TRANSFERS = (
+        ('host', str), ('port', int), ('username', str), ('password', str),
+        ('db', int), ('encoding', str), ('encoding_errors', str),
+        ('socket_timeout', float), ('socket_connect_timeout', float),
+        ('retry_on_timeout', 'bool'), ('health_check_interval', float),
+        ('unix_socket_path', str), ('ssl', 'bool'), ('ssl_keyfile', str),
+        ('ssl_certfile', str), ('ssl_cert_reqs', str),
+        ('ssl_ca_certs', str),
+    )
+    DEFAULT_NAMESPACE = b'taskflow'
+    NAMESPACE_SEP = b':'
+    KEY_PIECE_SEP = b'.'
+    OWNED_POSTFIX = b'.owned'
+    LAST_MODIFIED_POSTFIX = b'.last_modified'
+    TOKEN_POSTFIX = b'.token'
+    HISTORY_POSTFIX = b'.history'
+    MIN_REDIS_VERSION = (2, 6)
+    #: Seconds between looks at the listings while ``wait()`` waits (jobs
+    #: posted by taskflow-ng wake it at once; the original's do not).
+    WAIT_POLL = 0.25
+
+    def __init__(self, name: str, conf: dict, client: Any = None,
+                 persistence: Any = None) -> None:
+        super().__init__(name, conf)
+        self._persistence = persistence
+        self._client = client
+        self._owns_client = client is None
+        self._closed = True
+        self._lock = threading.Lock()
+        namespace = conf.get('namespace', self.DEFAULT_NAMESPACE)
+        if isinstance(namespace, str):
+            namespace = namespace.encode('utf-8')
+        self._namespace: bytes = namespace
+        self._encoding = conf.get('encoding') or 'utf-8'
+        self._listings_key = self.join(b'listings')
+        self._sequence_key = self.join(b'sequence')
+        self._trash_key = self.join(b'trash')
+        self._posted_channel = self.join(b'posted')
+        self._scripts: dict[str, Any] = {}
+
+    # -- keys --------------------------------------------------------------
+
+    @property
+    def namespace(self) -> bytes:
+        return self._namespace
+
+    def join(self, key_piece: bytes, *more_pieces: bytes) -> bytes:
+        """``key_piece`` (and ``more_pieces``, ``.``-separated) prefixed with
+        the namespace."""
+        key = self.KEY_PIECE_SEP.join((key_piece,) + more_pieces)
+        if self._namespace:
+            return self._namespace + self.NAMESPACE_SEP + key
+        return key
+
+    @property
+    def listings_key(self) -> bytes:
+        return self._listings_key
+
+    @property
+    def sequence_key(self) -> bytes:
+        return self._sequence_key
+
+    @property
+    def trash_key(self) -> bytes:
+        return self._trash_key
+
+    # -- connection --------------------------------------------------------
+
+    def _client_kwargs(self) -> dict:
+        conf = self._conf
+        kwargs: dict[str, Any] = {}
+        if 'host' not in conf and conf.get('hostname'):
+            # A URI gives 'hostname' as host[:port].
+            host = str(conf['hostname']).rpartition(':')
+            kwargs['host'] = host[0] if host[1] and host[2].isdigit() \
+                else host[2]
+        for key, kind in self.CLIENT_CONF_TRANSFERS:
+            if conf.get(key) is None:
+                continue
+            value = conf[key]
+            if kind == 'bool':
+                if isinstance(value, str):
+                    value = value.strip().lower() in ('1', 'true', 'yes', 'on')
+                kwargs[key] = bool(value)
+            else:
+                try:
+                    kwargs[key] = kind(value)
+                except (TypeError, ValueError) as e:
+                    raise ValueError('Jobboard %r: %s %r is not a valid %s'
+                                     % (self._name, key, value,
+                                        kind.__name__)) from e
+        if not kwargs.get('ssl'):
+            for key in list(kwargs):
+                if key.startswith('ssl_'):
+                    del kwargs[key]
+        return kwargs
+
+    def _make_client(self) -> Any:
+        kwargs = self._client_kwargs()
+        # Retry a dropped connection at once, then briefly: a killed
+        # connection costs one reconnect, a dead server fails in well under
+        # a second (redis-py's default backs off for seconds). Retried
+        # scripts are safe: see the nonces in _redis_scripts.
+        kwargs['retry'] = retry.Retry(
+            backoff.ExponentialBackoff(cap=0.2, base=0.02), 3)
+        kwargs['retry_on_error'] = [redis_exceptions.ConnectionError,
+                                    redis_exceptions.TimeoutError]
+        master = self._conf.get('sentinel')
+        if master:
+            sentinels = [(kwargs.pop('host', 'localhost'),
+                          kwargs.pop('port', 26379))]
+            for fallback in self._conf.get('sentinel_fallbacks') or ():
+                host, _, port = str(fallback).rpartition(':')
+                sentinels.append((host.strip('[]'), int(port)))
+            sentinel = redis_sentinel.Sentinel(
+                sentinels, sentinel_kwargs=self._conf.get('sentinel_kwargs'),
+                **kwargs)
+            return sentinel.master_for(master, redis_class=self._client_class())
+        return self._client_class()(**kwargs)
+
+    @staticmethod
+    def _client_class() -> type:
+        return redis_utils.RedisClient
+
+    @property
+    def connected(self) -> bool:
+        return not self._closed and self._client is not None
+
+    def connect(self) -> None:
+        """Connect (and check the server is Redis >= 2.6)."""
+        with self._lock:
+            if self._owns_client:
+                if self._client is not None:
+                    with contextlib.suppress(Exception):
+                        self._client.close()
+                self._client = self._make_client()
+            with self._wrap('connect to redis', connecting=True):
+                ok, version = redis_utils.is_server_new_enough(
+                    self._client, self.MIN_REDIS_VERSION)
+            if not ok:
+                raise exc.JobFailure(
+                    'Jobboard %r: redis %s is too old, %s or newer is needed'
+                    % (self._name, version,
+                       '.'.join(map(str, self.MIN_REDIS_VERSION))))
+            self._scripts = {
+                name: self._client.register_script(source)
+                for name, source in (('post', scripts.POST),
+                                     ('claim', scripts.CLAIM),
+                                     ('renew', scripts.RENEW),
+                                     ('end', scripts.END),
+                                     ('state', scripts.STATE))}
+            self._closed = False
+
+    def close(self) -> None:
+        """Drop the connection (claims stay until they expire)."""
+        with self._lock:
+            if self._owns_client and self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None
+            self._closed = True
+
+    @contextlib.contextmanager
+    def _wrap(self, what: str, connecting: bool = False) -> Iterator[None]:
+        """Turn client errors into ``JobFailure`` (keeping the cause)."""
+        if not connecting and (self._closed or self._client is None):
+            raise exc.JobFailure('Can not %s: jobboard %r is not connected'
+                                 % (what, self._name))
+        try:
+            yield
+        except redis_exceptions.RedisError as e:
+            raise exc.JobFailure('Jobboard %r failed to %s: %s'
+                                 % (self._name, what, e)) from e
+
+    def _run(self, script: str, what: str, keys: list, args: list) -> Any:
+        with self._wrap(what):
+            return self._scripts[script](keys=keys, args=args)
+
+    # -- encoding ----------------------------------------------------------
+
+    def _encode_owner(self, who: str) -> bytes:
+        return who.encode(self._encoding)
+
+    def _decode_owner(self, raw: bytes) -> str:
+        return raw.decode(self._encoding)
+
+    def _job_from_posting(self, raw: bytes) -> RedisJob:
+        posting = codec.loads(raw)
+        return RedisJob(self, posting['name'], posting['uuid'],
+                        posting.get('sequence', 0),
+                        details=posting.get('details') or {},
+                        backend=self._persistence,
+                        book_data=posting.get('book'),
+                        priority=posting.get('priority', 'NORMAL'),
+                        created_on=posting.get('created_on'))
+
+    # -- the board ---------------------------------------------------------
+
+    def post(self, name: str, book: Any = None, details: dict | None = None,
+             priority: base.JobPriority | str = base.JobPriority.NORMAL
+             ) -> RedisJob:
+        """Post a job (one round trip); only the book's name and uuid travel."""
+        import uuid as uuidlib
+
+        priority = base.JobPriority.convert(priority)
+        job_uuid = str(uuidlib.uuid4())
+        created_on = _utcnow()
+        posting: dict[str, Any] = {'uuid': job_uuid, 'name': name,
+                                   'priority': priority.value,
+                                   'created_on': created_on,
+                                   'details': details or {}}
+        if book is not None:
+            posting['book'] = {'name': book.name, 'uuid': book.uuid}
+        try:
+            packed = codec.dumps_map_missing_one(posting)
+        except TypeError as e:
+            raise exc.JobFailure('Can not post job %r on jobboard %r: %s'
+                                 % (name, self._name, e)) from e
+        sequence = self._run('post', 'post job %r' % name,
+                             [self._sequence_key, self._listings_key],
+                             [job_uuid, packed, self._posted_channel])
+        return RedisJob(self, name, job_uuid, int(sequence),
+                        details=posting['details'], backend=self._persistence,
+                        book=book, book_data=posting.get('book'),
+                        priority=priority, created_on=created_on)
+
+    def _fetch_jobs(self) -> list[RedisJob]:
+        with self._wrap('list jobs'):
+            raw = self._client.hgetall(self._listings_key)
+        jobs = []
+        for key, value in raw.items():
+            try:
+                jobs.append(self._job_from_posting(value))
+            except Exception:
+                LOG.warning('Jobboard %r: skipping unreadable posting %r',
+                            self._name, key, exc_info=True)
+        # Highest priority first, newest first within one (as the original).
+        jobs.sort(reverse=True)
+        return jobs
+
+    def iterjobs(self, only_unclaimed: bool = False,
+                 ensure_fresh: bool = False) -> Iterator[RedisJob]:
+        """The jobs on the board (nothing is cached: always fresh)."""
+        jobs = self._fetch_jobs()
+        if only_unclaimed and jobs:
+            with self._wrap('list jobs'):
+                owners = self._client.mget([j.owner_key for j in jobs])
+            jobs = [j for j, owner in zip(jobs, owners) if owner is None]
+        return iter(jobs)
+
+    def wait(self, timeout: float | None = None) -> Iterator[RedisJob]:
+        """Block until a job is on the board; ``NotFound`` after ``timeout``."""
+        started = time.monotonic()
+        with self._wrap('wait for jobs'):
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            with self._wrap('wait for jobs'):
+                pubsub.subscribe(self._posted_channel)
+            while True:
+                jobs = list(self.iterjobs())
+                if jobs:
+                    return iter(jobs)
+                left = self.WAIT_POLL
+                if timeout is not None:
+                    left = min(left, timeout - (time.monotonic() - started))
+                    if left <= 0:
+                        raise base.expired_waiting(timeout)
+                with self._wrap('wait for jobs'):
+                    pubsub.get_message(timeout=left)
+        finally:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+    @property
+    def job_count(self) -> int:
+        with self._wrap('count jobs'):
+            return int(self._client.hlen(self._listings_key))
+
+    def find_owner(self, job: RedisJob) -> str | None:
+        with self._wrap('find the owner of job %s' % job.uuid):
+            raw = self._client.get(job.owner_key)
+        return self._decode_owner(raw) if raw is not None else None
+
+    def _state(self, job: RedisJob) -> str:
+        state = self._run('state', 'read the state of job %s' % job.uuid,
+                          [self._listings_key, job.owner_key], [job.uuid])
+        return ('UNCLAIMED', 'CLAIMED', 'COMPLETE')[int(state)]
+
+    def claim(self, job: RedisJob, who: str, expiry: float | None = None
+              ) -> None:
+        """Claim ``job`` for ``who`` for ``expiry`` seconds (default
+        ``base.DEFAULT_CLAIM_EXPIRY``); sets ``job.claim_token``.
+
+        :raises ValueError: ``expiry`` is not more than 0 ms.
+        :raises UnclaimableJob: someone holds it (named in the message).
+        :raises NotFound: the job is not on the board.
+        """
+        base.check_who(who)
+        ms = _to_ms(base.DEFAULT_CLAIM_EXPIRY if expiry is None else expiry)
+        reply = self._run(
+            'claim', 'claim job %s' % job.uuid,
+            [self._listings_key, job.owner_key, job.last_modified_key,
+             job._token_key, job._history_key],
+            [job.uuid, self._encode_owner(who), ms, repr(time.time()),
+             codec.dumps(_utcnow()), os.urandom(8).hex()])
+        status = reply[0]
+        if status == scripts.S_OK:
+            job.claim_token = int(reply[1])
+            return
+        if status == scripts.S_UNKNOWN_JOB:
+            raise exc.NotFound('Job %s not found to be claimed' % job.uuid)
+        if status == scripts.S_ALREADY_CLAIMED:
+            raise exc.UnclaimableJob('Job %s already claimed by %s'
+                                     % (job.uuid,
+                                        self._decode_owner(reply[1])))
+        raise exc.JobFailure('Unexpected reply %r claiming job %s'
+                             % (reply, job.uuid))
+
+    def renew_claim(self, job: RedisJob, who: str,
+                    expiry: float | None = None) -> None:
+        """Extend ``who``'s claim of ``job`` to ``expiry`` seconds from now.
+
+        :raises JobFailure: ``who`` no longer holds the claim (or holds a
+            later claim than ``job.claim_token``).
+        """
+        base.check_who(who)
+        ms = _to_ms(base.DEFAULT_CLAIM_EXPIRY if expiry is None else expiry)
+        token = '' if job.claim_token is None else str(job.claim_token)
+        reply = self._run('renew', 'renew the claim of job %s' % job.uuid,
+                          [self._listings_key, job.owner_key, job._token_key],
+                          [job.uuid, self._encode_owner(who), ms, token])
+        self._check_end_reply(reply, job, who, 'renew the claim of')
+
+    def _check_end_reply(self, reply: list, job: RedisJob, who: str,
+                         action: str) -> None:
+        status = reply[0]
+        if status == scripts.S_OK:
+            return
+        if status == scripts.S_UNKNOWN_JOB:
+            raise exc.NotFound('Can not %s job %s: it is not on jobboard %r'
+                               % (action, job.uuid, self._name))
+        if status == scripts.S_UNKNOWN_OWNER:
+            raise JobNotOwned('Can not %s job %s which we can not determine'
+                              ' the owner of (nobody holds a claim on it)'
+                              % (action, job.uuid))
+        if status == scripts.S_NOT_OWNER:
+            raise exc.JobFailure('Can not %s job %s which is not owned by %s'
+                                 ' (it is actively owned by %s)'
+                                 % (action, job.uuid, who,
+                                    self._decode_owner(reply[1])))
+        raise exc.JobFailure('Unexpected reply %r to %s job %s'
+                             % (reply, action, job.uuid))
+
+    def _end(self, job: RedisJob, who: str, outcome: str, action: str,
+             reason: str | None) -> None:
+        base.check_who(who)
+        reply = self._run(
+            'end', '%s job %s' % (action, job.uuid),
+            [self._listings_key, job.owner_key, job.last_modified_key,
+             job._token_key, job._history_key, self._trash_key],
+            [job.uuid, self._encode_owner(who), outcome, repr(time.time()),
+             reason or '', codec.dumps(_utcnow()), CONSUMED_HISTORY_TTL,
+             os.urandom(8).hex()])
+        self._check_end_reply(reply, job, who, action)
+
+    def consume(self, job: RedisJob, who: str) -> None:
+        """``who`` is done with ``job``: it leaves the board."""
+        self._end(job, who, 'consumed', 'consume', None)
+
+    def abandon(self, job: RedisJob, who: str, reason: str | None = None
+                ) -> None:
+        """``who`` gives ``job`` back, unclaimed."""
+        self._end(job, who, 'abandoned', 'abandon', reason)
+
+    def trash(self, job: RedisJob, who: str, reason: str | None = None
+              ) -> None:
+        """Move ``job`` to the trash (dead-letter), keeping its history."""
+        self._end(job, who, 'trashed', 'trash', reason)
+
+    def history(self, job: RedisJob) -> list[base.Attempt]:
+        """Every claim of ``job`` made by taskflow-ng, oldest first (claims
+        by the original are not recorded)."""
+        with self._wrap('read the history of job %s' % job.uuid):
+            raw = self._client.hgetall(job._history_key)
+        attempts = []
+        for value in raw.values():
+            entry = json.loads(value)
+            ended = entry.get('ended_at')
+            attempts.append(base.Attempt(
+                who=entry['who'], claimed_at=float(entry['claimed_at']),
+                token=int(entry['token']),
+                ended_at=float(ended) if ended is not None else None,
+                outcome=entry.get('outcome'), reason=entry.get('reason')))
+        attempts.sort(key=lambda a: a.token)
+        return base.lost_attempts(attempts)
+
+    def iter_trashed(self) -> Iterator[RedisJob]:
+        """The trashed jobs (including the original's), newest first."""
+        with self._wrap('list trashed jobs'):
+            raw = self._client.hgetall(self._trash_key)
+        jobs = [self._job_from_posting(value) for value in raw.values()]
+        jobs.sort(reverse=True)
+        return iter(jobs)
+
+    def register_entity(self, entity: Any) -> None:
+        """Nothing to record on Redis (as with the original)."""

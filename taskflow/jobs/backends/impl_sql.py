@@ -1,0 +1,588 @@
+"""A jobboard in an SQL database (SQLite, PostgreSQL, MySQL/MariaDB).
+
+The board lives in the same database as the SQL persistence backend, so a
+deployment needs no other service: its two tables (``taskflow_ng_jobs``,
+``taskflow_ng_job_attempts``, see ``ng_tables``) are created by
+``SQLAlchemyBackend.upgrade()`` (Alembic revision ``ng0002``; SQLite's
+``create_all``) or by ``connect()`` when they are missing.
+
+Configuration (a dict, or a URI string whose scheme picks this board)::
+
+    {'board': 'sql', 'connection': 'postgresql+psycopg://u:p@host/db',
+     'namespace': 'taskflow'}
+    'sqlite:////var/lib/app/tf.db?namespace=orders'
+
+``connection`` (or the URI itself) is an SQLAlchemy URL; the engine is made
+exactly as the persistence backend makes its own (same bounded waits and
+engine options, see ``SQLAlchemyBackend``). Without a ``connection``, the
+engine of the ``persistence=`` backend is shared. ``namespace`` (default
+``'taskflow'``) separates boards sharing a database. ``poll_interval``
+(seconds, default 0.1) bounds how long ``wait()`` sleeps between looks where
+there is no ``LISTEN/NOTIFY``. ``max_retries`` (default 3) and
+``max_retry_time`` (default 10 s) bound the retries of an operation after a
+transient database error (lost connection, deadlock, busy SQLite).
+
+Semantics:
+
+* claims expire (``claim(job, who, expiry=...)``, default
+  ``base.DEFAULT_CLAIM_EXPIRY``); expiry is compared with the **database's
+  clock**, so machines with skewed clocks agree. An expired claim reads as
+  unclaimed, and its holder can no longer renew, consume, abandon or trash;
+* claiming locks the job's row with ``SELECT ... FOR UPDATE SKIP LOCKED``
+  on PostgreSQL and MariaDB (a claimer never waits on another's lock: a
+  row being claimed is reported as unclaimable) and runs in a single-writer
+  transaction (``BEGIN IMMEDIATE``) on SQLite; the same transaction
+  increments the job's ``token`` (the claim token, strictly increasing per
+  job) and records the attempt;
+* renew/consume/abandon/trash are conditional statements matching the
+  owner, an unexpired claim and (when this ``Job`` object made the claim)
+  its token;
+* consumed jobs are deleted with their history; trashed jobs stay in the
+  table (status ``'trashed'``) with their history: ``iter_trashed``;
+* ``wait()`` is woken by ``LISTEN/NOTIFY`` on PostgreSQL (psycopg 3) and
+  polls elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from taskflow import exceptions as exc
+from taskflow import logging
+from taskflow.jobs import base
+from taskflow.jobs.backends import _sql_notify
+from taskflow.jobs.backends import _sql_statements as _st
+from taskflow.persistence.backends import impl_sqlalchemy
+from taskflow.persistence.backends.sqlalchemy import migration
+from taskflow.persistence.backends.sqlalchemy import ng_tables
+
+__all__ = ['SQLJob', 'SQLJobBoard']
+
+LOG = logging.getLogger(__name__)
+
+T = TypeVar('T')
+
+DEFAULT_NAMESPACE = 'taskflow'
+DEFAULT_POLL_INTERVAL = 0.1
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_RETRY_TIME = 10.0
+# Longest single wait on a notification (re-checks the deadline and stop).
+_MAX_LISTEN_SLICE = 1.0
+
+# Board options that may ride in a URI's query but are not the database's.
+_BOARD_OPTIONS = frozenset(['namespace', 'poll_interval', 'max_retries',
+                            'max_retry_time', 'retry_backoff'])
+
+_RANK = {p: r for r, p in enumerate(base._ORDER)}
+_PRIORITY = dict(enumerate(base._ORDER))
+
+
+def _datetime(epoch: float | None) -> datetime.datetime | None:
+    if epoch is None:
+        return None
+    return datetime.datetime.fromtimestamp(float(epoch),
+                                           datetime.timezone.utc)
+
+
+class SQLJob(base.Job):
+    """A job on an :class:`SQLJobBoard` (its state is read from the database)."""
+
+    def __init__(self, board: SQLJobBoard, name: str, uuid: str,
+                 last_modified: datetime.datetime | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(board, name, uuid, **kwargs)
+        self._last_modified = last_modified
+
+    @property
+    def last_modified(self) -> datetime.datetime | None:
+        return self._last_modified
+
+    @property
+    def state(self) -> str:
+        return self._board._state_of(self)  # type: ignore[attr-defined]
+
+
+class SQLJobBoard(base.NotifyingJobBoard):
+    """Jobs in an SQL database (see the module doc for the configuration)."""
+
+    def __init__(self, name: str, conf: dict | None = None,
+                 persistence: Any = None, engine: sa.Engine | None = None
+                 ) -> None:
+        conf = dict(conf or {})
+        super().__init__(name, conf)
+        self._persistence = persistence
+        self._namespace = str(conf.get('namespace') or DEFAULT_NAMESPACE)
+        self._poll_interval = float(conf.get('poll_interval',
+                                             DEFAULT_POLL_INTERVAL))
+        if self._poll_interval <= 0:
+            raise ValueError('poll_interval of jobboard %r must be > 0, not'
+                             ' %r' % (name, conf.get('poll_interval')))
+        self._given_engine = engine
+        self._backend: impl_sqlalchemy.SQLAlchemyBackend | None = None
+        self._owns_backend = False
+        self._st: _st.Statements | None = None
+        self._listener: _sql_notify.Listener | None = None
+        self._channel = _sql_notify.channel_for(self._namespace)
+        self._connected = False
+        self._entities: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        where = self._backend.masked_url if self._backend else '?'
+        return '<%s %r namespace=%r url=%s>' % (
+            type(self).__name__, self._name, self._namespace, where)
+
+    @property
+    def namespace(self) -> str:
+        """The namespace separating this board's jobs from other boards'."""
+        return self._namespace
+
+    # -- connecting ----------------------------------------------------------
+
+    def _connection_url(self) -> str | None:
+        url = self._conf.get('connection')
+        if not url:
+            board = self._conf.get('board')
+            if isinstance(board, str) and '://' in board:
+                url = board
+        if not url:
+            return None
+        parsed = sa.engine.make_url(url)
+        # Board options in a URI query are not the database driver's.
+        return parsed.difference_update_query(
+            [k for k in parsed.query if k in _BOARD_OPTIONS]
+        ).render_as_string(hide_password=False)
+
+    def _make_backend(self) -> tuple[impl_sqlalchemy.SQLAlchemyBackend, bool]:
+        url = self._connection_url()
+        persistence = self._persistence
+        if self._given_engine is not None:
+            conf = {k: v for k, v in self._conf.items() if k != 'board'}
+            return impl_sqlalchemy.SQLAlchemyBackend(
+                conf, engine=self._given_engine), True
+        if url is None:
+            if isinstance(persistence, impl_sqlalchemy.SQLAlchemyBackend):
+                return persistence, False  # share the persistence's engine
+            raise ValueError('Jobboard %r needs a connection URL (conf'
+                             " 'connection') or an SQL persistence backend"
+                             % self._name)
+        conf = {k: v for k, v in self._conf.items()
+                if k not in ('board', 'namespace', 'poll_interval')}
+        conf['connection'] = url
+        conf.setdefault('max_retries', DEFAULT_MAX_RETRIES)
+        conf.setdefault('max_retry_time', DEFAULT_MAX_RETRY_TIME)
+        return impl_sqlalchemy.SQLAlchemyBackend(conf), True
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def connect(self) -> None:
+        """Make the engine and create the board's tables if missing."""
+        if self._connected:
+            return
+        try:
+            backend, owned = self._make_backend()
+        except sa_exc.ArgumentError as e:
+            raise exc.JobFailure('Jobboard %r has an invalid connection URL:'
+                                 ' %s' % (self._name, e), e) from e
+        self._backend, self._owns_backend = backend, owned
+        self._st = _st.Statements(backend.engine.dialect.name)
+        try:
+            self._run('connecting', self._ensure_tables)
+        except BaseException:
+            self._close_backend()
+            raise
+        if _sql_notify.supported(backend.engine):
+            self._listener = _sql_notify.Listener(backend.engine,
+                                                  self._channel)
+        self._connected = True
+
+    def _ensure_tables(self) -> None:
+        backend = self._require()
+        with backend._lock, backend._write_engine.connect() as conn:
+            if sa.inspect(conn).has_table(ng_tables.jobs.name):
+                return
+            try:
+                migration.upgrade_ng(conn)
+            except sa_exc.SQLAlchemyError:
+                # Another board created them at the same time?
+                conn.rollback()
+                if not sa.inspect(conn).has_table(ng_tables.jobs.name):
+                    raise
+
+    def close(self) -> None:
+        """Drop the board's connections (its claims stay until they expire)."""
+        self._connected = False
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._close_backend()
+
+    def _close_backend(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None and self._owns_backend:
+            backend.close()
+
+    def _require(self) -> impl_sqlalchemy.SQLAlchemyBackend:
+        backend = self._backend
+        if backend is None:
+            raise exc.JobFailure('Jobboard %r is not connected' % self._name)
+        return backend
+
+    # -- running statements --------------------------------------------------
+
+    def _run(self, operation: str, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)`` (one transaction), retried after transient errors;
+        database errors become ``JobFailure`` naming the board (cause kept)."""
+        backend = self._require()
+
+        def attempt() -> T:
+            try:
+                return func(*args)
+            except (sa_exc.SQLAlchemyError, OSError) as e:
+                raise exc.StorageFailure('%s failed' % operation, e) from e
+
+        try:
+            return backend._retrying.call(operation, attempt)
+        except exc.StorageFailure as e:
+            cause = e.cause if e.cause is not None else e
+            raise exc.JobFailure('Jobboard %r: %s failed: %s' % (
+                self._name, operation,
+                _describe(cause)), cause) from cause
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        backend = self._require()
+        with backend._lock, backend._write_engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        backend = self._require()
+        with backend._lock, backend._read_engine.connect() as conn:
+            yield conn
+
+    # -- jobs ----------------------------------------------------------------
+
+    def _job_from_row(self, row: Any) -> SQLJob:
+        details = json.loads(row.details) if row.details else {}
+        book_data = {}
+        if row.book_uuid is not None:
+            book_data = {'uuid': row.book_uuid, 'name': row.book_name}
+        return SQLJob(self, row.name, row.uuid,
+                      last_modified=_datetime(row.last_modified),
+                      details=details, backend=self._persistence,
+                      book_data=book_data, priority=_PRIORITY[row.priority],
+                      sequence=int(row.id),
+                      created_on=_datetime(row.created_on))
+
+    def post(self, name: str, book: Any = None, details: dict | None = None,
+             priority: base.JobPriority | str = base.JobPriority.NORMAL
+             ) -> SQLJob:
+        """Post a job (only the book's name and uuid are stored)."""
+        priority = base.JobPriority.convert(priority)
+        details = dict(details or {})
+        try:
+            encoded = json.dumps(details) if details else None
+        except (TypeError, ValueError) as e:
+            raise exc.JobFailure('Cannot post job %r on jobboard %r: its'
+                                 ' details are not JSON serializable (%s)'
+                                 % (name, self._name, e), e) from e
+        job_uuid = str(uuidlib.uuid4())
+        params = {'b_uuid': job_uuid, 'b_board': self._namespace,
+                  'b_name': name, 'b_priority': _RANK[priority],
+                  'b_details': encoded,
+                  'b_book_uuid': getattr(book, 'uuid', None),
+                  'b_book_name': getattr(book, 'name', None)}
+        st = self._st
+        notify = self._listener is not None or _sql_notify.supported(
+            self._require().engine)
+
+        def insert() -> Any:
+            with self._writing() as conn:
+                result = conn.execute(st.insert, params)
+                if notify:
+                    conn.execute(sa.select(sa.func.pg_notify(
+                        self._channel, job_uuid)))
+            return result.inserted_primary_key[0]
+
+        sequence = self._run('posting job %r' % name, insert)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        job = SQLJob(self, name, job_uuid, last_modified=now, details=details,
+                     backend=self._persistence, book=book,
+                     book_data={'uuid': params['b_book_uuid'],
+                                'name': params['b_book_name']}
+                     if book is not None else None,
+                     priority=priority, sequence=int(sequence),
+                     created_on=now)
+        self.notifier.notify(base.POSTED, {'job': job})
+        return job
+
+    def _list(self, only_unclaimed: bool, status: str) -> list[SQLJob]:
+        st = self._st
+        query = st.list_unclaimed if only_unclaimed else st.list_all
+
+        def select() -> list[Any]:
+            with self._reading() as conn:
+                return list(conn.execute(query, {'b_board': self._namespace,
+                                                 'b_status': status}))
+
+        rows = self._run('listing jobs', select)
+        return [self._job_from_row(row) for row in rows]
+
+    def iterjobs(self, only_unclaimed: bool = False,
+                 ensure_fresh: bool = False) -> Iterator[SQLJob]:
+        """The board's jobs, highest priority first, oldest first within a
+        priority (always read fresh from the database)."""
+        return iter(self._list(only_unclaimed, _st.POSTED))
+
+    def iter_trashed(self) -> Iterator[SQLJob]:
+        """The trashed jobs (the dead-letter), oldest first."""
+        return iter(self._list(False, _st.TRASHED))
+
+    @property
+    def job_count(self) -> int:
+        def count() -> int:
+            with self._reading() as conn:
+                return int(conn.execute(
+                    self._st.count, {'b_board': self._namespace}).scalar_one())
+        return self._run('counting jobs', count)
+
+    def wait(self, timeout: float | None = None) -> Iterator[SQLJob]:
+        """Block until a job is on the board (``NotFound`` after ``timeout``
+        seconds); woken by ``NOTIFY`` on PostgreSQL, else polling."""
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        while True:
+            listener = self._listener
+            if listener is not None:
+                try:
+                    listener.listen()
+                except Exception:  # no listening now: poll this round
+                    LOG.debug('Jobboard %r could not LISTEN', self._name,
+                              exc_info=True)
+                    listener = None
+            jobs = self._list(False, _st.POSTED)
+            if jobs:
+                return iter(jobs)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise base.expired_waiting(time.monotonic() - started)
+            if listener is not None:
+                listener.wait(_MAX_LISTEN_SLICE if left is None
+                              else min(left, _MAX_LISTEN_SLICE))
+            else:
+                time.sleep(self._poll_interval if left is None
+                           else min(left, self._poll_interval))
+
+    # -- ownership -----------------------------------------------------------
+
+    def _read_owner(self, job: base.Job) -> Any:
+        def select() -> Any:
+            with self._reading() as conn:
+                return conn.execute(self._st.owner,
+                                    {'b_uuid': job.uuid}).first()
+        return self._run('reading the owner of job %r' % job.name, select)
+
+    def find_owner(self, job: base.Job) -> str | None:
+        row = self._read_owner(job)
+        if row is None or row.status != _st.POSTED:
+            return None
+        return row.owner
+
+    def _state_of(self, job: base.Job) -> str:
+        def select() -> Any:
+            with self._reading() as conn:
+                return conn.execute(self._st.state,
+                                    {'b_uuid': job.uuid}).first()
+        row = self._run('reading the state of job %r' % job.name, select)
+        if row is None or row.status != _st.POSTED:
+            return 'COMPLETE'
+        return 'CLAIMED' if row.held else 'UNCLAIMED'
+
+    def claim(self, job: base.Job, who: str, expiry: float | None = None
+              ) -> None:
+        """Claim ``job`` for ``who`` for ``expiry`` seconds (see the module
+        doc); sets ``job.claim_token``."""
+        base.check_who(who)
+        expiry = _check_expiry(expiry, job)
+        st = self._st
+
+        def take() -> tuple[str, Any]:
+            with self._writing() as conn:
+                row = conn.execute(st.lock, {'b_uuid': job.uuid}).first()
+                if row is None:
+                    return 'locked', None
+                if row.status != _st.POSTED:
+                    return 'gone', row
+                if row.owner is not None and row.claimed_until is not None \
+                        and row.claimed_until > row.now:
+                    return 'owned', row
+                params = {'b_uuid': job.uuid, 'b_who': who,
+                          'b_now': row.now, 'b_expiry': expiry,
+                          'b_token': row.token + 1}
+                conn.execute(st.take, params)
+                conn.execute(st.add_attempt, params)
+                return 'claimed', row.token + 1
+
+        outcome, value = self._run('claiming job %r' % job.name, take)
+        if outcome == 'claimed':
+            job.claim_token = int(value)
+            return
+        if outcome == 'owned':
+            raise exc.UnclaimableJob('Job %s already claimed by %r'
+                                     % (job.uuid, value.owner))
+        if outcome == 'gone':
+            raise exc.NotFound('Job %s not found on jobboard %r (%s)'
+                               % (job.uuid, self._name, value.status))
+        # No row, or a row another claimer holds locked right now.
+        row = self._read_owner(job)
+        if row is None or row.status != _st.POSTED:
+            raise exc.NotFound('Job %s not found on jobboard %r'
+                               % (job.uuid, self._name))
+        raise exc.UnclaimableJob('Job %s is being claimed by another'
+                                 ' claimer%s' % (job.uuid, ' (%r)' % row.owner
+                                                 if row.owner else ''))
+
+    def _held(self, job: base.Job, who: str) -> dict[str, Any]:
+        params: dict[str, Any] = {'b_uuid': job.uuid, 'b_who': who}
+        if job.claim_token is not None:
+            params['b_token'] = job.claim_token
+        return params
+
+    def _not_held(self, job: base.Job, who: str, action: str) -> exc.TaskFlowException:
+        """The error for ``who`` not holding ``job``'s claim."""
+        row = self._read_owner(job)
+        if row is None or row.status != _st.POSTED:
+            return exc.NotFound('Cannot %s job %s on jobboard %r: it is not'
+                                ' there' % (action, job.uuid, self._name))
+        if row.owner is None:
+            return exc.JobFailure('Cannot %s job %s: it is not claimed (%r'
+                                  ' does not hold it)' % (action, job.uuid, who))
+        if row.owner == who:
+            return exc.JobFailure('Cannot %s job %s: the claim of %r moved on'
+                                  ' (token %s, not %s)' % (
+                                      action, job.uuid, who, row.token,
+                                      job.claim_token))
+        return exc.JobFailure('Cannot %s job %s: it is claimed by %r, not %r'
+                              % (action, job.uuid, row.owner, who))
+
+    def renew_claim(self, job: base.Job, who: str,
+                    expiry: float | None = None) -> None:
+        """Extend ``who``'s unexpired claim of ``job`` by ``expiry`` seconds
+        from now (``JobFailure`` if ``who`` no longer holds it)."""
+        base.check_who(who)
+        expiry = _check_expiry(expiry, job)
+        params = self._held(job, who)
+        params['b_expiry'] = expiry
+        statement = self._st.renew['b_token' in params]
+
+        def renew() -> int:
+            with self._writing() as conn:
+                return conn.execute(statement, params).rowcount
+
+        if not self._run('renewing the claim of job %r' % job.name, renew):
+            raise self._not_held(job, who, 'renew the claim of')
+
+    def _end(self, job: base.Job, who: str, action: str, outcome: str,
+             reason: str | None, main: dict[bool, Any],
+             extra: dict[str, Any]) -> None:
+        base.check_who(who)
+        params = self._held(job, who)
+        params.update(extra, b_outcome=outcome, b_reason=reason)
+        known = 'b_token' in params
+        statement = main[known]
+        st = self._st
+
+        def end() -> bool:
+            with self._writing() as conn:
+                if outcome == 'consumed':
+                    if not conn.execute(statement, params).rowcount:
+                        return False
+                    conn.execute(st.delete_attempts, params)
+                    return True
+                if not conn.execute(statement, params).rowcount:
+                    return False
+                conn.execute(st.end_attempt_token if known
+                             else st.end_attempt, params)
+                return True
+
+        if not self._run('%s job %r' % (action, job.name), end):
+            raise self._not_held(job, who, action)
+
+    def consume(self, job: base.Job, who: str) -> None:
+        """``who`` is done with ``job``: it leaves the board (with its
+        history)."""
+        self._end(job, who, 'consume', 'consumed', None, self._st.delete, {})
+        self.notifier.notify(base.REMOVAL, {'job': job})
+
+    def abandon(self, job: base.Job, who: str, reason: str | None = None
+                ) -> None:
+        """``who`` gives ``job`` back, unclaimed."""
+        self._end(job, who, 'abandon', 'abandoned', reason, self._st.release,
+                  {'b_status': _st.POSTED})
+
+    def trash(self, job: base.Job, who: str, reason: str | None = None
+              ) -> None:
+        """``job`` moves to the dead-letter (``iter_trashed``) with its
+        history."""
+        self._end(job, who, 'trash', 'trashed', reason, self._st.release,
+                  {'b_status': _st.TRASHED})
+        self.notifier.notify(base.REMOVAL, {'job': job})
+
+    def history(self, job: base.Job) -> list[base.Attempt]:
+        """Every claim of ``job``, oldest first."""
+        def select() -> list[Any]:
+            with self._reading() as conn:
+                return list(conn.execute(self._st.history,
+                                         {'b_uuid': job.uuid}))
+        rows = self._run('reading the history of job %r' % job.name, select)
+        return base.lost_attempts([
+            base.Attempt(row.who, float(row.claimed_at), int(row.token),
+                         None if row.ended_at is None else float(row.ended_at),
+                         row.outcome, row.reason) for row in rows])
+
+    def register_entity(self, entity: Any) -> None:
+        """Remember ``entity`` (kept in this process only)."""
+        self._entities[entity.name] = entity
+
+    # -- maintenance -----------------------------------------------------------
+
+    def clear(self) -> None:
+        """Delete every job of this board's namespace, trashed ones too."""
+        def delete() -> None:
+            with self._writing() as conn:
+                for statement in self._st.clear_board:
+                    conn.execute(statement, {'b_board': self._namespace})
+        self._run('clearing the board', delete)
+
+
+def _check_expiry(expiry: float | None, job: base.Job) -> float:
+    if expiry is None:
+        return base.DEFAULT_CLAIM_EXPIRY
+    try:
+        seconds = float(expiry)
+    except (TypeError, ValueError):
+        raise ValueError('Claim expiry of job %s must be a number of seconds,'
+                         ' not %r' % (job.uuid, expiry)) from None
+    if not seconds > 0:
+        raise ValueError('Claim expiry of job %s must be > 0 seconds, not %r'
+                         % (job.uuid, expiry))
+    return seconds
+
+
+def _describe(error: BaseException) -> str:
+    from taskflow.persistence.backends.sqlalchemy import errors as _errors
+    return _errors.describe(error)
+

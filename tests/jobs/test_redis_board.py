@@ -1,0 +1,297 @@
+"""The Redis jobboard: its layout, configuration, expiries and faults, on a
+real Redis server (the shared one, or one started here for outages)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from taskflow import exceptions as exc
+from taskflow.jobs import backends
+from taskflow.jobs import base
+from taskflow.jobs.backends import _redis_codec as codec
+from taskflow.jobs.backends import impl_redis
+from taskflow.utils import redis_utils
+from tests import _services
+from tests.jobs.kinds import redis as kind
+
+
+@pytest.fixture
+def make():
+    """``make(**conf)`` -> a connected board in this test's own namespace."""
+    host, port = _services.require_endpoint('redis')
+    namespace = 'tf-test-redis-%s' % uuid.uuid4().hex[:8]
+    made = []
+
+    def _make(**conf):
+        conf = {'host': host, 'port': port, 'namespace': namespace, **conf}
+        board = impl_redis.RedisJobBoard('board-%s' % namespace, conf)
+        board.connect()
+        made.append(board)
+        return board
+
+    yield _make
+    for board in made:
+        with contextlib.suppress(Exception):
+            kind.cleanup(board)
+        board.close()
+
+
+@pytest.fixture
+def board(make):
+    return make()
+
+
+@pytest.fixture
+def raw():
+    """A plain client on the shared server, to look at what boards write."""
+    import redis
+    host, port = _services.require_endpoint('redis')
+    client = redis.Redis(host=host, port=port)
+    yield client
+    client.close()
+
+
+def test_keys_are_the_originals(board, raw):
+    job = board.post('j', details={'a': 1}, priority='HIGH')
+    ns = board.namespace
+    assert board.listings_key == ns + b':listings'
+    assert job.owner_key == ns + b':' + job.uuid.encode() + b'.owned'
+    posting = codec.loads(raw.hget(board.listings_key, job.uuid))
+    assert list(posting) == ['uuid', 'name', 'priority', 'created_on',
+                             'details', 'sequence']
+    assert posting['priority'] == 'HIGH' and posting['details'] == {'a': 1}
+    assert posting['sequence'] == job.sequence == int(raw.get(board.sequence_key))
+    assert isinstance(posting['created_on'], datetime.datetime)
+    board.claim(job, 'alice', expiry=20)
+    assert raw.get(job.owner_key) == b'alice'
+    assert 0 < raw.pttl(job.owner_key) <= 20000
+    assert isinstance(codec.loads(raw.get(job.last_modified_key)),
+                      datetime.datetime)
+
+
+def test_claims_expire_by_default(board, raw):
+    job = board.post('j')
+    board.claim(job, 'alice')
+    expires_in = job.expires_in()
+    assert base.DEFAULT_CLAIM_EXPIRY - 2 < expires_in <= base.DEFAULT_CLAIM_EXPIRY
+
+
+def test_expires_in_and_extend_expiry(board):
+    job = board.post('j')
+    assert job.expires_in() == redis_utils.KEY_NOT_FOUND
+    assert job.extend_expiry(10) is False
+    board.claim(job, 'alice', expiry=5)
+    assert 4 < job.expires_in() <= 5
+    assert job.extend_expiry(100) is True
+    assert 99 < job.expires_in() <= 100
+
+
+@pytest.mark.parametrize('expiry', [0, 0.0001, -1])
+def test_an_expiry_below_one_millisecond_is_refused(board, expiry):
+    job = board.post('j')
+    with pytest.raises(ValueError, match='must be greater than zero'):
+        board.claim(job, 'alice', expiry=expiry)
+    assert board.find_owner(job) is None
+
+
+def test_errors_name_the_job_and_the_owner(board):
+    job = board.post('j')
+    with pytest.raises(exc.NotFound, match=job.uuid):
+        board.consume(job, 'alice')  # also a JobFailure: nobody owns it
+    board.claim(job, 'alice')
+    with pytest.raises(exc.UnclaimableJob,
+                       match='Job %s already claimed by alice' % job.uuid):
+        board.claim(job, 'bob')
+    with pytest.raises(exc.JobFailure, match='not owned by bob .it is'
+                       ' actively owned by alice'):
+        board.trash(job, 'bob')
+    board.consume(job, 'alice')
+    with pytest.raises(exc.NotFound,
+                       match='Job %s not found to be claimed' % job.uuid):
+        board.claim(job, 'alice')
+
+
+def test_tokens_increase_across_boards(make):
+    first, second = make(), make()
+    job = first.post('j')
+    tokens = []
+    for board, who in ((first, 'a'), (second, 'b'), (first, 'c')):
+        found = [j for j in board.iterjobs() if j.uuid == job.uuid][0]
+        board.claim(found, who)
+        tokens.append(found.claim_token)
+        board.abandon(found, who)
+    assert tokens == sorted(tokens) and len(set(tokens)) == 3
+
+
+def test_renew_by_a_superseded_claim_of_the_same_name_fails(make):
+    first, second = make(), make()
+    job = first.post('j')
+    first.claim(job, 'alice', expiry=0.2)
+    time.sleep(0.3)
+    again = [j for j in second.iterjobs() if j.uuid == job.uuid][0]
+    second.claim(again, 'alice')
+    with pytest.raises(exc.JobFailure, match=job.uuid):
+        first.renew_claim(job, 'alice')  # its token is the older one
+    second.renew_claim(again, 'alice')
+
+
+def test_iterjobs_lists_highest_priority_and_newest_first(board):
+    low = board.post('low', priority='LOW')
+    old = board.post('old')
+    new = board.post('new')
+    high = board.post('high', priority='VERY_HIGH')
+    board.claim(new, 'x')
+    assert [j.name for j in board.iterjobs()] == ['high', 'new', 'old', 'low']
+    assert [j.uuid for j in board.iterjobs(only_unclaimed=True)] == [
+        high.uuid, old.uuid, low.uuid]
+
+
+def test_uri_and_dict_configurations(board):
+    host, port = _services.require_endpoint('redis')
+    namespace = board.namespace.decode()
+    uri = backends.fetch('u', 'redis://%s:%s/?namespace=%s&socket_timeout=5'
+                         % (host, port, namespace))
+    assert isinstance(uri, impl_redis.RedisJobBoard)
+    with contextlib.closing(uri):
+        uri.connect()
+        job = board.post('j')
+        assert [j.uuid for j in uri.iterjobs()] == [job.uuid]
+    default = backends.fetch('d', {'board': 'redis', 'host': host,
+                                   'port': port})
+    assert default.namespace == b'taskflow'
+    assert default.listings_key == b'taskflow:listings'
+
+
+def test_wait_wakes_at_once_for_a_taskflow_ng_post(make):
+    import threading
+    waiter, poster = make(), make()
+    timer = threading.Timer(0.2, poster.post, args=('wake',))
+    timer.start()
+    started = time.monotonic()
+    jobs = list(waiter.wait(timeout=5))
+    waited = time.monotonic() - started
+    timer.join()
+    assert [j.name for j in jobs] == ['wake']
+    assert waited < 0.2 + waiter.WAIT_POLL / 2  # woken, not polled
+
+
+def test_a_closed_board_refuses_with_a_clear_error(make):
+    board = make()
+    board.close()
+    assert not board.connected
+    with pytest.raises(exc.JobFailure, match='is not connected'):
+        board.post('j')
+
+
+def test_connecting_to_nothing_is_a_job_failure_with_the_cause():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]  # free, nothing listens
+    board = impl_redis.RedisJobBoard('nowhere', {'host': '127.0.0.1',
+                                                 'port': port})
+    with pytest.raises(exc.JobFailure, match="'nowhere' failed to connect"
+                       ) as caught:
+        board.connect()
+    import redis
+    assert isinstance(caught.value.__cause__, redis.exceptions.ConnectionError)
+
+
+def test_a_killed_connection_is_recovered_on_the_next_call(board, raw):
+    job = board.post('j')
+    board.claim(job, 'alice', expiry=20)
+    client_id = board._client.client_id()
+    assert raw.client_kill_filter(_id=client_id) == 1
+    outcomes = []
+    for _ in range(2):  # the first call may fail (JobFailure) or reconnect
+        try:
+            outcomes.append(board.find_owner(job))
+            break
+        except exc.JobFailure as e:
+            import redis
+            assert isinstance(e.__cause__, redis.exceptions.ConnectionError)
+            outcomes.append(e)
+    assert outcomes[-1] == 'alice'
+    assert board._client.client_id() != client_id
+    board.consume(job, 'alice')
+
+
+# -- a server of our own, to stop and restart -------------------------------
+
+@pytest.fixture
+def own_server(tmp_path):
+    """``(port, start, stop)`` of a redis-server only this test uses."""
+    program = _services.require_program('redis-server')
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    procs = []
+
+    def start():
+        proc = subprocess.Popen(
+            [program, '--port', str(port), '--bind', '127.0.0.1',
+             '--save', '', '--appendonly', 'no', '--dir', str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        deadline = time.monotonic() + 10
+        while not _services._port_open('127.0.0.1', port, timeout=0.2):
+            assert time.monotonic() < deadline, 'redis-server did not start'
+            time.sleep(0.02)
+
+    def stop():
+        proc = procs.pop()
+        proc.terminate()
+        proc.wait(10)
+
+    start()
+    yield port, start, stop
+    for proc in procs:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_a_server_outage_is_a_job_failure_and_the_board_picks_up_after(
+        own_server):
+    port, start, stop = own_server
+    board = impl_redis.RedisJobBoard('outage', {
+        'host': '127.0.0.1', 'port': port, 'socket_timeout': 1,
+        'socket_connect_timeout': 1})
+    board.connect()
+    with contextlib.closing(board):
+        board.post('before')
+        stop()
+        started = time.monotonic()
+        with pytest.raises(exc.JobFailure, match="'outage' failed to") as e:
+            board.post('during')
+        assert e.value.__cause__ is not None
+        assert time.monotonic() - started < 15  # bounded, no hang
+        start()  # an empty server (nothing saved): the board works again
+        job = board.post('after')
+        board.claim(job, 'alice')
+        assert [j.name for j in board.iterjobs()] == ['after']
+
+
+def test_a_retried_call_whose_reply_was_lost_succeeds_once(board):
+    # What the client does when the connection drops after a script ran:
+    # it sends the same script with the same arguments again.
+    job = board.post('j')
+    keys = [board.listings_key, job.owner_key, job.last_modified_key,
+            job._token_key, job._history_key]
+    args = [job.uuid, b'alice', 10000, '1.0', b'', 'nonce-1']
+    first = board._scripts['claim'](keys=keys, args=args)
+    again = board._scripts['claim'](keys=keys, args=args)
+    assert first == again == [b'ok', 1]
+    end_args = [job.uuid, b'alice', 'consumed', '2.0', '', b'', 60, 'nonce-2']
+    keys.append(board.trash_key)
+    assert board._scripts['end'](keys=keys, args=end_args) == [b'ok']
+    assert board._scripts['end'](keys=keys, args=end_args) == [b'ok']
+    assert [(a.who, a.outcome) for a in board.history(job)] == [
+        ('alice', 'consumed')]
+    with pytest.raises(exc.NotFound):
+        board.consume(job, 'alice')  # a new call is not a retry

@@ -29,5 +29,5 @@ def test_the_second_conductor_finishes_the_job_of_the_killed_one():
         '[B] consumed make-coffee']
     took = next(line for line in after if line.startswith('B took the job over'))
     seconds = float(took.split()[5])
-    assert 2.5 <= seconds <= 3.0 + 2.0 + 1.0   # the lease, plus at most ~2 s
+    assert 1.0 <= seconds <= 3.0 + 2.0 + 1.0   # claimable within the lease (+ 2 s)
     assert lines[-1] == 'job make-coffee: consumed; grind by A, brew by B, pour by B'

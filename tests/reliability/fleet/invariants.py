@@ -150,7 +150,7 @@ def check_stale(stops: list[Stop], jobs: list[JobInfo], ledger: list[flows.Line]
                               ' takeover was stored' % (stop.job, task, stop.pid)))
         uuid = by_key[stop.job].uuid
         for event in events:
-            if event['job'] == uuid and event['pid'] == stop.pid \
+            if event.get('job') == uuid and event['pid'] == stop.pid \
                     and event['event'] == 'job_consumed':
                 found.append(('stale', '%s: consumed by the stale pid %d'
                               % (stop.job, stop.pid)))
@@ -187,7 +187,7 @@ def dispatch_takeovers(kills: list[Kill], jobs: list[JobInfo],
     found = []
     for kill in kills:
         later = [e['t'] for e in events
-                 if e['event'] == 'running_start' and e['job'] == uuids[kill.job]
+                 if e['event'] == 'running_start' and e.get('job') == uuids[kill.job]
                  and e['pid'] != kill.pid and e['t'] > kill.at]
         if later:
             found.append(min(later) - kill.at)

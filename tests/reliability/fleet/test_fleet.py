@@ -15,8 +15,8 @@ from tests import _services
 from tests.reliability.fleet import boards, report
 from tests.reliability.fleet.driver import TrialConfig, run_trial
 
-TRIALS = int(os.environ.get('FLEET_TRIALS', '2'))
-JOBS = int(os.environ.get('FLEET_JOBS', '20'))
+TRIALS = int(os.environ.get('FLEET_TRIALS', '1'))
+JOBS = int(os.environ.get('FLEET_JOBS', '12'))
 
 
 @pytest.fixture(params=boards.KINDS)

@@ -424,6 +424,38 @@ def web(ctx: click.Context, host: str, port: int, allow_actions: bool,
           mask_keys=mask_keys, backend_label=url)
 
 
+@cli.command()
+@click.option('--url', 'url', required=True, envvar='TASKFLOW_WORKER_URL',
+              help='Broker URL (kombu), e.g. amqp://guest:guest@127.0.0.1:5672//'
+                   ' (also $TASKFLOW_WORKER_URL; never printed with its password).')
+@click.option('--exchange', required=True, help='Exchange shared with the engines.')
+@click.option('--topic', required=True, help='Topic the engines send this worker\'s tasks to.')
+@click.option('--task', 'tasks', multiple=True, required=True, metavar='MODULE:CLASS',
+              help='A task class this worker may run (repeatable); nothing else runs.')
+@click.option('-v', '--verbose', is_flag=True, help='Log at DEBUG (INFO otherwise).')
+def worker(url: str, exchange: str, topic: str, tasks: tuple[str, ...],
+           verbose: bool) -> None:
+    """Serve tasks to worker-based engines until interrupted (Ctrl-C)."""
+    import logging as std_logging
+    try:
+        from taskflow.engines.worker_based.worker import Worker
+    except ImportError as error:
+        raise operate.OperatorError("the worker needs its extra: pip install"
+                                    " 'taskflow-ng[workers]' (%s)" % error) from error
+    std_logging.basicConfig(level=std_logging.DEBUG if verbose else std_logging.INFO,
+                            format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    try:
+        served = Worker(exchange=exchange, topic=topic, tasks=list(tasks), url=url)
+    except (ImportError, AttributeError) as error:
+        raise operate.OperatorError('cannot load the tasks to serve: %s' % error) from error
+    try:
+        served.run()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a worker is meant to stop
+    finally:
+        served.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; every error is one line on stderr and an exit status."""
     err = make_console(stderr=True)

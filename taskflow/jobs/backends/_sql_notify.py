@@ -42,8 +42,8 @@ class Listener:
 
     def _open(self) -> Any:
         raw = self._engine.raw_connection()
-        raw.detach()  # ours alone, never back in the pool
         conn = raw.driver_connection
+        raw.detach()  # ours alone, never back in the pool
         conn.rollback()
         conn.autocommit = True
         conn.execute('LISTEN %s' % self._channel)
@@ -68,6 +68,9 @@ class Listener:
                 for _ in conn.notifies(timeout=max(timeout, 0.0),
                                        stop_after=1):
                     got = True
+                if got:  # one look at the board answers every pending post
+                    for _ in conn.notifies(timeout=0):
+                        pass
                 return got
             except Exception:  # a dropped connection: reopened by listen()
                 self._drop()

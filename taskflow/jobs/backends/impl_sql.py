@@ -61,6 +61,7 @@ from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
 from taskflow.jobs.backends import _sql_notify
+from taskflow.jobs.backends import _sql_pg
 from taskflow.jobs.backends import _sql_statements as _st
 from taskflow.persistence.backends import impl_sqlalchemy
 from taskflow.persistence.backends.sqlalchemy import migration
@@ -131,6 +132,9 @@ class SQLJobBoard(base.NotifyingJobBoard):
         self._backend: impl_sqlalchemy.SQLAlchemyBackend | None = None
         self._owns_backend = False
         self._st: _st.Statements | None = None
+        self._pg: _sql_pg.PgStatements | None = None
+        self._autocommit: sa.Engine | None = None
+        self._synchronous_commit = conf.get('synchronous_commit')
         self._listener: _sql_notify.Listener | None = None
         self._channel = _sql_notify.channel_for(self._namespace)
         self._connected = False
@@ -157,7 +161,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
                 url = board
         if not url:
             return None
-        parsed = sa.engine.make_url(url)
+        parsed = _installed_driver(sa.engine.make_url(url))
         # Board options in a URI query are not the database driver's.
         return parsed.difference_update_query(
             [k for k in parsed.query if k in _BOARD_OPTIONS]
@@ -198,6 +202,12 @@ class SQLJobBoard(base.NotifyingJobBoard):
                                  ' %s' % (self._name, e), e) from e
         self._backend, self._owns_backend = backend, owned
         self._st = _st.Statements(backend.engine.dialect.name)
+        if backend.engine.dialect.name == 'postgresql':
+            self._pg = _sql_pg.PgStatements()
+            self._autocommit = backend._read_engine.execution_options(
+                isolation_level='AUTOCOMMIT')
+            if self._synchronous_commit is not None:
+                self._set_synchronous_commit(backend, owned)
         try:
             self._run('connecting', self._ensure_tables)
         except BaseException:
@@ -208,18 +218,37 @@ class SQLJobBoard(base.NotifyingJobBoard):
                                                   self._channel)
         self._connected = True
 
+    def _set_synchronous_commit(self, backend: Any, owned: bool) -> None:
+        value = str(self._synchronous_commit).lower()
+        if value not in ('on', 'off', 'local', 'remote_write', 'remote_apply'):
+            raise ValueError("synchronous_commit of jobboard %r must be one of"
+                             " on, off, local, remote_write, remote_apply, not"
+                             " %r" % (self._name, self._synchronous_commit))
+        if not owned:
+            raise ValueError('synchronous_commit of jobboard %r needs an engine'
+                             ' of its own (give a connection URL)' % self._name)
+
+        @sa.event.listens_for(backend.engine, 'connect')
+        def _on_connect(dbapi_connection: Any, record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SET synchronous_commit = '%s'" % value)
+            finally:
+                cursor.close()
+            dbapi_connection.commit()
+
     def _ensure_tables(self) -> None:
         backend = self._require()
         with backend._lock, backend._write_engine.connect() as conn:
             if sa.inspect(conn).has_table(ng_tables.jobs.name):
                 return
-            try:
-                migration.upgrade_ng(conn)
-            except sa_exc.SQLAlchemyError:
-                # Another board created them at the same time?
-                conn.rollback()
+            conn.rollback()
+            # Alembic is not thread safe, and boards of other processes may
+            # be creating the tables right now: one at a time.
+            with _MIGRATING, _server_lock(conn):
                 if not sa.inspect(conn).has_table(ng_tables.jobs.name):
-                    raise
+                    conn.rollback()
+                    migration.upgrade_ng(conn)
 
     def close(self) -> None:
         """Drop the board's connections (its claims stay until they expire)."""
@@ -268,9 +297,19 @@ class SQLJobBoard(base.NotifyingJobBoard):
             yield conn
 
     @contextlib.contextmanager
+    def _single(self) -> Iterator[sa.Connection]:
+        """A connection whose statements commit each on its own
+        (PostgreSQL's single-statement writes)."""
+        assert self._autocommit is not None
+        with self._autocommit.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def _reading(self) -> Iterator[sa.Connection]:
         backend = self._require()
-        with backend._lock, backend._read_engine.connect() as conn:
+        # PostgreSQL: reads in autocommit too (no BEGIN/ROLLBACK round trips).
+        engine = self._autocommit or backend._read_engine
+        with backend._lock, engine.connect() as conn:
             yield conn
 
     # -- jobs ----------------------------------------------------------------
@@ -306,10 +345,14 @@ class SQLJobBoard(base.NotifyingJobBoard):
                   'b_book_uuid': getattr(book, 'uuid', None),
                   'b_book_name': getattr(book, 'name', None)}
         st = self._st
-        notify = self._listener is not None or _sql_notify.supported(
-            self._require().engine)
+        pg = self._pg
+        notify = _sql_notify.supported(self._require().engine)
 
         def insert() -> Any:
+            if pg is not None:
+                params['b_channel'] = self._channel
+                with self._single() as conn:
+                    return conn.execute(pg.post, params).scalar_one()
             with self._writing() as conn:
                 result = conn.execute(st.insert, params)
                 if notify:
@@ -419,6 +462,15 @@ class SQLJobBoard(base.NotifyingJobBoard):
         expiry = _check_expiry(expiry, job)
         st = self._st
 
+        pg = self._pg
+
+        def take_pg() -> tuple[str, Any]:
+            with self._single() as conn:
+                token = conn.execute(pg.claim, {  # type: ignore[union-attr]
+                    'b_uuid': job.uuid, 'b_who': who,
+                    'b_expiry': expiry}).scalar()
+            return ('claimed', token) if token is not None else ('locked', None)
+
         def take() -> tuple[str, Any]:
             with self._writing() as conn:
                 row = conn.execute(st.lock, {'b_uuid': job.uuid}).first()
@@ -436,7 +488,8 @@ class SQLJobBoard(base.NotifyingJobBoard):
                 conn.execute(st.add_attempt, params)
                 return 'claimed', row.token + 1
 
-        outcome, value = self._run('claiming job %r' % job.name, take)
+        outcome, value = self._run('claiming job %r' % job.name,
+                                   take_pg if pg is not None else take)
         if outcome == 'claimed':
             job.claim_token = int(value)
             return
@@ -488,8 +541,10 @@ class SQLJobBoard(base.NotifyingJobBoard):
         params['b_expiry'] = expiry
         statement = self._st.renew['b_token' in params]
 
+        writing = self._single if self._pg is not None else self._writing
+
         def renew() -> int:
-            with self._writing() as conn:
+            with writing() as conn:
                 return conn.execute(statement, params).rowcount
 
         if not self._run('renewing the claim of job %r' % job.name, renew):
@@ -504,6 +559,13 @@ class SQLJobBoard(base.NotifyingJobBoard):
         known = 'b_token' in params
         statement = main[known]
         st = self._st
+        pg = self._pg
+
+        def end_pg() -> bool:
+            single = (pg.consume if outcome == 'consumed'  # type: ignore[union-attr]
+                      else pg.release)[known]  # type: ignore[union-attr]
+            with self._single() as conn:
+                return bool(conn.execute(single, params).scalar_one())
 
         def end() -> bool:
             with self._writing() as conn:
@@ -518,7 +580,8 @@ class SQLJobBoard(base.NotifyingJobBoard):
                              else st.end_attempt, params)
                 return True
 
-        if not self._run('%s job %r' % (action, job.name), end):
+        if not self._run('%s job %r' % (action, job.name),
+                         end_pg if pg is not None else end):
             raise self._not_held(job, who, action)
 
     def consume(self, job: base.Job, who: str) -> None:
@@ -566,6 +629,57 @@ class SQLJobBoard(base.NotifyingJobBoard):
                 for statement in self._st.clear_board:
                     conn.execute(statement, {'b_board': self._namespace})
         self._run('clearing the board', delete)
+
+
+# A URL without a driver names SQLAlchemy's default one; when only the
+# driver taskflow-ng installs is there, use it (``postgresql://`` works with
+# psycopg 3 alone).
+_FALLBACK_DRIVERS = {'postgresql': ('psycopg2', 'psycopg'),
+                     'mysql': ('MySQLdb', 'pymysql')}
+
+
+def _installed_driver(url: sa.URL) -> sa.URL:
+    import importlib.util
+
+    if url.drivername not in _FALLBACK_DRIVERS:
+        return url
+    default, fallback = _FALLBACK_DRIVERS[url.drivername]
+    if importlib.util.find_spec(default) is None and \
+            importlib.util.find_spec(fallback) is not None:
+        return url.set(drivername='%s+%s' % (url.drivername, fallback))
+    return url
+
+
+_MIGRATING = threading.Lock()
+_LOCK_NAME = 'taskflow_ng_jobboard_migration'
+
+
+@contextlib.contextmanager
+def _server_lock(conn: sa.Connection) -> Iterator[None]:
+    """Hold a database-wide lock (PostgreSQL advisory lock, MySQL
+    ``GET_LOCK``) while creating the tables; SQLite needs none."""
+    dialect = conn.dialect.name
+    if dialect == 'postgresql':
+        key = sa.func.hashtext(_LOCK_NAME)
+        conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.rollback()
+            conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+            conn.commit()
+    elif dialect in ('mysql', 'mariadb'):
+        conn.execute(sa.select(sa.func.get_lock(_LOCK_NAME, 60)))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.rollback()
+            conn.execute(sa.select(sa.func.release_lock(_LOCK_NAME)))
+            conn.commit()
+    else:
+        yield
 
 
 def _check_expiry(expiry: float | None, job: base.Job) -> float:

@@ -46,6 +46,10 @@ flow_leases = sa.Table(
 #
 # ``taskflow_ng_job_attempts``: one row per claim of a job (its history).
 
+# MySQL: any text, compared exactly (owner names are case sensitive).
+_MYSQL = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
+          'mysql_collate': 'utf8mb4_bin'}
+
 jobs = sa.Table(
     'taskflow_ng_jobs', metadata,
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer, 'sqlite'),
@@ -64,6 +68,7 @@ jobs = sa.Table(
     sa.Column('token', sa.BigInteger, nullable=False),
     sa.Column('claimed_until', sa.Double, nullable=True),
     sa.Index('taskflow_ng_jobs_listing', 'board', 'status', 'priority', 'id'),
+    **_MYSQL,
 )
 
 job_attempts = sa.Table(
@@ -75,4 +80,5 @@ job_attempts = sa.Table(
     sa.Column('ended_at', sa.Double, nullable=True),
     sa.Column('outcome', sa.String(16), nullable=True),
     sa.Column('reason', sa.Text, nullable=True),
+    **_MYSQL,
 )

@@ -14,6 +14,11 @@ branch_labels = None
 depends_on = None
 
 
+# MySQL: any text, compared exactly (owner names are case sensitive).
+_MYSQL = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
+          'mysql_collate': 'utf8mb4_bin'}
+
+
 def upgrade() -> None:
     op.create_table(
         'taskflow_ng_jobs',
@@ -32,6 +37,7 @@ def upgrade() -> None:
         sa.Column('owner', sa.String(255), nullable=True),
         sa.Column('token', sa.BigInteger, nullable=False),
         sa.Column('claimed_until', sa.Double, nullable=True),
+        **_MYSQL,
     )
     op.create_index('taskflow_ng_jobs_listing', 'taskflow_ng_jobs',
                     ['board', 'status', 'priority', 'id'])
@@ -45,6 +51,7 @@ def upgrade() -> None:
         sa.Column('ended_at', sa.Double, nullable=True),
         sa.Column('outcome', sa.String(16), nullable=True),
         sa.Column('reason', sa.Text, nullable=True),
+        **_MYSQL,
     )
 
 

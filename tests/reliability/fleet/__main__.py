@@ -33,7 +33,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument('--kills', type=int, default=3, help='SIGKILLs per kill trial')
     parser.add_argument('--lease', type=float, default=2.0, help='claim expiry (s)')
     parser.add_argument('--dead-letter-after', type=int, default=3)
-    parser.add_argument('--dead-letter-option', default=None,
+    parser.add_argument('--dead-letter-option', default='max_attempts',
                         help="the conductor option naming how many attempts a job gets")
     parser.add_argument('--deadline', type=float, default=120.0)
     parser.add_argument('--seed', type=int, default=None)

@@ -53,7 +53,7 @@ class TrialConfig:
     lease: float = 2.0             # the conductors' claim expiry
     task_seconds: tuple[float, float] = (0.02, 0.15)
     dead_letter_after: int = 3     # attempts before a crashing job is trashed
-    dead_letter_option: str | None = None   # conductor option name carrying it
+    dead_letter_option: str | None = 'max_attempts'   # the conductor option carrying it
     conductor_options: dict = field(default_factory=dict)
     deadline: float = 120.0
     seed: int | None = None

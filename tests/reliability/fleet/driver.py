@@ -312,9 +312,9 @@ class Trial:
             board.connect()
             fleet = Fleet(cfg, board_name, url, folder)
             try:
+                fleet.start_all()   # first: their start-up overlaps the posting
                 self.post(board, persistence, ledger)
                 self.jobs_by_key = {job.key: job for job in self.jobs}
-                fleet.start_all()
                 deadline = time.monotonic() + cfg.deadline
                 if cfg.mode == 'kill':
                     self.drive_kills(board, persistence, fleet, deadline)

@@ -84,6 +84,7 @@ def board_conf(board):
     """``(conf, cleanup)`` of a fresh namespace on ``board``'s server."""
     name = 'tf-bench-%s' % uuid.uuid4().hex[:10]
     if board.startswith('sql-'):
+        _check_kind({'board': 'sql', 'connection': 'sqlite://'})
         with _sql_url(board) as url:
             store = persistence_backends.fetch({'connection': url})
             with contextlib.closing(store.get_connection()) as conn:
@@ -99,6 +100,7 @@ def board_conf(board):
                 'path': '/%s' % name}
     else:
         conf = {'board': 'etcd', 'host': host, 'port': port, 'path': name}
+    _check_kind(conf)
     try:
         yield conf
     finally:
@@ -122,6 +124,13 @@ def _cleanup(board, conf, host, port):
     else:
         import etcd3gw
         etcd3gw.client(host=host, port=port).delete_prefix(conf['path'])
+
+
+def _check_kind(conf):
+    try:
+        job_backends.fetch('bench-probe', dict(conf))
+    except (exc.NotFound, ImportError) as error:
+        raise Skip('no %s jobboard in this taskflow: %s' % (conf['board'], error))
 
 
 def _connected(conf, **kwargs):

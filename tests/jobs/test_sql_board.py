@@ -153,6 +153,9 @@ def test_bad_arguments_are_refused_with_clear_errors(boards):
         board.claim(job, 'w', expiry=0)
     with pytest.raises(exc.JobFailure, match='not JSON serializable'):
         board.post('bad', details={'x': object()})
+    unconnected = impl_sql.SQLJobBoard('idle', {'connection': 'sqlite://'})
+    with pytest.raises(exc.JobFailure, match="Jobboard 'idle' is not connected"):
+        unconnected.post('j')
     with pytest.raises(ValueError, match='poll_interval'):
         impl_sql.SQLJobBoard('b', {'connection': 'sqlite://', 'poll_interval': 0})
 
@@ -382,6 +385,57 @@ def test_killed_mariadb_connections_are_replaced(boards):
     with pytest.raises(exc.UnclaimableJob, match="'one'"):
         two.claim(jobs[1], 'two')
     assert [len(one.history(j)) for j in jobs[1:]] == [1, 0]
+
+
+def test_racing_claimers_under_terminated_connections_claim_once(boards):
+    namespace = uuid.uuid4().hex
+    one = boards('postgresql', namespace, retry_backoff=0.01)
+    two = boards('postgresql', namespace, retry_backoff=0.01)
+    jobs = [one.post('j%d' % i) for i in range(50)]
+    won = {j.uuid: [] for j in jobs}
+    failures = []
+    lock = threading.Lock()
+    racing = threading.Event()
+
+    def claim_all(board, who):
+        for job in jobs:
+            try:
+                board.claim(job, who)
+            except (exc.UnclaimableJob, exc.NotFound):
+                continue
+            except exc.JobFailure as e:  # gave up on the database: fine
+                failures.append(e)
+                continue
+            with lock:
+                won[job.uuid].append(who)
+
+    killed = []
+
+    def terminate():
+        while racing.is_set():
+            killed.append(_terminate_other_backends(_sql.database_url('postgresql')))
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=claim_all, args=(b, '%s-%d' % (n, i)))
+               for i in range(2) for b, n in ((one, 'one'), (two, 'two'))]
+    killer = threading.Thread(target=terminate)
+    racing.set()
+    killer.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    racing.clear()
+    killer.join()
+    assert all(len(w) <= 1 for w in won.values()), won
+    for job in jobs:
+        attempts = one.history(job)
+        assert len(attempts) <= 1
+        if won[job.uuid]:
+            assert one.find_owner(job) == won[job.uuid][0]
+            assert attempts[0].who == won[job.uuid][0]
+    assert sum(killed) > 0
+    assert sum(len(w) for w in won.values()) >= 25, (won, failures)
 
 
 @pytest.mark.parametrize('url', [

@@ -42,7 +42,7 @@ class Listener:
 
     def _open(self) -> Any:
         raw = self._engine.raw_connection()
-        conn = raw.driver_connection
+        conn: Any = raw.driver_connection
         raw.detach()  # ours alone, never back in the pool
         conn.rollback()
         conn.autocommit = True

@@ -8,7 +8,8 @@ committed on its own: no ``BEGIN``/``COMMIT`` round trips, one flush.
   so the notification goes out with (and only with) the committed row;
 * ``claim``: ``SELECT ... FOR UPDATE SKIP LOCKED`` of a claimable row (a
   claimer never waits on another's row lock), the ``UPDATE`` incrementing
-  its token, the ``INSERT`` of the attempt ``RETURNING`` the new token;
+  its token, the ``INSERT`` of the attempt ``RETURNING`` the new token, and
+  the row as it was (to say why a failed claim failed);
 * ``consume``: the job's ``DELETE`` and its attempts' in one statement;
 * ``abandon``/``trash``: the conditional ``UPDATE`` of the job and of its
   current attempt.
@@ -52,10 +53,15 @@ class PgStatements:
             ' FOR UPDATE SKIP LOCKED),'
             ' t AS (UPDATE %s AS j SET owner = :b_who, token = j.token + 1,'
             ' claimed_until = c.now + :b_expiry, last_modified = c.now'
-            ' FROM c WHERE j.uuid = c.uuid RETURNING j.token, c.now)'
-            ' INSERT INTO %s (job_uuid, token, who, claimed_at)'
-            ' SELECT :b_uuid, t.token, :b_who, t.now FROM t RETURNING token'
-            % (_NOW, _JOBS, _NOW, _JOBS, _ATTEMPTS))
+            ' FROM c WHERE j.uuid = c.uuid RETURNING j.token, c.now),'
+            ' i AS (INSERT INTO %s (job_uuid, token, who, claimed_at)'
+            ' SELECT :b_uuid, t.token, :b_who, t.now FROM t RETURNING token)'
+            # With the outcome, what the row held before this statement: why
+            # a claim that took nothing failed, without another round trip.
+            ' SELECT (SELECT token FROM i) AS token, j.status,'
+            ' CASE WHEN j.claimed_until > %s THEN j.owner END AS owner'
+            ' FROM (SELECT 1) AS one LEFT JOIN %s AS j ON j.uuid = :b_uuid'
+            % (_NOW, _JOBS, _NOW, _JOBS, _ATTEMPTS, _NOW, _JOBS))
         self.consume = {
             known: sa.text(
                 'WITH d AS (DELETE FROM %s WHERE %s RETURNING uuid),'

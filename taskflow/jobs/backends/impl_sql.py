@@ -52,7 +52,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -110,13 +110,14 @@ class SQLJob(base.Job):
 
     @property
     def state(self) -> str:
-        return self._board._state_of(self)  # type: ignore[attr-defined]
+        board = cast(SQLJobBoard, self._board)
+        return board._state_of(self)
 
 
 class SQLJobBoard(base.NotifyingJobBoard):
     """Jobs in an SQL database (see the module doc for the configuration)."""
 
-    def __init__(self, name: str, conf: dict | None = None,
+    def __init__(self, name: str, conf: dict[str, Any] | None = None,
                  persistence: Any = None, engine: sa.Engine | None = None
                  ) -> None:
         conf = dict(conf or {})
@@ -263,6 +264,13 @@ class SQLJobBoard(base.NotifyingJobBoard):
         if backend is not None and self._owns_backend:
             backend.close()
 
+    @property
+    def _stmts(self) -> _st.Statements:
+        statements = self._st
+        if statements is None:
+            raise exc.JobFailure('Jobboard %r is not connected' % self._name)
+        return statements
+
     def _require(self) -> impl_sqlalchemy.SQLAlchemyBackend:
         backend = self._backend
         if backend is None:
@@ -326,7 +334,8 @@ class SQLJobBoard(base.NotifyingJobBoard):
                       sequence=int(row.id),
                       created_on=_datetime(row.created_on))
 
-    def post(self, name: str, book: Any = None, details: dict | None = None,
+    def post(self, name: str, book: Any = None,
+             details: dict[str, Any] | None = None,
              priority: base.JobPriority | str = base.JobPriority.NORMAL
              ) -> SQLJob:
         """Post a job (only the book's name and uuid are stored)."""
@@ -344,9 +353,8 @@ class SQLJobBoard(base.NotifyingJobBoard):
                   'b_details': encoded,
                   'b_book_uuid': getattr(book, 'uuid', None),
                   'b_book_name': getattr(book, 'name', None)}
-        st = self._st
+        st = self._stmts
         pg = self._pg
-        notify = _sql_notify.supported(self._require().engine)
 
         def insert() -> Any:
             if pg is not None:
@@ -354,11 +362,9 @@ class SQLJobBoard(base.NotifyingJobBoard):
                 with self._single() as conn:
                     return conn.execute(pg.post, params).scalar_one()
             with self._writing() as conn:
-                result = conn.execute(st.insert, params)
-                if notify:
-                    conn.execute(sa.select(sa.func.pg_notify(
-                        self._channel, job_uuid)))
-            return result.inserted_primary_key[0]
+                key = conn.execute(st.insert, params).inserted_primary_key
+            assert key is not None
+            return key[0]
 
         sequence = self._run('posting job %r' % name, insert)
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -373,7 +379,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         return job
 
     def _list(self, only_unclaimed: bool, status: str) -> list[SQLJob]:
-        st = self._st
+        st = self._stmts
         query = st.list_unclaimed if only_unclaimed else st.list_all
 
         def select() -> list[Any]:
@@ -399,7 +405,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         def count() -> int:
             with self._reading() as conn:
                 return int(conn.execute(
-                    self._st.count, {'b_board': self._namespace}).scalar_one())
+                    self._stmts.count, {'b_board': self._namespace}).scalar_one())
         return self._run('counting jobs', count)
 
     def wait(self, timeout: float | None = None) -> Iterator[SQLJob]:
@@ -434,7 +440,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
     def _read_owner(self, job: base.Job) -> Any:
         def select() -> Any:
             with self._reading() as conn:
-                return conn.execute(self._st.owner,
+                return conn.execute(self._stmts.owner,
                                     {'b_uuid': job.uuid}).first()
         return self._run('reading the owner of job %r' % job.name, select)
 
@@ -442,12 +448,12 @@ class SQLJobBoard(base.NotifyingJobBoard):
         row = self._read_owner(job)
         if row is None or row.status != _st.POSTED:
             return None
-        return row.owner
+        return None if row.owner is None else str(row.owner)
 
     def _state_of(self, job: base.Job) -> str:
         def select() -> Any:
             with self._reading() as conn:
-                return conn.execute(self._st.state,
+                return conn.execute(self._stmts.state,
                                     {'b_uuid': job.uuid}).first()
         row = self._run('reading the state of job %r' % job.name, select)
         if row is None or row.status != _st.POSTED:
@@ -460,16 +466,24 @@ class SQLJobBoard(base.NotifyingJobBoard):
         doc); sets ``job.claim_token``."""
         base.check_who(who)
         expiry = _check_expiry(expiry, job)
-        st = self._st
+        st = self._stmts
 
         pg = self._pg
 
         def take_pg() -> tuple[str, Any]:
             with self._single() as conn:
-                token = conn.execute(pg.claim, {  # type: ignore[union-attr]
+                row = conn.execute(pg.claim, {  # type: ignore[union-attr]
                     'b_uuid': job.uuid, 'b_who': who,
-                    'b_expiry': expiry}).scalar()
-            return ('claimed', token) if token is not None else ('locked', None)
+                    'b_expiry': expiry}).one()
+            if row.token is not None:
+                return 'claimed', row.token
+            if row.status is None:
+                return 'missing', None
+            if row.status != _st.POSTED:
+                return 'gone', row
+            if row.owner is not None:
+                return 'owned', row
+            return 'locked', row
 
         def take() -> tuple[str, Any]:
             with self._writing() as conn:
@@ -500,7 +514,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
             raise exc.NotFound('Job %s not found on jobboard %r (%s)'
                                % (job.uuid, self._name, value.status))
         # No row, or a row another claimer holds locked right now.
-        row = self._read_owner(job)
+        row = self._read_owner(job) if outcome != 'missing' else None
         if row is None or row.status != _st.POSTED:
             raise exc.NotFound('Job %s not found on jobboard %r'
                                % (job.uuid, self._name))
@@ -539,7 +553,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         expiry = _check_expiry(expiry, job)
         params = self._held(job, who)
         params['b_expiry'] = expiry
-        statement = self._st.renew['b_token' in params]
+        statement = self._stmts.renew['b_token' in params]
 
         writing = self._single if self._pg is not None else self._writing
 
@@ -558,7 +572,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         params.update(extra, b_outcome=outcome, b_reason=reason)
         known = 'b_token' in params
         statement = main[known]
-        st = self._st
+        st = self._stmts
         pg = self._pg
 
         def end_pg() -> bool:
@@ -587,20 +601,20 @@ class SQLJobBoard(base.NotifyingJobBoard):
     def consume(self, job: base.Job, who: str) -> None:
         """``who`` is done with ``job``: it leaves the board (with its
         history)."""
-        self._end(job, who, 'consume', 'consumed', None, self._st.delete, {})
+        self._end(job, who, 'consume', 'consumed', None, self._stmts.delete, {})
         self.notifier.notify(base.REMOVAL, {'job': job})
 
     def abandon(self, job: base.Job, who: str, reason: str | None = None
                 ) -> None:
         """``who`` gives ``job`` back, unclaimed."""
-        self._end(job, who, 'abandon', 'abandoned', reason, self._st.release,
+        self._end(job, who, 'abandon', 'abandoned', reason, self._stmts.release,
                   {'b_status': _st.POSTED})
 
     def trash(self, job: base.Job, who: str, reason: str | None = None
               ) -> None:
         """``job`` moves to the dead-letter (``iter_trashed``) with its
         history."""
-        self._end(job, who, 'trash', 'trashed', reason, self._st.release,
+        self._end(job, who, 'trash', 'trashed', reason, self._stmts.release,
                   {'b_status': _st.TRASHED})
         self.notifier.notify(base.REMOVAL, {'job': job})
 
@@ -608,7 +622,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         """Every claim of ``job``, oldest first."""
         def select() -> list[Any]:
             with self._reading() as conn:
-                return list(conn.execute(self._st.history,
+                return list(conn.execute(self._stmts.history,
                                          {'b_uuid': job.uuid}))
         rows = self._run('reading the history of job %r' % job.name, select)
         return base.lost_attempts([
@@ -626,7 +640,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         """Delete every job of this board's namespace, trashed ones too."""
         def delete() -> None:
             with self._writing() as conn:
-                for statement in self._st.clear_board:
+                for statement in self._stmts.clear_board:
                     conn.execute(statement, {'b_board': self._namespace})
         self._run('clearing the board', delete)
 

@@ -46,7 +46,7 @@ def is_server_new_enough(client: Any, min_version: tuple,
     return version >= min_version, version_text
 
 
-def get_expiry(client: Any, key: str,
+def get_expiry(client: Any, key: str | bytes,
                prior_version: str | None = None) -> float | UnknownExpire:
     """Seconds until ``key`` expires, or an :class:`UnknownExpire`."""
     result = client.pttl(key)
@@ -56,7 +56,7 @@ def get_expiry(client: Any, key: str,
         return result / 1000.0
 
 
-def apply_expiry(client: Any, key: str, expiry: float,
+def apply_expiry(client: Any, key: str | bytes, expiry: float,
                  prior_version: str | None = None) -> bool:
     """Make ``key`` expire in ``expiry`` seconds (negative means now)."""
     ms_expiry = max(0, int(expiry * 1000.0))

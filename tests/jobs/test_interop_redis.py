@@ -204,3 +204,57 @@ def test_jobs_taskflow_ng_posts_are_worked_by_the_original(namespace):
     assert [j.name for j in board.iter_trashed()] == ['trash-me']
     assert consume.state == 'COMPLETE'
     board.consume(held, 'ng-owner')
+
+
+def test_both_sides_racing_for_the_same_jobs_take_each_once(namespace):
+    import subprocess
+    import threading
+
+    board = namespace
+    run_original(board, """
+        for i in range(25):
+            board.post('original-%d' % i)
+    """)
+    for i in range(25):
+        board.post('ng-%d' % i)
+    everything = {j.uuid for j in board.iterjobs()}
+    host, port = _services.endpoint('redis')
+    racer = _PROLOGUE + textwrap.dedent("""
+        print('ready', flush=True)
+        taken = []
+        while board.job_count:
+            for job in board.iterjobs(only_unclaimed=True):
+                try:
+                    board.claim(job, 'original')
+                except (exc.UnclaimableJob, exc.NotFound):
+                    continue
+                board.consume(job, 'original')
+                taken.append(job.uuid)
+        out['taken'] = taken
+    """) + _EPILOGUE
+    proc = subprocess.Popen([_services.require_oracle(), '-c', racer, host,
+                             str(port), board.namespace.decode()],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'ready'
+    taken: list[str] = []
+
+    def race():
+        while board.job_count:
+            for job in board.iterjobs(only_unclaimed=True):
+                try:
+                    board.claim(job, 'ng')
+                except (exc.UnclaimableJob, exc.NotFound):
+                    continue
+                board.consume(job, 'ng')
+                taken.append(job.uuid)
+
+    thread = threading.Thread(target=race)
+    thread.start()
+    thread.join(60)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    theirs = json.loads(out.strip().splitlines()[-1])['taken']
+    assert len(everything) == 50
+    assert sorted(taken + theirs) == sorted(everything)  # each exactly once
+    print('taken: taskflow-ng %d, original %d' % (len(taken), len(theirs)))
+    assert board.job_count == 0

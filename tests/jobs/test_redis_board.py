@@ -153,6 +153,12 @@ def test_iterjobs_lists_highest_priority_and_newest_first(board):
         high.uuid, old.uuid, low.uuid]
 
 
+def test_a_bad_configuration_value_names_the_key():
+    board = impl_redis.RedisJobBoard('bad', {'port': 'six'})
+    with pytest.raises(ValueError, match="Jobboard 'bad': invalid port 'six'"):
+        board.connect()
+
+
 def test_uri_and_dict_configurations(board):
     host, port = _services.require_endpoint('redis')
     namespace = board.namespace.decode()
@@ -203,46 +209,60 @@ def test_connecting_to_nothing_is_a_job_failure_with_the_cause():
     assert isinstance(caught.value.__cause__, redis.exceptions.ConnectionError)
 
 
-def test_a_killed_connection_is_recovered_on_the_next_call(board, raw):
+def test_killed_connections_are_recovered_on_the_next_call(board, raw):
     job = board.post('j')
     board.claim(job, 'alice', expiry=20)
-    client_id = board._client.client_id()
-    assert raw.client_kill_filter(_id=client_id) == 1
-    outcomes = []
-    for _ in range(2):  # the first call may fail (JobFailure) or reconnect
+    mine = [c for c in raw.client_list()
+            if c['name'] == 'taskflow-jobboard:%s' % board.name]
+    assert mine  # the board's connections are named after it
+    for connection in mine:  # a real CLIENT KILL of each of them
+        assert raw.client_kill_filter(_id=connection['id']) == 1
+    # The next calls reconnect (the first may instead fail with JobFailure).
+    for call in (lambda: board.find_owner(job),
+                 lambda: board.renew_claim(job, 'alice', expiry=20)):
         try:
-            outcomes.append(board.find_owner(job))
-            break
+            call()
         except exc.JobFailure as e:
             import redis
             assert isinstance(e.__cause__, redis.exceptions.ConnectionError)
-            outcomes.append(e)
-    assert outcomes[-1] == 'alice'
-    assert board._client.client_id() != client_id
+            call()
+    assert board.find_owner(job) == 'alice'
+    now = {c['id'] for c in raw.client_list()
+           if c['name'] == 'taskflow-jobboard:%s' % board.name}
+    assert now and not now & {c['id'] for c in mine}
     board.consume(job, 'alice')
 
 
 # -- a server of our own, to stop and restart -------------------------------
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _start_redis(program: str, port: int, *args: str) -> subprocess.Popen:
+    proc = subprocess.Popen([program, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not _services._port_open('127.0.0.1', port, timeout=0.2):
+        assert proc.poll() is None, 'redis-server exited (%s)' % proc.returncode
+        assert time.monotonic() < deadline, 'redis-server did not start'
+        time.sleep(0.02)
+    return proc
+
+
 @pytest.fixture
 def own_server(tmp_path):
     """``(port, start, stop)`` of a redis-server only this test uses."""
     program = _services.require_program('redis-server')
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     procs = []
 
     def start():
-        proc = subprocess.Popen(
-            [program, '--port', str(port), '--bind', '127.0.0.1',
-             '--save', '', '--appendonly', 'no', '--dir', str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(proc)
-        deadline = time.monotonic() + 10
-        while not _services._port_open('127.0.0.1', port, timeout=0.2):
-            assert time.monotonic() < deadline, 'redis-server did not start'
-            time.sleep(0.02)
+        procs.append(_start_redis(
+            program, port, '--port', str(port), '--bind', '127.0.0.1',
+            '--save', '', '--appendonly', 'no', '--dir', str(tmp_path)))
 
     def stop():
         proc = procs.pop()
@@ -254,6 +274,40 @@ def own_server(tmp_path):
     for proc in procs:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_board_finds_its_server_through_sentinel(own_server, tmp_path):
+    port = own_server[0]
+    sentinel_port = _free_port()
+    config = tmp_path / 'sentinel.conf'  # sentinel rewrites its config
+    config.write_text('port %d\nbind 127.0.0.1\ndir %s\n'
+                      'sentinel monitor tf-master 127.0.0.1 %d 1\n'
+                      % (sentinel_port, tmp_path, port))
+    sentinel = _start_redis(_services.require_program('redis-server'),
+                            sentinel_port, str(config), '--sentinel')
+    try:
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            dead = s.getsockname()[1]
+        board = backends.fetch('via-sentinel', {
+            # the first sentinel is down: the fallback answers
+            'board': 'redis', 'host': '127.0.0.1', 'port': dead,
+            'sentinel': 'tf-master', 'namespace': 'tf-sentinel',
+            'sentinel_fallbacks': ['127.0.0.1:%d' % sentinel_port],
+            'sentinel_kwargs': {'socket_timeout': 1}})
+        board.connect()
+        with contextlib.closing(board):
+            job = board.post('j')
+            board.claim(job, 'alice')
+            import redis
+            direct = redis.Redis(port=port)
+            assert direct.get(job.owner_key) == b'alice'  # on the master
+            direct.close()
+            assert board._client.connection_pool.get_master_address() == (
+                '127.0.0.1', port)
+    finally:
+        sentinel.terminate()
+        sentinel.wait(10)
 
 
 def test_a_server_outage_is_a_job_failure_and_the_board_picks_up_after(
@@ -281,17 +335,108 @@ def test_a_retried_call_whose_reply_was_lost_succeeds_once(board):
     # What the client does when the connection drops after a script ran:
     # it sends the same script with the same arguments again.
     job = board.post('j')
-    keys = [board.listings_key, job.owner_key, job.last_modified_key,
-            job._token_key, job._history_key]
+    keys = [board.listings_key, *board._keys(job)]
     args = [job.uuid, b'alice', 10000, '1.0', b'', 'nonce-1']
-    first = board._scripts['claim'](keys=keys, args=args)
-    again = board._scripts['claim'](keys=keys, args=args)
+    first = board._runner('claim', keys, args)
+    again = board._runner('claim', keys, args)
     assert first == again == [b'ok', 1]
     end_args = [job.uuid, b'alice', 'consumed', '2.0', '', b'', 60, 'nonce-2']
     keys.append(board.trash_key)
-    assert board._scripts['end'](keys=keys, args=end_args) == [b'ok']
-    assert board._scripts['end'](keys=keys, args=end_args) == [b'ok']
+    assert board._runner('end', keys, end_args) == [b'ok']
+    assert board._runner('end', keys, end_args) == [b'ok']
     assert [(a.who, a.outcome) for a in board.history(job)] == [
         ('alice', 'consumed')]
     with pytest.raises(exc.NotFound):
         board.consume(job, 'alice')  # a new call is not a retry
+
+
+def test_a_given_client_is_used_and_left_open(raw):
+    namespace = 'tf-test-client-%s' % uuid.uuid4().hex[:8]
+    board = backends.fetch('given', {'board': 'redis',
+                                     'namespace': namespace}, client=raw)
+    board.connect()
+    try:
+        job = board.post('j')
+        board.claim(job, 'alice')
+        assert raw.get(job.owner_key) == b'alice'
+    finally:
+        kind.cleanup(board)
+        board.close()
+    assert raw.ping()  # still usable: the board did not close it
+    board.connect()  # and a closed board connects again
+    assert board.job_count == 0
+    board.close()
+
+
+def test_the_job_of_a_killed_claimer_is_claimable_within_its_lease(board):
+    import os
+    import signal
+    import sys
+    job = board.post('j')
+    host, port = _services.endpoint('redis')
+    holder = subprocess.Popen([sys.executable, '-c', '''
+import sys, time
+from taskflow.jobs.backends import impl_redis
+board = impl_redis.RedisJobBoard('holder', {'host': sys.argv[1],
+    'port': int(sys.argv[2]), 'namespace': sys.argv[3]})
+board.connect()
+job = [j for j in board.iterjobs() if j.uuid == sys.argv[4]][0]
+board.claim(job, 'holder', expiry=1)
+print('claimed', flush=True)
+while True:  # renews until killed
+    time.sleep(0.3)
+    board.renew_claim(job, 'holder', expiry=1)
+''', host, str(port), board.namespace.decode(), job.uuid],
+        stdout=subprocess.PIPE, text=True, cwd=str(_services.REPO_ROOT))
+    try:
+        assert holder.stdout.readline().strip() == 'claimed'
+        time.sleep(1.2)  # past one lease: the renewals keep it held
+        assert board.find_owner(job) == 'holder'
+        os.kill(holder.pid, signal.SIGKILL)
+        killed = time.monotonic()
+    finally:
+        holder.kill()
+        holder.wait(10)
+    while True:
+        try:
+            board.claim(job, 'taker')
+            break
+        except exc.UnclaimableJob:
+            assert time.monotonic() - killed < 1 + 2, 'not taken over in time'
+            time.sleep(0.05)
+    assert [(a.who, a.outcome) for a in board.history(job)] == [
+        ('holder', 'lost'), ('taker', None)]
+
+
+def test_an_unreadable_posting_is_skipped_and_logged_once(board, raw, caplog):
+    good = board.post('good')
+    raw.hset(board.listings_key, 'garbage', b'\xc1 not msgpack')
+    with caplog.at_level('WARNING'):
+        for _ in range(3):
+            assert [j.uuid for j in board.iterjobs()] == [good.uuid]
+    assert sum('unreadable posting' in r.getMessage()
+               for r in caplog.records) == 1
+
+
+def test_threads_sharing_one_board_claim_each_job_once(board):
+    import threading
+    jobs = [board.post('j%d' % i) for i in range(40)]
+    won: dict[str, list[str]] = {j.uuid: [] for j in jobs}
+
+    def claim_all(who):
+        for job in board.iterjobs(only_unclaimed=True):
+            try:
+                board.claim(job, who)
+            except (exc.UnclaimableJob, exc.NotFound):
+                continue
+            won[job.uuid].append(who)
+            board.consume(job, who)
+
+    threads = [threading.Thread(target=claim_all, args=('t%d' % i,))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(w) == 1 for w in won.values()), won
+    assert board.job_count == 0

@@ -24,18 +24,19 @@ import json
 import os
 import threading
 import time
+import uuid as uuidlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
 from taskflow.jobs.backends import _redis_codec as codec
+from taskflow.jobs.backends import _redis_runner
 from taskflow.jobs.backends import _redis_scripts as scripts
 from taskflow.utils import redis_utils
 
 try:
-    import redis
     from redis import backoff, retry
     from redis import exceptions as redis_exceptions
     from redis import sentinel as redis_sentinel
@@ -66,6 +67,36 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+class _JobKeys(NamedTuple):
+    owner: bytes
+    last_modified: bytes
+    token: bytes
+    history: bytes
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):  # from a URI's query
+        return value.strip().lower() in ('1', 'true', 'yes', 'on')
+    return bool(value)
+
+
+class _Posting(NamedTuple):
+    """A decoded posting (what a ``RedisJob`` is made from)."""
+
+    sort_key: tuple[int, int]  # (priority rank, sequence): higher sorts first
+    uuid: str
+    name: str
+    sequence: int
+    details: dict[str, Any]
+    book_data: dict[str, Any] | None
+    priority: base.JobPriority
+    created_on: datetime.datetime | None
+
+
+def _sort_key(posting: _Posting) -> tuple[int, int]:
+    return posting.sort_key
+
+
 def _to_ms(expiry: Any) -> int:
     """``expiry`` seconds as positive milliseconds (``ValueError`` else)."""
     ms = int(float(expiry) * 1000.0) if not isinstance(expiry, bool) else 0
@@ -88,11 +119,9 @@ class RedisJob(base.Job):
                          book=book, book_data=book_data, priority=priority,
                          sequence=sequence, created_on=created_on)
         self._key = uuid.encode('ascii')
-        self._owner_key = board.join(self._key + board.OWNED_POSTFIX)
-        self._last_modified_key = board.join(
-            self._key + board.LAST_MODIFIED_POSTFIX)
-        self._token_key = board.join(self._key + board.TOKEN_POSTFIX)
-        self._history_key = board.join(self._key + board.HISTORY_POSTFIX)
+        # The job's own keys all start with this (built on demand: listing
+        # a thousand jobs should not build four thousand keys).
+        self._prefix = board.join(self._key)
 
     @property
     def key(self) -> bytes:
@@ -101,11 +130,11 @@ class RedisJob(base.Job):
 
     @property
     def owner_key(self) -> bytes:
-        return self._owner_key
+        return self._prefix + RedisJobBoard.OWNED_POSTFIX
 
     @property
     def last_modified_key(self) -> bytes:
-        return self._last_modified_key
+        return self._prefix + RedisJobBoard.LAST_MODIFIED_POSTFIX
 
     @property
     def board(self) -> RedisJobBoard:
@@ -116,19 +145,19 @@ class RedisJob(base.Job):
         (``DOES_NOT_EXPIRE`` for a claim without expiry,
         ``KEY_NOT_FOUND`` when nobody holds it)."""
         with self.board._wrap('read the claim expiry of job %s' % self.uuid):
-            return redis_utils.get_expiry(self.board._client, self._owner_key)
+            return redis_utils.get_expiry(self.board._client, self.owner_key)
 
     def extend_expiry(self, expiry: float) -> bool:
         """Make the current claim expire ``expiry`` seconds from now
         (whoever holds it); ``False`` when nobody holds it."""
         with self.board._wrap('extend the claim of job %s' % self.uuid):
             return redis_utils.apply_expiry(self.board._client,
-                                            self._owner_key, expiry)
+                                            self.owner_key, expiry)
 
     @property
     def last_modified(self) -> datetime.datetime | None:
         with self.board._wrap('read job %s' % self.uuid):
-            raw = self.board._client.get(self._last_modified_key)
+            raw = self.board._client.get(self.last_modified_key)
         return codec.loads(raw) if raw else None
 
     @property
@@ -153,8 +182,8 @@ class RedisJobBoard(base.JobBoard):
         ('host', str), ('port', int), ('username', str), ('password', str),
         ('db', int), ('encoding', str), ('encoding_errors', str),
         ('socket_timeout', float), ('socket_connect_timeout', float),
-        ('retry_on_timeout', 'bool'), ('health_check_interval', float),
-        ('unix_socket_path', str), ('ssl', 'bool'), ('ssl_keyfile', str),
+        ('retry_on_timeout', _as_bool), ('health_check_interval', float),
+        ('unix_socket_path', str), ('ssl', _as_bool), ('ssl_keyfile', str),
         ('ssl_certfile', str), ('ssl_cert_reqs', str),
         ('ssl_ca_certs', str),
     )
@@ -187,7 +216,9 @@ class RedisJobBoard(base.JobBoard):
         self._sequence_key = self.join(b'sequence')
         self._trash_key = self.join(b'trash')
         self._posted_channel = self.join(b'posted')
-        self._scripts: dict[str, Any] = {}
+        self._runner: _redis_runner.ScriptRunner | None = None
+        # listings field -> (raw posting, parsed posting): see _listing()
+        self._parsed: dict[bytes, tuple[bytes, _Posting | None]] = {}
 
     # -- keys --------------------------------------------------------------
 
@@ -225,21 +256,14 @@ class RedisJobBoard(base.JobBoard):
             host = str(conf['hostname']).rpartition(':')
             kwargs['host'] = host[0] if host[1] and host[2].isdigit() \
                 else host[2]
-        for key, kind in self.CLIENT_CONF_TRANSFERS:
+        for key, convert in self.CLIENT_CONF_TRANSFERS:
             if conf.get(key) is None:
                 continue
-            value = conf[key]
-            if kind == 'bool':
-                if isinstance(value, str):
-                    value = value.strip().lower() in ('1', 'true', 'yes', 'on')
-                kwargs[key] = bool(value)
-            else:
-                try:
-                    kwargs[key] = kind(value)
-                except (TypeError, ValueError) as e:
-                    raise ValueError('Jobboard %r: %s %r is not a valid %s'
-                                     % (self._name, key, value,
-                                        kind.__name__)) from e
+            try:
+                kwargs[key] = convert(conf[key])
+            except (TypeError, ValueError) as e:
+                raise ValueError('Jobboard %r: invalid %s %r (%s)'
+                                 % (self._name, key, conf[key], e)) from e
         if not kwargs.get('ssl'):
             for key in list(kwargs):
                 if key.startswith('ssl_'):
@@ -256,6 +280,11 @@ class RedisJobBoard(base.JobBoard):
             backoff.ExponentialBackoff(cap=0.2, base=0.02), 3)
         kwargs['retry_on_error'] = [redis_exceptions.ConnectionError,
                                     redis_exceptions.TimeoutError]
+        # Named, so operators (and tests) can find the board's connections
+        # in CLIENT LIST; names may not contain spaces.
+        kwargs['client_name'] = 'taskflow-jobboard:%s' % ''.join(
+            c if c.isprintable() and not c.isspace() else '_'
+            for c in self._name)
         master = self._conf.get('sentinel')
         if master:
             sentinels = [(kwargs.pop('host', 'localhost'),
@@ -280,6 +309,9 @@ class RedisJobBoard(base.JobBoard):
     def connect(self) -> None:
         """Connect (and check the server is Redis >= 2.6)."""
         with self._lock:
+            if self._runner is not None:  # connecting again
+                self._runner.close()
+                self._runner = None
             if self._owns_client:
                 if self._client is not None:
                     with contextlib.suppress(Exception):
@@ -293,18 +325,22 @@ class RedisJobBoard(base.JobBoard):
                     'Jobboard %r: redis %s is too old, %s or newer is needed'
                     % (self._name, version,
                        '.'.join(map(str, self.MIN_REDIS_VERSION))))
-            self._scripts = {
-                name: self._client.register_script(source)
-                for name, source in (('post', scripts.POST),
-                                     ('claim', scripts.CLAIM),
-                                     ('renew', scripts.RENEW),
-                                     ('end', scripts.END),
-                                     ('state', scripts.STATE))}
+            runner = _redis_runner.ScriptRunner(self._client, {
+                'post': scripts.POST, 'claim': scripts.CLAIM,
+                'renew': scripts.RENEW, 'end': scripts.END,
+                'state': scripts.STATE})
+            with self._wrap('load the scripts of the jobboard',
+                            connecting=True):
+                runner.load()
+            self._runner = runner
             self._closed = False
 
     def close(self) -> None:
         """Drop the connection (claims stay until they expire)."""
         with self._lock:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
             if self._owns_client and self._client is not None:
                 with contextlib.suppress(Exception):
                     self._client.close()
@@ -319,13 +355,17 @@ class RedisJobBoard(base.JobBoard):
                                  % (what, self._name))
         try:
             yield
-        except redis_exceptions.RedisError as e:
+        except (redis_exceptions.RedisError, OSError) as e:
             raise exc.JobFailure('Jobboard %r failed to %s: %s'
                                  % (self._name, what, e)) from e
 
     def _run(self, script: str, what: str, keys: list, args: list) -> Any:
+        runner = self._runner  # close() from another thread may clear it
         with self._wrap(what):
-            return self._scripts[script](keys=keys, args=args)
+            if runner is None:
+                raise exc.JobFailure('Can not %s: jobboard %r is not'
+                                     ' connected' % (what, self._name))
+            return runner(script, keys, args)
 
     # -- encoding ----------------------------------------------------------
 
@@ -336,14 +376,26 @@ class RedisJobBoard(base.JobBoard):
         return raw.decode(self._encoding)
 
     def _job_from_posting(self, raw: bytes) -> RedisJob:
+        return self._make_job(self._parse_posting(raw))
+
+    @staticmethod
+    def _parse_posting(raw: bytes) -> _Posting:
         posting = codec.loads(raw)
-        return RedisJob(self, posting['name'], posting['uuid'],
-                        posting.get('sequence', 0),
-                        details=posting.get('details') or {},
+        priority = base.JobPriority.convert(posting.get('priority', 'NORMAL'))
+        sequence = posting.get('sequence', 0)
+        return _Posting((-base._RANK[priority], sequence), posting['uuid'],
+                        posting['name'], sequence,
+                        posting.get('details') or {}, posting.get('book'),
+                        priority, posting.get('created_on'))
+
+    def _make_job(self, posting: _Posting) -> RedisJob:
+        # details copied: a caller changing them must not change the cache
+        return RedisJob(self, posting.name, posting.uuid, posting.sequence,
+                        details=dict(posting.details),
                         backend=self._persistence,
-                        book_data=posting.get('book'),
-                        priority=posting.get('priority', 'NORMAL'),
-                        created_on=posting.get('created_on'))
+                        book_data=posting.book_data,
+                        priority=posting.priority,
+                        created_on=posting.created_on)
 
     # -- the board ---------------------------------------------------------
 
@@ -351,8 +403,6 @@ class RedisJobBoard(base.JobBoard):
              priority: base.JobPriority | str = base.JobPriority.NORMAL
              ) -> RedisJob:
         """Post a job (one round trip); only the book's name and uuid travel."""
-        import uuid as uuidlib
-
         priority = base.JobPriority.convert(priority)
         job_uuid = str(uuidlib.uuid4())
         created_on = _utcnow()
@@ -375,29 +425,51 @@ class RedisJobBoard(base.JobBoard):
                         book=book, book_data=posting.get('book'),
                         priority=priority, created_on=created_on)
 
-    def _fetch_jobs(self) -> list[RedisJob]:
+    def _listing(self) -> list[_Posting]:
+        """The parsed postings, highest priority and newest first (as the
+        original lists them).
+
+        Postings never change once posted, so each is parsed once and kept
+        (by its raw bytes) for later listings.
+        """
         with self._wrap('list jobs'):
             raw = self._client.hgetall(self._listings_key)
-        jobs = []
+        cache = self._parsed
+        parsed = []
         for key, value in raw.items():
-            try:
-                jobs.append(self._job_from_posting(value))
-            except Exception:
-                LOG.warning('Jobboard %r: skipping unreadable posting %r',
-                            self._name, key, exc_info=True)
-        # Highest priority first, newest first within one (as the original).
-        jobs.sort(reverse=True)
-        return jobs
+            hit = cache.get(key)
+            if hit is None or hit[0] != value:
+                try:
+                    hit = (value, self._parse_posting(value))
+                except Exception:
+                    # Logged once per board, not on every listing.
+                    LOG.warning('Jobboard %r: skipping unreadable posting %r',
+                                self._name, key, exc_info=True)
+                    hit = (value, None)
+                cache[key] = hit
+            if hit[1] is not None:
+                parsed.append(hit[1])
+        if len(cache) > len(raw):
+            # list(cache) is one atomic step: other threads may list too.
+            for key in list(cache):
+                if key not in raw:
+                    cache.pop(key, None)
+        parsed.sort(key=_sort_key, reverse=True)
+        return parsed
 
     def iterjobs(self, only_unclaimed: bool = False,
                  ensure_fresh: bool = False) -> Iterator[RedisJob]:
-        """The jobs on the board (nothing is cached: always fresh)."""
-        jobs = self._fetch_jobs()
-        if only_unclaimed and jobs:
+        """The jobs on the board, highest priority and newest first (read
+        from the server on every call: always fresh)."""
+        parsed = self._listing()
+        if only_unclaimed and parsed:
+            join = self.join
             with self._wrap('list jobs'):
-                owners = self._client.mget([j.owner_key for j in jobs])
-            jobs = [j for j, owner in zip(jobs, owners) if owner is None]
-        return iter(jobs)
+                owners = self._client.mget(
+                    [join(p.uuid.encode('ascii') + self.OWNED_POSTFIX)
+                     for p in parsed])
+            parsed = [p for p, owner in zip(parsed, owners) if owner is None]
+        return iter([self._make_job(p) for p in parsed])
 
     def wait(self, timeout: float | None = None) -> Iterator[RedisJob]:
         """Block until a job is on the board; ``NotFound`` after ``timeout``."""
@@ -427,17 +499,27 @@ class RedisJobBoard(base.JobBoard):
         with self._wrap('count jobs'):
             return int(self._client.hlen(self._listings_key))
 
-    def find_owner(self, job: RedisJob) -> str | None:
+    def _keys(self, job: base.Job) -> _JobKeys:
+        """The keys of ``job`` (any ``Job``: they derive from its uuid)."""
+        prefix = job._prefix if isinstance(job, RedisJob) else \
+            self.join(job.uuid.encode('ascii'))
+        return _JobKeys(prefix + self.OWNED_POSTFIX,
+                        prefix + self.LAST_MODIFIED_POSTFIX,
+                        prefix + self.TOKEN_POSTFIX,
+                        prefix + self.HISTORY_POSTFIX)
+
+    def find_owner(self, job: base.Job) -> str | None:
         with self._wrap('find the owner of job %s' % job.uuid):
-            raw = self._client.get(job.owner_key)
+            raw = self._client.get(self._keys(job).owner)
         return self._decode_owner(raw) if raw is not None else None
 
-    def _state(self, job: RedisJob) -> str:
+    def _state(self, job: base.Job) -> str:
         state = self._run('state', 'read the state of job %s' % job.uuid,
-                          [self._listings_key, job.owner_key], [job.uuid])
+                          [self._listings_key, self._keys(job).owner],
+                          [job.uuid])
         return ('UNCLAIMED', 'CLAIMED', 'COMPLETE')[int(state)]
 
-    def claim(self, job: RedisJob, who: str, expiry: float | None = None
+    def claim(self, job: base.Job, who: str, expiry: float | None = None
               ) -> None:
         """Claim ``job`` for ``who`` for ``expiry`` seconds (default
         ``base.DEFAULT_CLAIM_EXPIRY``); sets ``job.claim_token``.
@@ -448,10 +530,11 @@ class RedisJobBoard(base.JobBoard):
         """
         base.check_who(who)
         ms = _to_ms(base.DEFAULT_CLAIM_EXPIRY if expiry is None else expiry)
+        keys = self._keys(job)
         reply = self._run(
             'claim', 'claim job %s' % job.uuid,
-            [self._listings_key, job.owner_key, job.last_modified_key,
-             job._token_key, job._history_key],
+            [self._listings_key, keys.owner, keys.last_modified, keys.token,
+             keys.history],
             [job.uuid, self._encode_owner(who), ms, repr(time.time()),
              codec.dumps(_utcnow()), os.urandom(8).hex()])
         status = reply[0]
@@ -467,7 +550,7 @@ class RedisJobBoard(base.JobBoard):
         raise exc.JobFailure('Unexpected reply %r claiming job %s'
                              % (reply, job.uuid))
 
-    def renew_claim(self, job: RedisJob, who: str,
+    def renew_claim(self, job: base.Job, who: str,
                     expiry: float | None = None) -> None:
         """Extend ``who``'s claim of ``job`` to ``expiry`` seconds from now.
 
@@ -477,12 +560,13 @@ class RedisJobBoard(base.JobBoard):
         base.check_who(who)
         ms = _to_ms(base.DEFAULT_CLAIM_EXPIRY if expiry is None else expiry)
         token = '' if job.claim_token is None else str(job.claim_token)
+        keys = self._keys(job)
         reply = self._run('renew', 'renew the claim of job %s' % job.uuid,
-                          [self._listings_key, job.owner_key, job._token_key],
+                          [self._listings_key, keys.owner, keys.token],
                           [job.uuid, self._encode_owner(who), ms, token])
         self._check_end_reply(reply, job, who, 'renew the claim of')
 
-    def _check_end_reply(self, reply: list, job: RedisJob, who: str,
+    def _check_end_reply(self, reply: list[Any], job: base.Job, who: str,
                          action: str) -> None:
         status = reply[0]
         if status == scripts.S_OK:
@@ -502,37 +586,38 @@ class RedisJobBoard(base.JobBoard):
         raise exc.JobFailure('Unexpected reply %r to %s job %s'
                              % (reply, action, job.uuid))
 
-    def _end(self, job: RedisJob, who: str, outcome: str, action: str,
+    def _end(self, job: base.Job, who: str, outcome: str, action: str,
              reason: str | None) -> None:
         base.check_who(who)
+        keys = self._keys(job)
         reply = self._run(
             'end', '%s job %s' % (action, job.uuid),
-            [self._listings_key, job.owner_key, job.last_modified_key,
-             job._token_key, job._history_key, self._trash_key],
+            [self._listings_key, keys.owner, keys.last_modified, keys.token,
+             keys.history, self._trash_key],
             [job.uuid, self._encode_owner(who), outcome, repr(time.time()),
              reason or '', codec.dumps(_utcnow()), CONSUMED_HISTORY_TTL,
              os.urandom(8).hex()])
         self._check_end_reply(reply, job, who, action)
 
-    def consume(self, job: RedisJob, who: str) -> None:
+    def consume(self, job: base.Job, who: str) -> None:
         """``who`` is done with ``job``: it leaves the board."""
         self._end(job, who, 'consumed', 'consume', None)
 
-    def abandon(self, job: RedisJob, who: str, reason: str | None = None
+    def abandon(self, job: base.Job, who: str, reason: str | None = None
                 ) -> None:
         """``who`` gives ``job`` back, unclaimed."""
         self._end(job, who, 'abandoned', 'abandon', reason)
 
-    def trash(self, job: RedisJob, who: str, reason: str | None = None
+    def trash(self, job: base.Job, who: str, reason: str | None = None
               ) -> None:
         """Move ``job`` to the trash (dead-letter), keeping its history."""
         self._end(job, who, 'trashed', 'trash', reason)
 
-    def history(self, job: RedisJob) -> list[base.Attempt]:
+    def history(self, job: base.Job) -> list[base.Attempt]:
         """Every claim of ``job`` made by taskflow-ng, oldest first (claims
         by the original are not recorded)."""
         with self._wrap('read the history of job %s' % job.uuid):
-            raw = self._client.hgetall(job._history_key)
+            raw = self._client.hgetall(self._keys(job).history)
         attempts = []
         for value in raw.values():
             entry = json.loads(value)
@@ -549,9 +634,9 @@ class RedisJobBoard(base.JobBoard):
         """The trashed jobs (including the original's), newest first."""
         with self._wrap('list trashed jobs'):
             raw = self._client.hgetall(self._trash_key)
-        jobs = [self._job_from_posting(value) for value in raw.values()]
-        jobs.sort(reverse=True)
-        return iter(jobs)
+        parsed = [self._parse_posting(value) for value in raw.values()]
+        parsed.sort(key=_sort_key, reverse=True)
+        return iter([self._make_job(p) for p in parsed])
 
     def register_entity(self, entity: Any) -> None:
         """Nothing to record on Redis (as with the original)."""

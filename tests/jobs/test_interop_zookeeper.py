@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import threading
+import time
 import uuid
 
 import pytest
@@ -69,6 +71,19 @@ def run(cmd):
         return None
     if op == 'owner':
         return board.find_owner(find(cmd['uuid']))
+    if op == 'drain':  # claim and consume until the board is empty
+        mine = []
+        while True:
+            jobs = list(board.iterjobs(only_unclaimed=True, ensure_fresh=True))
+            if not jobs and not list(board.iterjobs(ensure_fresh=True)):
+                return mine
+            for job in jobs:
+                try:
+                    board.claim(job, cmd['who'])
+                except (exceptions.UnclaimableJob, exceptions.NotFound):
+                    continue
+                board.consume(job, cmd['who'])
+                mine.append(job.uuid)
     raise ValueError(op)
 
 for line in sys.stdin:
@@ -251,3 +266,34 @@ def test_an_originals_claim_ends_with_its_process(shared):
     assert board.find_owner(job) is None
     board.claim(job, 'ng-conductor')
     board.consume(job, 'ng-conductor')
+
+
+def test_racing_the_original_each_job_is_consumed_once(shared):
+    board, original = shared
+    posted = set()
+    for i in range(15):  # half posted by each side
+        posted.add(board.post('ng-%d' % i).uuid)
+        posted.add(original('post', name='orig-%d' % i)['uuid'])
+    mine: list[str] = []
+
+    def drain():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = list(board.iterjobs(only_unclaimed=True))
+            if not jobs and not list(board.iterjobs()):
+                return
+            for job in jobs:
+                try:
+                    board.claim(job, 'ng-conductor')
+                except (exc.UnclaimableJob, exc.NotFound):
+                    continue
+                board.consume(job, 'ng-conductor')
+                mine.append(job.uuid)
+
+    racer = threading.Thread(target=drain)
+    racer.start()
+    theirs = original('drain', who='orig-conductor')
+    racer.join()
+    assert not set(mine) & set(theirs)
+    assert sorted(mine + theirs) == sorted(posted)
+    assert original('list') == [] and list(board.iterjobs()) == []

@@ -377,3 +377,65 @@ def test_server_away_gives_job_failure_then_recovers(hosts, root):
     finally:
         board.close()
         proxy.close()
+
+
+def test_histories_of_jobs_gone_elsewhere_are_pruned_on_connect(make, raw,
+                                                                root):
+    board = make()
+    gone, kept = board.post('gone'), board.post('kept')
+    for job in (gone, kept):
+        board.claim(job, 'alice')
+        board.abandon(job, 'alice')
+    # As the original consumes: the posting goes, our history node stays.
+    raw.delete(gone.path)
+    history_dir = root + '/.taskflow-ng/jobs'
+    assert len(raw.get_children(history_dir)) == 2
+    later = make()
+    assert raw.get_children(history_dir) == [kept.path.rsplit('/', 1)[1]]
+    assert [a.outcome for a in later.history(kept)] == ['abandoned']
+
+
+def test_expiry_counts_from_the_locks_last_write_on_the_servers_clock(
+        make, raw):
+    board = make()
+    job = board.post('j')
+    # A lock as another taskflow-ng process writes it (its clock unknown to
+    # us: only the server's mtime and the duration count).
+    raw.create(job.lock_path, json.dumps({'owner': 'elsewhere', 'expiry': 1,
+                                          'token': 1}).encode())
+    assert board.find_owner(job) == 'elsewhere'
+    with pytest.raises(exc.UnclaimableJob, match='elsewhere'):
+        board.claim(job, 'bob')
+    time.sleep(1.2)
+    assert board.find_owner(job) is None
+    board.claim(job, 'bob')
+    assert board.find_owner(job) == 'bob'
+    # A lock without an expiry (the original's) lasts for its session.
+    other = board.post('k')
+    raw.create(other.lock_path, json.dumps({'owner': 'orig'}).encode())
+    time.sleep(1.2)
+    assert board.find_owner(other) == 'orig'
+
+
+def test_reconnects_after_close_and_leaves_a_given_client_running(hosts,
+                                                                  root):
+    conf = {'hosts': hosts, 'path': root + '/jobs'}
+    board = impl_zookeeper.ZookeeperJobBoard('own', conf)
+    board.connect()
+    job = board.post('j')
+    board.close()
+    assert not board.connected
+    board.connect()
+    assert [j.uuid for j in board.iterjobs()] == [job.uuid]
+    board.close()
+    client = kazoo_client.KazooClient(hosts)
+    client.start(timeout=10)
+    try:
+        shared = impl_zookeeper.ZookeeperJobBoard('shared', conf,
+                                                  client=client)
+        with shared:
+            assert shared.job_count == 1
+        assert client.connected
+    finally:
+        client.stop()
+        client.close()

@@ -12,12 +12,14 @@ other's jobs::
 
 taskflow-ng adds, where the original never looks:
 
-* extra keys in the lock's JSON (``expires_at``, ``token``, ``claimed_at``):
-  a claim ends when its session dies *or* when ``expires_at`` (epoch
-  seconds, wall clock: the claimers' clocks must agree) passes without
+* extra keys in the lock's JSON (``expiry``, ``token``, ``claimed_at``):
+  a claim ends when its session dies *or* when ``expiry`` seconds pass
+  after the lock's last write (its ``mtime``, stamped by the server) without
   ``renew_claim``; a later claimer replaces an expired lock in a versioned
-  transaction. The original's locks carry no expiry, so they last for their
-  session, as the original expects.
+  transaction. Expiry is judged on the server's clock (each board measures
+  its offset to it on connect and on renewals), so claimers on hosts whose
+  clocks disagree still agree on when a claim ends. The original's locks
+  carry no expiry: they last for their session, as the original expects.
 * ``<parent>/.taskflow-ng/<basename of path>/job0000000007`` (persistent):
   the job's claim token counter and its history of attempts, changed in the
   same transaction as the lock, so tokens strictly increase per job. Kept
@@ -89,17 +91,18 @@ def _check_expiry(expiry: float | None) -> float:
 class _Lock:
     """A job's lock node as read: who holds it, until when (ng locks)."""
 
-    def __init__(self, data: dict, stat: Any) -> None:
+    def __init__(self, data: dict, stat: Any, server_now: float) -> None:
         self.owner = data.get('owner')
-        self.expires_at = data.get('expires_at')
+        self.expiry = data.get('expiry')
         self.token = data.get('token')
         self.data = data
         self.stat = stat
+        self._server_now = server_now
 
-    def expired(self, now: float | None = None) -> bool:
-        if not isinstance(self.expires_at, (int, float)):
+    def expired(self) -> bool:
+        if not isinstance(self.expiry, (int, float)):
             return False  # the original's locks last for their session
-        return (time.time() if now is None else now) >= self.expires_at
+        return self._server_now >= self.stat.mtime / 1000.0 + self.expiry
 
 
 class ZookeeperJob(base.Job):
@@ -197,6 +200,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         self._op_timeout = float(conf.get('operation_timeout',
                                           conf.get('timeout', 10.0)))
         self._connected = False
+        self._clock_offset = time.time() - time.monotonic()
         self._known: dict[str, ZookeeperJob] = {}
         self._known_lock = threading.RLock()
         self._changed = threading.Condition()
@@ -289,11 +293,45 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                                              self.MIN_ZK_VERSION)
             for path in (self._path, self._trash_path, self._ng_path):
                 self._client.ensure_path(path)
+            self._measure_clock()
+            self._prune_histories()
         self._connected = True
         with self._known_lock:
             self._known.clear()
         self._watching = True
         self._client.ChildrenWatch(self._path, self._on_children)
+
+    def _measure_clock(self) -> None:
+        """Learn the offset of the server's clock to ours (monotonic).
+
+        The server stamps a write's ``mtime`` before we get the reply, so
+        ``mtime - reply time`` never overstates the offset: our estimate of
+        the server's time lags (by the round trip at most), and a claim is
+        judged expired late rather than early. Best of three writes.
+        """
+        offsets = []
+        for _ in range(3):
+            stat = self._client.set(self._ng_path, b'')
+            offsets.append(stat.mtime / 1000.0 - time.monotonic())
+        self._clock_offset = max(offsets)
+
+    def _server_now(self) -> float:
+        """The server's current time (epoch seconds), as estimated."""
+        return time.monotonic() + self._clock_offset
+
+    def _prune_histories(self) -> None:
+        """Drop the histories of jobs gone from the board and the trash
+        (consumed by the original, which does not know about them)."""
+        histories = self._client.get_children(self._ng_path)
+        if not histories:
+            return
+        # Listed after the histories: a job claimed meanwhile is seen.
+        alive = set(self._client.get_children(self._path))
+        alive.update(self._client.get_children(self._trash_path))
+        for node in histories:
+            if node not in alive:
+                with contextlib.suppress(k_exc.NoNodeError):
+                    self._client.delete(self._meta_path(node))
 
     def close(self) -> None:
         """Stop watching; stop the client if the board made it."""
@@ -431,9 +469,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                 return None
         try:
             lock = _Lock(_from_json(raw, 'the lock of job %s' % job.uuid),
-                         stat)
+                         stat, self._server_now())
         except exc.JobFailure:
-            lock = _Lock({}, stat)  # held by someone we cannot name
+            # Held by someone we cannot name.
+            lock = _Lock({}, stat, self._server_now())
         if lock.expired() and not include_expired:
             return None
         return lock
@@ -490,7 +529,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                 if lock is not None:
                     txn.delete(job.lock_path, lock.stat.version)
                 txn.create(job.lock_path,
-                           _to_json({'owner': who, 'expires_at': now + expiry,
+                           _to_json({'owner': who, 'expiry': expiry,
                                      'token': token, 'claimed_at': now}),
                            ephemeral=True)
                 if meta_stat is None:
@@ -554,6 +593,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
     def _finish(self, txn: Any, job: ZookeeperJob, action: str) -> None:
         with self._wrapped('%s job %s' % (action.capitalize(), job.uuid)):
             results = self._commit(txn)
+        self._check_results(results, job, action)
+
+    def _check_results(self, results: list, job: ZookeeperJob,
+                       action: str) -> None:
         failures = [r for r in results if isinstance(r, Exception)
                     and not isinstance(r, k_exc.RolledBackError)]
         if failures:
@@ -566,11 +609,12 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         """Extend ``who``'s live claim of ``job`` by ``expiry`` seconds."""
         expiry = _check_expiry(expiry)
         lock = self._owned_lock(job, who, 'renew the claim of')
-        data = dict(lock.data, expires_at=time.time() + expiry)
+        data = dict(lock.data, expiry=expiry)
         with self._wrapped('Renewing the claim of job %s' % job.uuid):
             try:
-                self._call('set', job.lock_path, _to_json(data),
-                           lock.stat.version)
+                stat = self._call('set', job.lock_path, _to_json(data),
+                                  lock.stat.version)
+                self._clock_offset = stat.mtime / 1000.0 - time.monotonic()
             except (k_exc.BadVersionError, k_exc.NoNodeError) as e:
                 raise exc.JobFailure('Can not renew the claim of job %s: %s'
                                      ' lost it meanwhile' % (job.uuid, who),
@@ -579,14 +623,21 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
     def consume(self, job: ZookeeperJob, who: str) -> None:
         """``who`` is done: the job (and its history) leave the board."""
         lock = self._owned_lock(job, who, 'consume')
-        with self._wrapped('Consuming job %s' % job.uuid):
-            meta_stat = self._call('exists', self._meta_path(job._node))
-            txn = self._client.transaction()
-            txn.delete(job.lock_path, lock.stat.version)
-            txn.delete(job.path, -1)
-            if meta_stat is not None:
-                txn.delete(self._meta_path(job._node), -1)
-        self._finish(txn, job, 'consume')
+        # An ng claim made the history node in its transaction: delete it in
+        # the same one (unless it went missing; then without it).
+        for with_meta in ((True, False) if lock.token is not None
+                          else (False,)):
+            with self._wrapped('Consuming job %s' % job.uuid):
+                txn = self._client.transaction()
+                txn.delete(job.lock_path, lock.stat.version)
+                txn.delete(job.path, -1)
+                if with_meta:
+                    txn.delete(self._meta_path(job._node), -1)
+                results = self._commit(txn)
+            if with_meta and isinstance(results[-1], k_exc.NoNodeError):
+                continue
+            self._check_results(results, job, 'consume')
+            break
         self._forget(job)
 
     def abandon(self, job: ZookeeperJob, who: str,

@@ -50,7 +50,7 @@ class ClaimKeeper:
         """Stop renewing (the claim stays until consumed/abandoned/expired)."""
         self._stopped.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(5)
+            self._thread.join(1)  # daemon: a renewal stuck on an outage is left behind
 
     def set_on_lost(self, on_lost: Callable[[str], Any] | None) -> None:
         """Call ``on_lost(reason)`` when the claim is lost (at once if it
@@ -66,7 +66,7 @@ class ClaimKeeper:
             started = time.monotonic()
             try:
                 self._board.renew_claim(self._job, self._who, expiry=self._expiry)
-            except exc.JobFailure as error:
+            except (exc.JobFailure, exc.NotFound) as error:
                 if self._claim_taken(error) or time.monotonic() >= self._valid_until:
                     self._lose('claim of job %s by %s lost: %s'
                                % (self._job.uuid, self._who, error))

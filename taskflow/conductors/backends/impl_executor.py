@@ -142,6 +142,11 @@ class ExecutorConductor(base.Conductor):
             allowed_factory_modules = [allowed_factory_modules]
         self._allowed_factory_modules = (None if allowed_factory_modules is None
                                          else list(allowed_factory_modules))
+        # Boards written for the original (entry points) may have no claim
+        # expiry, renewal or history: those features are skipped for them.
+        self._claims_expire = _accepts_keyword(getattr(jobboard, 'claim', None), 'expiry')
+        self._renews = callable(getattr(jobboard, 'renew_claim', None))
+        self._has_history = callable(getattr(jobboard, 'history', None))
         # Set by stop(), cleared when run() exits: interrupts back-offs.
         self._stopping = self._event_factory()
         # Wakes the idle loop: a stop, or a job finished (a slot is free).
@@ -253,7 +258,10 @@ class ExecutorConductor(base.Conductor):
         """Claim ``job``: ``False`` if someone else has it or it is gone
         (other board errors propagate: the loop backs off)."""
         try:
-            self._jobboard.claim(job, self._name, expiry=self._claim_expiry)
+            if self._claims_expire:
+                self._jobboard.claim(job, self._name, expiry=self._claim_expiry)
+            else:
+                self._jobboard.claim(job, self._name)
         except (exc.UnclaimableJob, exc.NotFound):
             return False
         return True
@@ -263,7 +271,8 @@ class ExecutorConductor(base.Conductor):
                                     self._claim_expiry, self._log)
         with self._lock:
             self._keepers[job.uuid] = keeper
-        keeper.start()
+        if self._renews and self._claims_expire:
+            keeper.start()
         try:
             fut = executor.submit(self._run_job, job)
         except BaseException:
@@ -316,7 +325,7 @@ class ExecutorConductor(base.Conductor):
 
     def _check_attempts(self, job: Any) -> None:
         """Refuse (dead-letter) a job that failed ``max_attempts`` times."""
-        if self._max_attempts is None:
+        if self._max_attempts is None or not self._has_history:
             return
         try:
             history = jobs_base.lost_attempts(list(self._jobboard.history(job)))
@@ -366,10 +375,19 @@ class ExecutorConductor(base.Conductor):
             with self._lock:
                 self._engines[job.uuid] = engine
             if keeper is not None:
-                keeper.set_on_lost(lambda reason: engine.suspend())
+                keeper.set_on_lost(functools.partial(self._suspend_lost, job, engine))
             if self._stopping.is_set():
                 engine.suspend()
             return self._run_engine(job, engine, keeper)
+
+    def _suspend_lost(self, job: Any, engine: Any, reason: str) -> None:
+        """The claim of ``job`` was lost: stop its engine (its writes are
+        refused anyway once the new owner took the flow)."""
+        try:
+            engine.suspend()
+        except exc.StorageFailure as error:
+            self._log.info('Job %s: suspending its engine after the claim was lost: %s',
+                           job.uuid, error)
 
     def _run_engine(self, job: Any, engine: Any,
                     keeper: _lease.ClaimKeeper | None) -> bool | None:
@@ -487,6 +505,16 @@ class ExecutorConductor(base.Conductor):
             return self._jobboard.find_owner(job) != self._name
         except Exception:
             return False  # unknown: the board is away, retry
+
+
+def _accepts_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` takes the keyword argument ``name``."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def accepts_argument(factory: Callable[..., Any]) -> bool:

@@ -1,0 +1,276 @@
+"""Conductors on the SQL board (SQLite file, same database as persistence):
+the API, dispatch outcomes and their events, the hooks OpenStack services
+override, fencing options, the dead-letter and safe dispatch."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+
+from taskflow import exceptions as exc
+from taskflow.conductors import backends as conductor_backends
+from taskflow.conductors.backends import impl_blocking
+from taskflow.conductors.backends import impl_executor
+from taskflow.conductors.backends import impl_nonblocking
+from taskflow.listeners import logging as logging_listener
+from tests.conductors import _support
+from tests.conductors import flows
+
+
+# Boards the conductor runs on: the SQL board sharing the persistence's
+# SQLite file, and every other kind registered for the contract tests that
+# is on this branch (tests/jobs/kinds), with persistence on an SQLite file.
+BOARDS = ['sql'] + [kind for kind in ('redis', 'zookeeper', 'etcd')
+                    if importlib.util.find_spec('tests.jobs.kinds.%s' % kind)]
+
+
+@pytest.fixture(params=BOARDS)
+def env(request, tmp_path):
+    url = _support.sqlite_url(tmp_path)
+    persistence = _support.make_persistence(url)
+    if request.param == 'sql':
+        board = _support.make_board(url, 'ns-%s' % uuid.uuid4().hex[:8], persistence)
+        cleanup = None
+    else:
+        kind = importlib.import_module('tests.jobs.kinds.%s' % request.param)
+        board = kind.make_board('cond-%s' % uuid.uuid4().hex[:8], persistence=persistence)
+        board.connect()
+        cleanup = kind.cleanup
+    yield board, persistence, str(tmp_path / 'ledger')
+    if cleanup is not None:
+        cleanup(board)
+    board.close()
+
+
+def _conductor(board, persistence, kind='blocking', **kwargs):
+    kwargs.setdefault('wait_timeout', 0.05)
+    return conductor_backends.fetch(kind, 'cond-1', board, persistence=persistence,
+                                    engine='serial', **kwargs)
+
+
+def _events(conductor):
+    seen = []
+    conductor.notifier.register(conductor.notifier.ANY,
+                                lambda event, details: seen.append((event, details)))
+    return seen
+
+
+def _run_until(conductor, predicate, timeout=20.0):
+    thread = threading.Thread(target=conductor.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    conductor.stop()
+    assert conductor.wait(10)
+    thread.join(5)
+    assert predicate()
+
+
+def test_entity_constants_and_fetch(env):
+    board, persistence, _ = env
+    conductor = _conductor(board, persistence)
+    assert isinstance(conductor, impl_blocking.BlockingConductor)
+    entity = conductor.conductor
+    host, pid = socket.gethostname(), os.getpid()
+    assert entity.to_dict() == {'kind': 'conductor', 'name': 'cond-1@%s:%s' % (host, pid),
+                                'metadata': {'hostname': host, 'pid': pid}}
+    assert conductor.conductor is entity  # cached
+    assert impl_executor.ExecutorConductor.WAIT_TIMEOUT == 0.5
+    assert impl_executor.ExecutorConductor.REFRESH_PERIODICITY == 30
+    assert impl_executor.ExecutorConductor.NO_CONSUME_EXCEPTIONS == (
+        exc.ExecutionFailure, exc.StorageFailure)
+    assert impl_blocking.BlockingConductor.MAX_SIMULTANEOUS_JOBS == 1
+    assert impl_nonblocking.NonBlockingConductor.MAX_SIMULTANEOUS_JOBS == \
+        (os.cpu_count() or 1) + 1
+    assert isinstance(conductor_backends.fetch('nonblocking', 'n', board),
+                      impl_nonblocking.NonBlockingConductor)
+    with pytest.raises(exc.NotFound, match='^Could not find conductor nope$'):
+        conductor_backends.fetch('nope', 'n', board)
+    with pytest.raises(ValueError, match="'executor_factory' must be callable"):
+        impl_nonblocking.NonBlockingConductor('n', board, executor_factory=3)
+    with pytest.raises(ValueError, match="claim_expiry"):
+        _conductor(board, persistence, claim_expiry=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        _conductor(board, persistence, max_attempts=0)
+
+
+def test_run_zero_wait_and_dispatching(env):
+    board, persistence, _ = env
+    conductor = _conductor(board, persistence)
+    assert conductor.wait(0.01) is False
+    conductor.run(max_dispatches=0)
+    assert conductor.wait(0.01) is True
+    assert conductor.dispatching is False
+
+
+def test_a_job_runs_and_is_consumed_with_every_event(env):
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+    conductor = _conductor(board, persistence)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    assert _support.read_ledger(ledger) == ['start step-0', 'done step-0', 'start step-1',
+                                            'done step-1', 'start step-2', 'done step-2']
+    assert [e for e, _ in seen] == [
+        'compilation_start', 'compilation_end', 'preparation_start', 'preparation_end',
+        'validation_start', 'validation_end', 'running_start', 'running_end',
+        'job_consumed']
+    assert sorted(seen[0][1]) == ['conductor', 'engine', 'job']
+    assert seen[-1][1]['job'].uuid == job.uuid
+    assert seen[-1][1]['conductor'] is conductor
+    assert seen[-1][1]['persistence'] is persistence
+    assert list(board.iterjobs(ensure_fresh=True)) == []
+    # Attempts are kept for trashed jobs only; a consumed one is gone.
+    assert job.state == 'COMPLETE'
+
+
+def test_a_failing_flow_is_consumed_an_execution_failure_abandoned(env):
+    board, persistence, ledger = env
+    failing = _support.post_job(board, persistence, flows.failing, {'ledger': ledger})
+    conductor = _conductor(board, persistence)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    assert [e for e, _ in seen][-2:] == ['running_start', 'job_consumed']
+    assert failing.state == 'COMPLETE'
+    abandoned = _support.post_job(board, persistence, flows.exec_failing, {'ledger': ledger})
+    seen.clear()
+    conductor.run(max_dispatches=1)
+    assert [e for e, _ in seen][-1] == 'job_abandoned'
+    assert board.find_owner(abandoned) is None
+    [attempt] = board.history(abandoned)
+    assert attempt.who == 'cond-1' and attempt.outcome == 'abandoned'
+    assert 'ExecutionFailure' in attempt.reason
+
+
+def test_the_hooks_services_override(env):
+    """``_listeners_from_job(job, engine)`` gives a logging listener (as the
+    original), is called once per job before compiling; ``_on_job_done(job,
+    fut)`` gets the dispatch's future (``True``: consume); ``_persistence``
+    is the backend given."""
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+    calls = []
+
+    class Service(impl_blocking.BlockingConductor):
+        def _listeners_from_job(self, job, engine):
+            listeners = super()._listeners_from_job(job, engine)
+            calls.append(('listeners', job.uuid, listeners,
+                          dict(engine.options)))
+            return listeners
+
+        def _on_job_done(self, job, fut):
+            calls.append(('done', job.uuid, fut.result()))
+            return super()._on_job_done(job, fut)
+
+    conductor = Service('svc', board, persistence=persistence, engine='serial')
+    assert conductor._persistence is persistence
+    conductor.run(max_dispatches=1)
+    (_, uuid1, listeners, options), (_, uuid2, result) = calls
+    assert uuid1 == uuid2 == job.uuid
+    assert [type(listener) for listener in listeners] == [logging_listener.LoggingListener]
+    assert result is True
+    # Fencing: the engine runs as the conductor's entity, with the claim's token.
+    assert options['owner'] == conductor.conductor.name
+    assert isinstance(options['claim_token'], int)
+
+
+def test_a_refused_factory_is_trashed_and_never_called(env, monkeypatch, tmp_path):
+    board, persistence, ledger = env
+    called = tmp_path / 'called'
+    monkeypatch.setenv(flows.CALLED_MARK, str(called))
+    stdlib = _support.post_job(board, persistence, None, {'ledger': ledger},
+                               factory_name='os.system')
+    outside = _support.post_job(board, persistence, None, {'ledger': ledger},
+                                factory_name='tests.conductors.flows.marking_factory')
+    conductor = _conductor(board, persistence, allowed_factory_modules=['myapp'])
+    seen = _events(conductor)
+    conductor.run(max_dispatches=2)
+    assert [e for e, _ in seen] == ['job_trashed', 'job_trashed']
+    assert not called.exists()
+    trashed = {j.uuid: board.history(j)[-1] for j in board.iter_trashed()}
+    assert set(trashed) == {stdlib.uuid, outside.uuid}
+    assert 'standard library' in trashed[stdlib.uuid].reason
+    assert "'os.system'" in trashed[stdlib.uuid].reason
+    assert 'allowed modules' in trashed[outside.uuid].reason
+    assert all(a.outcome == 'trashed' for a in trashed.values())
+
+
+def test_a_job_without_its_logbook_is_trashed_at_once(env):
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, None, {'ledger': ledger},
+                            with_book=False)
+    conductor = _conductor(board, persistence)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    assert [e for e, _ in seen] == ['job_trashed']
+    [trashed] = list(board.iter_trashed())
+    assert trashed.uuid == job.uuid
+    assert 'No book found in job' in board.history(trashed)[-1].reason
+
+
+def test_a_job_abandoned_max_attempts_times_goes_to_the_dead_letter(env):
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.exec_failing, {'ledger': ledger})
+    conductor = _conductor(board, persistence, max_attempts=3)
+    seen = _events(conductor)
+    _run_until(conductor, lambda: any(e == 'job_trashed' for e, _ in seen))
+    assert _support.read_ledger(ledger) == ['execfail execfail'] * 3
+    [trashed] = list(board.iter_trashed())
+    history = board.history(trashed)
+    assert [a.outcome for a in history] == ['abandoned'] * 3 + ['trashed']
+    assert 'failed 3 time(s), max_attempts is 3' in history[-1].reason
+    assert job.uuid == trashed.uuid
+    assert list(board.iterjobs(ensure_fresh=True)) == []
+
+
+def test_stop_suspends_the_running_job_and_abandons_it(env):
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.steps,
+                            {'ledger': ledger, 'pause': 0.3})
+    conductor = _conductor(board, persistence)
+    seen = _events(conductor)
+    thread = threading.Thread(target=conductor.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while 'start step-0' not in _support.read_ledger(ledger) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    conductor.stop()
+    assert conductor.wait(5)
+    assert [e for e, _ in seen][-1] == 'job_abandoned'
+    assert 'done step-2' not in _support.read_ledger(ledger)
+    assert board.history(job)[-1].reason.startswith('flow ')
+    assert 'SUSPENDED' in board.history(job)[-1].reason
+
+
+def test_nonblocking_runs_jobs_at_once(env):
+    board, persistence, ledger = env
+    jobs = [_support.post_job(board, persistence, flows.steps,
+                              {'ledger': ledger, 'pause': 0.2}) for _ in range(3)]
+    conductor = _conductor(board, persistence, kind='nonblocking',
+                           max_simultaneous_jobs=3)
+    seen = _events(conductor)
+    _run_until(conductor, lambda: sum(e == 'job_consumed' for e, _ in seen) == 3)
+    # Side by side: another job started before the first one finished.
+    lines = _support.read_ledger(ledger)
+    assert lines[:lines.index('done step-2')].count('start step-0') >= 2
+    assert all(job.state == 'COMPLETE' for job in jobs)
+
+
+def test_claims_are_renewed_while_the_job_runs(env):
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.steps,
+                            {'ledger': ledger, 'pause': 1.0})
+    conductor = _conductor(board, persistence, claim_expiry=1.5)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    # 3 s of work on a 1.5 s claim: still ours at the end (consumed).
+    assert [e for e, _ in seen][-1] == 'job_consumed'
+    assert job.state == 'COMPLETE'

@@ -242,6 +242,9 @@ class Trial:
                               if job.uuid not in killed_jobs]
                 if candidates:
                     job, proc = self.rng.choice(candidates)
+                    with contextlib.suppress(Exception):   # it may have moved on since
+                        if boards.owner_pid(board.find_owner(job)) != proc.pid:
+                            continue
                     kill = inv.Kill(proc.pid, self._key(job.uuid), time.time())
                     since = time.monotonic()
                     fleet.signal(proc, signal.SIGKILL)

@@ -166,6 +166,7 @@ class Trial:
         self.seed = cfg.seed if cfg.seed is not None else random.randrange(1 << 30)
         self.rng = random.Random(self.seed)
         self.jobs: list[inv.JobInfo] = []
+        self.jobs_by_key: dict[str, inv.JobInfo] = {}
         self.kills: list[inv.Kill] = []
         self.stops: list[inv.Stop] = []
         self.violations: list[inv.Violation] = []

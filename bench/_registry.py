@@ -163,7 +163,8 @@ def _jobboards_targets(results):
         for consumers in (1, 4):
             label = '%s %d' % (board, consumers)
             ratio = _stats.ratio(results.median(label, 'original'), results.median(label, 'ng'))
-            found.append(Target('%s board, %d consumer(s): >= 3x the original' % (board, consumers),
+            found.append(Target('%s board, %d consumer(s): >= 3x the original'
+                                % (board, consumers),
                                 _fmt(ratio, 'x'), None if ratio is None else ratio >= 3))
     rates = [_stats.median([run['jobs_per_second'] for run in runs])
              for runs in (results.runs('sql-postgresql %d' % c, 'ng') for c in (1, 4)) if runs]

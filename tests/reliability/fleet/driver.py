@@ -339,6 +339,9 @@ class Trial:
             with contextlib.suppress(Exception):
                 board.close()
             persistence.close()
+        with open(os.path.join(folder, 'cuts.json'), 'w') as f:   # for diagnosis
+            json.dump({'kills': [vars(k) for k in self.kills],
+                       'stops': [vars(s) for s in self.stops]}, f, indent=1)
         dispatched = inv.dispatch_takeovers(self.kills, self.jobs, events)
         keep = cfg.keep or bool(self.violations)
         if not keep:
@@ -359,7 +362,7 @@ class Trial:
                 trashed[job.uuid] = list(board.history(job))
         found = self.violations
         found += inv.check_flows(self.jobs, finals)
-        found += inv.check_consumed(self.jobs, events, left)
+        found += inv.check_consumed(self.jobs, events, left, self.kills)
         found += inv.check_reruns(self.kills, self.stops, ledger)
         found += inv.check_takeovers(self.kills, self.cfg.lease)
         found += inv.check_stale(self.stops, self.jobs, ledger, events, finals)

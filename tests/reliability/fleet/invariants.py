@@ -5,7 +5,8 @@ Each check returns violations as ``(invariant, message)`` pairs:
 * ``flow``: every job's flow (but the poison job's) ended ``SUCCESS``, all
   its tasks ``SUCCESS``;
 * ``consumed``: every such job was consumed exactly once (one
-  ``job_consumed`` event) and left the board;
+  ``job_consumed`` event, or none when its holder was killed between the end
+  of its run and that event) and left the board;
 * ``rerun``: no task whose completion was persisted (``SUCCESS`` in storage
   right after its runner was killed or stopped) started again;
 * ``takeover``: the job of a killed holder was claimable again within
@@ -82,10 +83,18 @@ def check_flows(jobs: list[JobInfo], finals: dict[str, Final]) -> list[Violation
     return found
 
 
-def check_consumed(jobs: list[JobInfo], events: list[dict],
-                   left_on_board: set[str]) -> list[Violation]:
+def check_consumed(jobs: list[JobInfo], events: list[dict], left_on_board: set[str],
+                   kills: list[Kill] = ()) -> list[Violation]:
     consumed = collections.Counter(e['job'] for e in events
                                    if e['event'] == 'job_consumed')
+    # A holder killed after its run ended may have consumed the job without
+    # living to report it: the job then left the board with no event.
+    ended = {(e['pid'], e.get('job')) for e in events if e['event'] == 'running_end'}
+    by_key = {job.key: job.uuid for job in jobs}
+    for kill in kills:
+        uuid = by_key.get(kill.job)
+        if (kill.pid, uuid) in ended and not consumed[uuid] and uuid not in left_on_board:
+            consumed[uuid] = 1
     found = []
     for job in jobs:
         if job.poison:

@@ -60,3 +60,11 @@ def test_the_poison_job_must_be_trashed_after_enough_attempts():
     assert inv.check_dead_letter([JOB, POISON], {'u1': [1, 2]}, 3)[0][0] == 'dead-letter'
     assert inv.check_dead_letter([JOB, POISON], {}, 3)[0][0] == 'dead-letter'
     assert inv.check_dead_letter([JOB], {'u0': []}, 0)[0][0] == 'flow'
+
+
+def test_a_holder_killed_after_its_run_ended_may_have_consumed_without_saying_so():
+    ended = [{'event': 'running_end', 'job': 'u0', 'pid': 1}]
+    kill = inv.Kill(pid=1, job='job000', at=5.0)
+    assert inv.check_consumed([JOB], ended, set(), [kill]) == []
+    assert inv.check_consumed([JOB], ended, set(), [])[0][0] == 'consumed'
+    assert inv.check_consumed([JOB], ended, {'u0'}, [kill])[0][0] == 'consumed'

@@ -1,10 +1,11 @@
 """A conductor process for the kill tests:
 
-    python -m tests.conductors._conductor_proc URL NAMESPACE NAME CLAIM_EXPIRY MAX_ATTEMPTS
+    python -m tests.conductors._conductor_proc URL NAMESPACE NAME EXPIRY ATTEMPTS [KIND]
 
-Runs a blocking conductor on the SQL board ``NAMESPACE`` of ``URL`` (the
-same database holds the persistence) until SIGTERM. Prints ``ready`` once
-running, and one line per conductor event.
+Runs a conductor (KIND: ``blocking``, the default, or ``nonblocking``) with
+claims of EXPIRY seconds and ``max_attempts=ATTEMPTS`` on the SQL board
+``NAMESPACE`` of ``URL`` (the same database holds the persistence) until
+SIGTERM. Prints ``ready`` once running, and one line per conductor event.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from tests.conductors import _support
 
 
 def main(argv: list[str]) -> int:
-    url, namespace, name, expiry, attempts = argv
+    url, namespace, name, expiry, attempts, kind = (argv + ['blocking'])[:6]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format='%(process)d %(name)s %(levelname)s %(message)s')
     persistence = _support.make_persistence(url)
     board = _support.make_board(url, namespace, persistence)
     conductor = conductor_backends.fetch(
-        'blocking', name, board, persistence=persistence, engine='serial',
+        kind, name, board, persistence=persistence, engine='serial',
         wait_timeout=0.05, claim_expiry=float(expiry), max_attempts=int(attempts))
     conductor.notifier.register(
         conductor.notifier.ANY,

@@ -27,7 +27,7 @@ from tests.conductors import flows
 # Boards the conductor runs on: the SQL board sharing the persistence's
 # SQLite file, and every other kind registered for the contract tests that
 # is on this branch (tests/jobs/kinds), with persistence on an SQLite file.
-BOARDS = ['sql'] + [kind for kind in ('redis', 'zookeeper', 'etcd')
+BOARDS = ['sql'] + [kind for kind in ('sql_postgresql', 'redis', 'zookeeper', 'etcd')
                     if importlib.util.find_spec('tests.jobs.kinds.%s' % kind)]
 
 
@@ -274,3 +274,69 @@ def test_claims_are_renewed_while_the_job_runs(env):
     # 3 s of work on a 1.5 s claim: still ours at the end (consumed).
     assert [e for e, _ in seen][-1] == 'job_consumed'
     assert job.state == 'COMPLETE'
+
+
+def test_a_job_whose_logbook_was_destroyed_is_trashed_at_once(env):
+    import contextlib
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+    with contextlib.closing(persistence.get_connection()) as conn:
+        conn.destroy_logbook(job.book_uuid)
+    conductor = _conductor(board, persistence)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    assert [e for e, _ in seen] == ['job_trashed']
+    [trashed] = list(board.iter_trashed())
+    assert trashed.uuid == job.uuid
+    reason = board.history(trashed)[-1].reason
+    assert 'NotFound' in reason and job.book_uuid in reason
+    assert _support.read_ledger(ledger) == []
+
+
+def test_executor_factory_with_or_without_the_conductor(env):
+    from concurrent import futures
+    board, persistence, ledger = env
+    made = []
+
+    def plain():
+        made.append('plain')
+        return futures.ThreadPoolExecutor(1)
+
+    def with_conductor(conductor):
+        made.append(conductor)
+        return futures.ThreadPoolExecutor(1)
+
+    for factory in (plain, with_conductor):
+        job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+        conductor = _conductor(board, persistence, kind='nonblocking',
+                               executor_factory=factory)
+        conductor.run(max_dispatches=1)
+        assert job.wait(10)
+    assert made[0] == 'plain' and made[1] is conductor
+
+
+def test_flow_detail_choice_errors_trash_the_job(env):
+    import contextlib
+    from taskflow.persistence import models
+    board, persistence, ledger = env
+    book = models.LogBook('two-flows')
+    book.add(models.FlowDetail('f1', uuid.uuid4().hex))
+    book.add(models.FlowDetail('f2', uuid.uuid4().hex))
+    empty = models.LogBook('no-flows')
+    with contextlib.closing(persistence.get_connection()) as conn:
+        conn.save_logbook(book)
+        conn.save_logbook(empty)
+    missing = uuid.uuid4().hex
+    board.post('multiple', book=book)
+    board.post('unknown-flow', book=book, details={'flow_uuid': missing})
+    board.post('no-flow', book=empty)
+    conductor = _conductor(board, persistence)
+    conductor.run(max_dispatches=3)
+    reasons = {j.name: board.history(j)[-1].reason for j in board.iter_trashed()}
+    assert reasons == {
+        'multiple': 'dispatch failed: MultipleChoices: No matching flow detail found'
+                    ' (2 choices) in jobs book',
+        'unknown-flow': 'dispatch failed: NotFound: No matching flow detail found in jobs'
+                        ' book for flow detail with uuid %s' % missing,
+        'no-flow': 'dispatch failed: NotFound: No flow detail(s) found in jobs book',
+    }

@@ -3,100 +3,12 @@ file shared by the processes, persistence in the same database)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
 
-import pytest
-
-from tests import _services
 from tests.conductors import _support
 from tests.conductors import flows
-
-LEASE = 1.5  # claim expiry of the conductor processes (seconds)
-
-
-class Proc:
-    """A conductor process (see ``_conductor_proc``)."""
-
-    def __init__(self, tmp_path, url, namespace, name, max_attempts=5):
-        self.name = name
-        self.out_path = tmp_path / ('%s-%s.out' % (name, uuid.uuid4().hex[:6]))
-        self._out = open(self.out_path, 'w')
-        self.popen = subprocess.Popen(
-            [sys.executable, '-m', 'tests.conductors._conductor_proc', url, namespace,
-             name, str(LEASE), str(max_attempts)],
-            cwd=str(_services.REPO_ROOT), stdout=self._out, stderr=subprocess.STDOUT)
-        self.pid = self.popen.pid
-
-    def lines(self):
-        return self.out_path.read_text().splitlines()
-
-    def signal(self, signum):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signum)
-
-    def stop(self):
-        if self.popen.poll() is None:
-            self.signal(signal.SIGCONT)
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self._out.close()
-
-
-@pytest.fixture
-def env(tmp_path):
-    url = _support.sqlite_url(tmp_path)
-    persistence = _support.make_persistence(url)
-    namespace = 'kills-%s' % uuid.uuid4().hex[:8]
-    board = _support.make_board(url, namespace, persistence)
-    procs = []
-
-    def start(name, **kwargs):
-        proc = Proc(tmp_path, url, namespace, name, **kwargs)
-        procs.append(proc)
-        return proc
-
-    yield board, persistence, str(tmp_path / 'ledger'), start
-    for proc in procs:
-        proc.stop()
-    board.close()
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.monotonic()
-        time.sleep(0.02)
-    raise AssertionError('timed out waiting for %s' % what)
-
-
-def _ledger(path):
-    """(line, pid) pairs of the ledger."""
-    try:
-        with open(path) as f:
-            return [(line.rsplit(' ', 1)[0], int(line.rsplit(' ', 1)[1]))
-                    for line in f.read().splitlines()]
-    except FileNotFoundError:
-        return []
-
-
-def _results(persistence, job):
-    """Atom name -> stored result of the job's flow."""
-    with contextlib.closing(persistence.get_connection()) as conn:
-        book = conn.get_logbook(job.book_uuid)
-    [flow_detail] = list(book)
-    return {atom.name: atom.results for atom in flow_detail}
-
+from tests.conductors._procs import LEASE, _ledger, _results, _wait_for, env  # noqa: F401
 
 def _two_holding(start, board, persistence, ledger, pause=0.7):
     """Two conductor processes and a job: (the one running its step-1,
@@ -177,3 +89,4 @@ def test_a_poison_job_ends_in_the_dead_letter(env):
     assert [a.outcome for a in history] == ['lost'] * attempts + ['trashed']
     assert 'failed 2 time(s), max_attempts is 2' in history[-1].reason
     assert list(board.iterjobs(ensure_fresh=True)) == []
+

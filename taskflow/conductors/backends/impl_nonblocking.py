@@ -31,16 +31,16 @@ class NonBlockingConductor(impl_executor.ExecutorConductor):
                          log=log, max_simultaneous_jobs=max_simultaneous_jobs,
                          **kwargs)
         if executor_factory is None:
-            self._executor_factory = self._default_executor_factory
+            self._executor_factory = self._default_executor_factory  # type: ignore[method-assign]
         else:
             if not callable(executor_factory):
                 raise ValueError("Provided keyword argument 'executor_factory'"
                                  " must be callable")
             if impl_executor.accepts_argument(executor_factory):
                 factory = executor_factory
-                self._executor_factory = lambda: factory(self)
+                self._executor_factory = lambda: factory(self)  # type: ignore[method-assign]
             else:
-                self._executor_factory = executor_factory
+                self._executor_factory = executor_factory  # type: ignore[method-assign]
 
     def _default_executor_factory(self) -> futures.Executor:
         workers = self._max_simultaneous_jobs

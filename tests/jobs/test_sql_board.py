@@ -5,6 +5,10 @@ tokens, faults, LISTEN/NOTIFY and throughput."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -151,11 +155,16 @@ def test_bad_arguments_are_refused_with_clear_errors(boards):
     job = board.post('j')
     with pytest.raises(ValueError, match='expiry of job %s must be > 0' % job.uuid):
         board.claim(job, 'w', expiry=0)
+    with pytest.raises(ValueError, match='finite'):
+        board.claim(job, 'w', expiry=float('inf'))
     with pytest.raises(exc.JobFailure, match='not JSON serializable'):
         board.post('bad', details={'x': object()})
     unconnected = impl_sql.SQLJobBoard('idle', {'connection': 'sqlite://'})
     with pytest.raises(exc.JobFailure, match="Jobboard 'idle' is not connected"):
         unconnected.post('j')
+    with pytest.raises(ValueError, match='synchronous_commit of jobboard'):
+        impl_sql.SQLJobBoard('b', {'connection': 'sqlite://',
+                                   'synchronous_commit': 'maybe'})
     with pytest.raises(ValueError, match='poll_interval'):
         impl_sql.SQLJobBoard('b', {'connection': 'sqlite://', 'poll_interval': 0})
 
@@ -248,6 +257,19 @@ def test_a_claim_that_moved_on_fences_its_old_holder(kind, boards):
     two.consume(new, 'alice')
 
 
+@pytest.mark.parametrize('kind', ['sqlite', 'postgresql'])
+def test_an_expired_claim_says_so(kind, boards):
+    board = boards(kind)
+    job = board.post('j')
+    board.claim(job, 'alice', expiry=0.2)
+    time.sleep(0.4)
+    with pytest.raises(exc.JobFailure, match="the claim of 'alice' expired"):
+        board.renew_claim(job, 'alice')
+    with pytest.raises(exc.JobFailure, match='it is not claimed'):
+        board.consume(job, 'bob')
+    assert job.state == 'UNCLAIMED'
+
+
 @pytest.mark.parametrize('kind', ALL)
 def test_a_trashed_job_is_complete_and_cannot_be_claimed(kind, boards):
     board = boards(kind)
@@ -325,6 +347,48 @@ def test_a_claimer_never_waits_on_a_locked_row(kind, boards):
         assert board.find_owner(job) == 'w'
     finally:
         engine.dispose()
+
+
+_CLAIMER = """
+import sys, time
+from taskflow.jobs.backends import impl_sql
+board = impl_sql.SQLJobBoard('killed', {'connection': sys.argv[1],
+                                        'namespace': sys.argv[2]})
+board.connect()
+job = next(board.iterjobs())
+board.claim(job, 'doomed', expiry=float(sys.argv[3]))
+print(job.claim_token, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize('kind', ['sqlite', 'postgresql'])
+def test_the_job_of_a_killed_claimer_is_claimable_within_its_lease(kind, boards):
+    board = boards(kind)
+    job = board.post('j')
+    lease = 1.0
+    proc = subprocess.Popen(
+        [sys.executable, '-c', _CLAIMER, _sql.database_url(kind),
+         board.namespace, str(lease)], stdout=subprocess.PIPE, text=True,
+        cwd=str(_services.REPO_ROOT))
+    try:
+        first = int(proc.stdout.readline())
+        os.kill(proc.pid, signal.SIGKILL)
+        killed = time.monotonic()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert board.find_owner(job) == 'doomed'
+    while True:
+        try:
+            board.claim(job, 'heir')
+            break
+        except exc.UnclaimableJob:
+            assert time.monotonic() - killed < lease + 2
+            time.sleep(0.05)
+    assert job.claim_token > first
+    assert [(a.who, a.outcome) for a in board.history(job)] == [
+        ('doomed', 'lost'), ('heir', None)]
 
 
 # -- faults -------------------------------------------------------------------
@@ -501,7 +565,7 @@ def test_wait_polls_elsewhere(kind, boards):
                          ids=['durable', 'async-commit'])
 def test_post_claim_consume_throughput_on_postgresql(boards, conf, capsys):
     board = boards('postgresql', **conf)
-    count = 200
+    count = 100
     started = time.perf_counter()
     for i in range(count):
         board.post('j%d' % i)

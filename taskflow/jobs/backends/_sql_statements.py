@@ -60,7 +60,8 @@ class Statements:
         # The live owner of a job (NULL when unclaimed or expired).
         self.owner = sa.select(
             j.c.status, sa.case((live, j.c.owner)).label('owner'),
-            j.c.token, j.c.last_modified).where(j.c.uuid == b('b_uuid'))
+            j.c.owner.label('holder'), j.c.token, j.c.last_modified).where(
+            j.c.uuid == b('b_uuid'))
         self.insert = j.insert().values(
             uuid=b('b_uuid'), board=b('b_board'), name=b('b_name'),
             priority=b('b_priority'), details=b('b_details'),

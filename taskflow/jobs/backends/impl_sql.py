@@ -15,12 +15,15 @@ Configuration (a dict, or a URI string whose scheme picks this board)::
 ``connection`` (or the URI itself) is an SQLAlchemy URL; the engine is made
 exactly as the persistence backend makes its own (same bounded waits and
 engine options, see ``SQLAlchemyBackend``). Without a ``connection``, the
-engine of the ``persistence=`` backend is shared. ``namespace`` (default
-``'taskflow'``) separates boards sharing a database. ``poll_interval``
-(seconds, default 0.1) bounds how long ``wait()`` sleeps between looks where
-there is no ``LISTEN/NOTIFY``. ``max_retries`` (default 3) and
-``max_retry_time`` (default 10 s) bound the retries of an operation after a
-transient database error (lost connection, deadlock, busy SQLite).
+engine of the ``persistence=`` backend is shared (with its retry limits).
+``namespace`` (default ``'taskflow'``) separates boards sharing a database.
+``poll_interval`` (seconds, default 0.1) bounds how long ``wait()`` sleeps
+between looks where there is no ``LISTEN/NOTIFY``. ``max_retries`` (default
+3) and ``max_retry_time`` (default 10 s) bound the retries of an operation
+after a transient database error (lost connection, deadlock, busy SQLite).
+``synchronous_commit`` (PostgreSQL, a board with its own engine): the
+board's sessions' ``synchronous_commit`` (``'off'`` trades the durability
+of its last writes on a database crash for throughput).
 
 Semantics:
 
@@ -48,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import threading
 import time
 import uuid as uuidlib
@@ -135,12 +139,12 @@ class SQLJobBoard(base.NotifyingJobBoard):
         self._st: _st.Statements | None = None
         self._pg: _sql_pg.PgStatements | None = None
         self._autocommit: sa.Engine | None = None
-        self._synchronous_commit = conf.get('synchronous_commit')
+        self._synchronous_commit = _check_synchronous_commit(
+            name, conf.get('synchronous_commit'))
         self._listener: _sql_notify.Listener | None = None
         self._channel = _sql_notify.channel_for(self._namespace)
         self._connected = False
         self._entities: dict[str, Any] = {}
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         where = self._backend.masked_url if self._backend else '?'
@@ -202,14 +206,14 @@ class SQLJobBoard(base.NotifyingJobBoard):
             raise exc.JobFailure('Jobboard %r has an invalid connection URL:'
                                  ' %s' % (self._name, e), e) from e
         self._backend, self._owns_backend = backend, owned
-        self._st = _st.Statements(backend.engine.dialect.name)
-        if backend.engine.dialect.name == 'postgresql':
-            self._pg = _sql_pg.PgStatements()
-            self._autocommit = backend._read_engine.execution_options(
-                isolation_level='AUTOCOMMIT')
-            if self._synchronous_commit is not None:
-                self._set_synchronous_commit(backend, owned)
         try:
+            self._st = _st.Statements(backend.engine.dialect.name)
+            if backend.engine.dialect.name == 'postgresql':
+                self._pg = _sql_pg.PgStatements()
+                self._autocommit = backend._read_engine.execution_options(
+                    isolation_level='AUTOCOMMIT')
+                if self._synchronous_commit is not None:
+                    self._set_synchronous_commit(backend, owned)
             self._run('connecting', self._ensure_tables)
         except BaseException:
             self._close_backend()
@@ -220,11 +224,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         self._connected = True
 
     def _set_synchronous_commit(self, backend: Any, owned: bool) -> None:
-        value = str(self._synchronous_commit).lower()
-        if value not in ('on', 'off', 'local', 'remote_write', 'remote_apply'):
-            raise ValueError("synchronous_commit of jobboard %r must be one of"
-                             " on, off, local, remote_write, remote_apply, not"
-                             " %r" % (self._name, self._synchronous_commit))
+        value = self._synchronous_commit
         if not owned:
             raise ValueError('synchronous_commit of jobboard %r needs an engine'
                              ' of its own (give a connection URL)' % self._name)
@@ -261,6 +261,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
 
     def _close_backend(self) -> None:
         backend, self._backend = self._backend, None
+        self._st = self._pg = self._autocommit = None
         if backend is not None and self._owns_backend:
             backend.close()
 
@@ -308,6 +309,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
     def _single(self) -> Iterator[sa.Connection]:
         """A connection whose statements commit each on its own
         (PostgreSQL's single-statement writes)."""
+        self._require()
         assert self._autocommit is not None
         with self._autocommit.connect() as conn:
             yield conn
@@ -535,6 +537,9 @@ class SQLJobBoard(base.NotifyingJobBoard):
             return exc.NotFound('Cannot %s job %s on jobboard %r: it is not'
                                 ' there' % (action, job.uuid, self._name))
         if row.owner is None:
+            if row.holder == who:
+                return exc.JobFailure('Cannot %s job %s: the claim of %r'
+                                      ' expired' % (action, job.uuid, who))
             return exc.JobFailure('Cannot %s job %s: it is not claimed (%r'
                                   ' does not hold it)' % (action, job.uuid, who))
         if row.owner == who:
@@ -664,6 +669,17 @@ def _installed_driver(url: sa.URL) -> sa.URL:
     return url
 
 
+def _check_synchronous_commit(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).lower()
+    if text not in ('on', 'off', 'local', 'remote_write', 'remote_apply'):
+        raise ValueError('synchronous_commit of jobboard %r must be one of'
+                         ' on, off, local, remote_write, remote_apply, not %r'
+                         % (name, value))
+    return text
+
+
 _MIGRATING = threading.Lock()
 _LOCK_NAME = 'taskflow_ng_jobboard_migration'
 
@@ -704,9 +720,9 @@ def _check_expiry(expiry: float | None, job: base.Job) -> float:
     except (TypeError, ValueError):
         raise ValueError('Claim expiry of job %s must be a number of seconds,'
                          ' not %r' % (job.uuid, expiry)) from None
-    if not seconds > 0:
-        raise ValueError('Claim expiry of job %s must be > 0 seconds, not %r'
-                         % (job.uuid, expiry))
+    if not 0 < seconds < math.inf:
+        raise ValueError('Claim expiry of job %s must be > 0 seconds (and'
+                         ' finite), not %r' % (job.uuid, expiry))
     return seconds
 
 

@@ -7,6 +7,7 @@ import atexit
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 
 from taskflow.jobs.backends import impl_sql
@@ -14,6 +15,7 @@ from tests import _services
 
 _DATABASES: dict[str, str] = {}
 _SQLITE_DIR = tempfile.mkdtemp(prefix='taskflow-ng-sqlboards-')
+atexit.register(shutil.rmtree, _SQLITE_DIR, True)
 
 
 def database_url(kind: str) -> str:

@@ -157,6 +157,47 @@ def _async_chain_targets(results):
                    _fmt(ratio, 'x'), None if ratio is None else ratio <= 1.5)]
 
 
+def _jobboards_targets(results):
+    found = []
+    for board in ('redis', 'zookeeper', 'etcd'):
+        for consumers in (1, 4):
+            label = '%s %d' % (board, consumers)
+            ratio = _stats.ratio(results.median(label, 'original'), results.median(label, 'ng'))
+            found.append(Target('%s board, %d consumer(s): >= 3x the original'
+                                % (board, consumers),
+                                _fmt(ratio, 'x'), None if ratio is None else ratio >= 3))
+    rates = [_stats.median([run['jobs_per_second'] for run in runs])
+             for runs in (results.runs('sql-postgresql %d' % c, 'ng') for c in (1, 4)) if runs]
+    best = max(rates) if rates else None
+    found.append(Target('SQL board on PostgreSQL >= 500 jobs/s (best of 1 and 4 consumers, '
+                        'taskflow-ng; at the quick size: scaled)', _fmt(best, 'jobs/s'),
+                        None if best is None else best >= 500))
+    for board in ('redis', 'sql-postgresql'):
+        p50 = results.median('%s latency p50' % board, 'ng')
+        found.append(Target('dispatch latency p50 <= 20 ms on %s (taskflow-ng)' % board,
+                            _fmt(None if p50 is None else p50 * 1000, 'ms'),
+                            None if p50 is None else p50 <= 0.020))
+    return found
+
+
+def _jobboard_cases():
+    cases = []
+    for board in ('redis', 'zookeeper', 'etcd', 'sql-postgresql', 'sql-sqlite'):
+        theirs = not board.startswith('sql-')
+        for consumers in (1, 4):
+            cases.append(Case(1000, {'board': board, 'consumers': consumers},
+                              label='%s %d' % (board, consumers), quick_size=50,
+                              original=theirs))
+    for board in ('redis', 'zookeeper', 'etcd', 'sql-postgresql', 'sql-sqlite'):
+        params = {'board': board, 'mode': 'latency'}
+        theirs = not board.startswith('sql-')
+        cases.append(Case(50, params, label='%s latency p50' % board, quick_size=5,
+                          original=theirs, metric='latency_p50'))
+        cases.append(Case(50, params, label='%s latency p99' % board, quick_size=5,
+                          original=theirs, metric='latency_p99'))
+    return tuple(cases)
+
+
 # -- the scenarios ------------------------------------------------------------
 
 SCENARIOS = (
@@ -270,6 +311,16 @@ SCENARIOS = (
              note='sqlite FULL / NORMAL: taskflow-ng with sqlite_synchronous=FULL (its '
                   'default) or NORMAL; the original ignores that option and runs its own '
                   'default (rollback journal, synchronous=FULL) in both rows'),
+)
+
+SCENARIOS += (
+    Scenario('jobboards', 'jobboards',
+             'post -> claim -> consume of N jobs on a board, 1 or 4 consumer threads '
+             '(label: board consumers); dispatch latency post -> running_start on an idle '
+             'blocking conductor (p50, p99 of N jobs)',
+             _jobboard_cases(), targets=_jobboards_targets,
+             note='sql-*: the SQL board is taskflow-ng only; latency rows show seconds '
+                  '(post -> running_start), the original idles 0.5 s between looks'),
 )
 
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

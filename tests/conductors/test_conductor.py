@@ -343,3 +343,31 @@ def test_flow_detail_choice_errors_trash_the_job(env):
                         ' book for flow detail with uuid %s' % missing,
         'no-flow': 'dispatch failed: NotFound: No flow detail(s) found in jobs book',
     }
+
+
+@pytest.mark.parametrize('env', [k for k in BOARDS if k in ('redis', 'zookeeper')],
+                         indirect=True)
+def test_a_post_from_another_board_wakes_an_idle_conductor(env, tmp_path):
+    # The conductor idles 30 s between listings; the board's POSTED
+    # announcement (another process's post) makes it claim the job at once.
+    board, persistence, ledger = env
+    conductor = _conductor(board, persistence, wait_timeout=30)
+    started = threading.Event()
+    conductor.notifier.register('running_start', lambda event, details: started.set())
+    thread = threading.Thread(target=conductor.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)  # idle now
+        poster = importlib.import_module('tests.jobs.kinds.%s' % board.__module__.rsplit(
+            'impl_', 1)[1]).make_board(board.name, persistence=persistence)
+        poster.connect()
+        try:
+            posted_at = time.monotonic()
+            _support.post_job(poster, persistence, flows.steps, {'ledger': ledger})
+            assert started.wait(10), 'the conductor slept through the post'
+            assert time.monotonic() - posted_at < 5
+        finally:
+            poster.close()
+    finally:
+        conductor.stop()
+        assert conductor.wait(30)

@@ -30,7 +30,7 @@ import inspect
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -193,13 +193,43 @@ class ExecutorConductor(base.Conductor):
                 return
             executor = self._executor_factory()
             try:
-                self._run_until_dead(executor, max_dispatches)
+                with self._woken_by_posts():
+                    self._run_until_dead(executor, max_dispatches)
             finally:
                 executor.shutdown(wait=True)
         finally:
             self._stopping.clear()
             self._wait_timeout.reset()
             self._dead.set()
+
+    @contextlib.contextmanager
+    def _woken_by_posts(self) -> Iterator[None]:
+        """Wake the idle loop when the board announces a posted job.
+
+        Boards with a ``notifier`` (ZooKeeper; Redis and SQL boards of
+        taskflow-ng) announce ``POSTED``: the conductor then claims a new job
+        at once instead of after its idle ``wait_timeout``.
+        """
+        board_notifier = getattr(self._jobboard, 'notifier', None)
+        if board_notifier is None:
+            yield
+            return
+
+        def posted(event_type: str, details: Any) -> None:
+            self._wakeup.set()
+
+        try:
+            board_notifier.register(jobs_base.POSTED, posted)
+        except Exception:
+            self._log.debug('Board %s takes no POSTED listener; polling',
+                            self._jobboard.name, exc_info=True)
+            yield
+            return
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                board_notifier.deregister(jobs_base.POSTED, posted)
 
     def _register(self) -> bool:
         """Register the conductor's entity (retrying through an outage);
@@ -228,6 +258,9 @@ class ExecutorConductor(base.Conductor):
             now = time.monotonic()
             ensure_fresh = last_fresh is None or now - last_fresh >= self.REFRESH_PERIODICITY
             dispatched = 0
+            # Wake-ups (a post, a finished job) from now on are for this pass
+            # or the next: one arriving while listing is not lost.
+            self._wakeup.clear()
             try:
                 jobs = self._jobboard.iterjobs(only_unclaimed=True,
                                                ensure_fresh=ensure_fresh)
@@ -252,7 +285,6 @@ class ExecutorConductor(base.Conductor):
             backoff.succeeded()
             if dispatched == 0 or not self._can_claim_more_jobs():
                 self._wakeup.wait(self._wait_timeout.value)
-                self._wakeup.clear()
 
     def _claim(self, job: Any) -> bool:
         """Claim ``job``: ``False`` if someone else has it or it is gone

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from taskflow import exceptions as exc
 from taskflow import operate
+from taskflow.cli import _jobs
 from taskflow.cli import _progress
 from taskflow.cli import _render
 from taskflow.operate import _graph
@@ -454,6 +455,9 @@ def worker(url: str, exchange: str, topic: str, tasks: tuple[str, ...],
         pass  # Ctrl-C is how a worker is meant to stop
     finally:
         served.stop()
+
+
+_jobs.register(cli, backend_option, json_option, _console)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ from taskflow import engines
 from taskflow import operate
 from taskflow import retry
 from taskflow import task
+from taskflow.listeners import timing
 from taskflow.patterns import linear_flow as lf
 from taskflow.patterns import unordered_flow as uf
 from taskflow.persistence import backends
@@ -161,7 +162,10 @@ def worker(db: str, marker: str) -> None:
     else:
         engine = engines.load_from_detail(flow_detail, backend=backend)
         say('resuming flow %s from %s' % (flow_detail.uuid, flow_detail.state))
-    engine.run()
+    # Start/end times of every atom go into its stored metadata, where the
+    # taskflow command and the web view read durations from.
+    with timing.EventTimeListener(engine):
+        engine.run()
     say('flow finished: %s' % engine.storage.get_flow_state())
 
 

@@ -4,12 +4,11 @@ points)."""
 
 from __future__ import annotations
 
-import importlib
-from importlib import metadata
 from typing import Any
 
 from taskflow import exceptions as exc
 from taskflow import logging
+from taskflow.utils import plugins
 
 __all__ = ['CONDUCTOR_NAMESPACE', 'fetch']
 
@@ -24,13 +23,10 @@ _BUILTIN = {
 
 
 def _load_class(kind: str, namespace: str) -> type:
-    if namespace == CONDUCTOR_NAMESPACE and kind in _BUILTIN:
-        module_name, _, attr = _BUILTIN[kind].partition(':')
-        return getattr(importlib.import_module(module_name), attr)
-    for entry_point in metadata.entry_points(group=namespace):
-        if entry_point.name == kind:
-            return entry_point.load()
-    raise exc.NotFound('Could not find conductor %s' % kind)
+    cls = plugins.find_class(kind, namespace, _BUILTIN, CONDUCTOR_NAMESPACE)
+    if cls is None:
+        raise exc.NotFound('Could not find conductor %s' % kind)
+    return cls
 
 
 def fetch(kind: str, name: str, jobboard: Any,

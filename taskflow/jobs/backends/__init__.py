@@ -9,15 +9,14 @@ other names in the ``taskflow.jobboards`` entry points, as with the original.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Iterator
-from importlib import metadata
 from typing import Any
 
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
 from taskflow.utils import misc
+from taskflow.utils import plugins
 
 __all__ = ['BOARD_NAMESPACE', 'backend', 'fetch']
 
@@ -38,13 +37,10 @@ _BUILTIN = {
 
 
 def _load_class(kind: str, namespace: str) -> type:
-    if namespace == BOARD_NAMESPACE and kind in _BUILTIN:
-        module_name, _, attr = _BUILTIN[kind].partition(':')
-        return getattr(importlib.import_module(module_name), attr)
-    for entry_point in metadata.entry_points(group=namespace):
-        if entry_point.name == kind:
-            return entry_point.load()
-    raise exc.NotFound('Could not find jobboard %s' % kind)
+    cls = plugins.find_class(kind, namespace, _BUILTIN, BOARD_NAMESPACE)
+    if cls is None:
+        raise exc.NotFound('Could not find jobboard %s' % kind)
+    return cls
 
 
 def fetch(name: str, conf: str | dict, namespace: str = BOARD_NAMESPACE,

@@ -12,15 +12,14 @@ for the original.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Iterator
-from importlib import metadata
 from typing import Any
 
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.persistence import base
 from taskflow.utils import misc
+from taskflow.utils import plugins
 
 __all__ = ['BACKEND_NAMESPACE', 'backend', 'fetch']
 
@@ -53,12 +52,9 @@ def _parse_conf(conf: str | dict) -> tuple[str, dict]:
 
 
 def _load_class(name: str, namespace: str) -> type:
-    if namespace == BACKEND_NAMESPACE and name in _BUILTIN:
-        module_name, _, attr = _BUILTIN[name].partition(':')
-        return getattr(importlib.import_module(module_name), attr)
-    for entry_point in metadata.entry_points(group=namespace):
-        if entry_point.name == name:
-            return entry_point.load()
+    cls = plugins.find_class(name, namespace, _BUILTIN, BACKEND_NAMESPACE)
+    if cls is not None:
+        return cls
     raise exc.NotFound("Could not find backend %s: No '%s' driver found,"
                        " looking for '%s'" % (name, namespace, name))
 

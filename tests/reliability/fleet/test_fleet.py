@@ -37,7 +37,9 @@ def _run(cfg: TrialConfig):
 def test_killed_holders_are_taken_over_and_every_job_runs_once(kind):
     freed = []
     for _ in range(TRIALS):
-        result = _run(TrialConfig(board=kind, mode='kill', jobs=JOBS, kills=2))
+        # Tasks long enough that some job is still held when the first kill is due.
+        result = _run(TrialConfig(board=kind, mode='kill', jobs=JOBS, kills=2,
+                                  task_seconds=(0.1, 0.3)))
         assert result.kills >= 1, 'no claim holder was ever killed'
         freed += result.freed
     assert freed and max(freed) <= 2.0 + 2.0   # the lease, + 2 s

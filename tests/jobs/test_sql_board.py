@@ -523,7 +523,6 @@ def test_wait_is_woken_by_notify_on_postgresql(boards):
     # Polling every 30 s could not explain a quick wake-up.
     waiter = boards('postgresql', namespace, poll_interval=30)
     poster = boards('postgresql', namespace)
-    assert waiter._listener is not None
     latencies = []
     for _ in range(5):
         posted = []
@@ -540,6 +539,7 @@ def test_wait_is_woken_by_notify_on_postgresql(boards):
         for job in jobs:
             waiter.claim(job, 'w')
             waiter.consume(job, 'w')
+    assert waiter._listener is not None and waiter._listener.listening
     assert sorted(latencies)[2] < 0.3, latencies
 
 
@@ -548,7 +548,6 @@ def test_wait_polls_elsewhere(kind, boards):
     namespace = uuid.uuid4().hex
     waiter = boards(kind, namespace, poll_interval=0.05)
     poster = boards(kind, namespace)
-    assert waiter._listener is None
     timer = threading.Timer(0.2, lambda: poster.post('j'))
     timer.start()
     started = time.monotonic()
@@ -557,6 +556,117 @@ def test_wait_polls_elsewhere(kind, boards):
     finally:
         timer.join()
     assert time.monotonic() - started < 1.5
+    assert waiter._listener is None   # no LISTEN here: polling
+
+
+def _terminate_listeners(url):
+    """``pg_terminate_backend`` of the database's LISTEN connections."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(sa.text(
+                'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity'
+                " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+                ' AND pid <> pg_backend_pid()')).scalar()
+    finally:
+        engine.dispose()
+
+
+def _until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_notifier_announces_posts_of_every_board_on_postgresql(boards):
+    import queue
+    from taskflow.jobs import base
+    namespace = uuid.uuid4().hex
+    watcher, poster = boards('postgresql', namespace), boards('postgresql', namespace)
+    events: queue.Queue = queue.Queue()
+    watcher.notifier.register(base.POSTED, lambda event_type, details: events.put(
+        (details['job'].name, details['job'].uuid, details['job'].details)))
+    posted = [poster.post('a', details={'n': 1}), watcher.post('b')]
+    seen = [events.get(timeout=5) for _ in posted]
+    # Its own posts too, each announced once (by the listener only).
+    assert seen == [('a', posted[0].uuid, {'n': 1}), ('b', posted[1].uuid, {})]
+    time.sleep(0.2)
+    assert events.empty()
+    watcher.close()  # stops its listener thread
+    assert not any(t.name == 'sql-jobboard-listener-%s' % watcher.name
+                   for t in threading.enumerate())
+
+
+def test_an_idle_conductor_claims_a_post_at_once_on_postgresql(boards, tmp_path):
+    # The conductor idles 60 s between listings: only the LISTEN thread
+    # feeding the board's notifier explains a claim within a second; after
+    # pg_terminate_backend of that connection, posts still wake it.
+    from taskflow.conductors import backends as conductor_backends
+    from tests.conductors import _support
+    from tests.conductors import flows
+    persistence = _support.make_persistence(_support.sqlite_url(tmp_path))
+    namespace = uuid.uuid4().hex
+    board = boards('postgresql', namespace, persistence=persistence)
+    poster = boards('postgresql', namespace, persistence=persistence)
+    conductor = conductor_backends.fetch('blocking', 'idle', board,
+                                         persistence=persistence, engine='serial',
+                                         wait_timeout=60)
+    started = {}
+    conductor.notifier.register('running_start', lambda event, details: started.setdefault(
+        details['job'].name, time.monotonic()))
+    runner = threading.Thread(target=conductor.run, daemon=True)
+    runner.start()
+
+    def post(name):
+        posted = time.monotonic()
+        _support.post_job(poster, persistence, flows.steps,
+                          {'ledger': str(tmp_path / 'ledger')}, name=name)
+        return posted
+
+    try:
+        time.sleep(0.5)  # idle now
+        for name in ('first', 'second'):
+            posted = post(name)
+            assert _until(lambda: name in started, 5), name
+            assert started[name] - posted < 1.0, started[name] - posted
+        assert _terminate_listeners(_sql.database_url('postgresql')) >= 1
+        during = post('during')   # maybe unheard: announced on reconnection
+        assert _until(lambda: 'during' in started, 5)
+        assert started['during'] - during < 2.0
+        assert _until(lambda: board._listener.listening, 5)
+        posted = post('after')
+        assert _until(lambda: 'after' in started, 5)
+        assert started['after'] - posted < 1.0
+    finally:
+        conductor.stop()
+        assert conductor.wait(30)
+    assert board._listener.listening
+
+
+def test_the_listener_backs_off_while_the_database_is_away():
+    from taskflow.jobs.backends import _sql_notify
+    engine = sa.create_engine('postgresql+psycopg://postgres@127.0.0.1:1/nodb',
+                              connect_args={'connect_timeout': 2})
+    attempts = []
+    sa.event.listen(engine, 'do_connect', lambda *args: attempts.append(time.monotonic()))
+    listener = _sql_notify.Listener(engine, 'taskflow_jobs_x', 'away',
+                                    lambda uuids: None, lambda: None)
+    try:
+        assert listener.start(timeout=2) is False
+        time.sleep(1.5)
+        # 0.1 s doubling: a handful of attempts, never a spin.
+        assert 2 <= len(attempts) <= 6, attempts
+        assert not listener.wait_for_notification(listener.generation, 0.05)
+    finally:
+        started = time.monotonic()
+        listener.close()
+        assert time.monotonic() - started < 1.0
+        engine.dispose()
+    assert not any(t.name == 'sql-jobboard-listener-away'
+                   for t in threading.enumerate())
 
 
 # -- throughput ---------------------------------------------------------------

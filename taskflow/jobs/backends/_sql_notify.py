@@ -1,22 +1,44 @@
-"""Waking ``wait()`` when a job is posted: PostgreSQL ``LISTEN/NOTIFY``.
+"""Hearing about posted jobs at once: PostgreSQL ``LISTEN/NOTIFY``.
 
-``post`` sends ``NOTIFY`` in its own transaction (delivered on commit). A
-board that waits keeps one extra connection of its own (psycopg 3,
-autocommit) listening on the board's channel; it starts listening *before*
-it looks for jobs, so a job posted between the look and the wait still
-wakes it. Other databases have no such thing: the board polls.
+``post`` sends ``NOTIFY <channel>, '<job uuid>'`` in the statement that
+inserts the job (delivered on commit, only if it commits). A board that
+wants to hear about posts (``wait()``, or a callback registered on its
+``notifier``, as an idle conductor does) runs one :class:`Listener`: a
+daemon thread holding one connection of its own (psycopg 3, autocommit,
+never in the pool) that listens on the board's channel and hands the
+payloads it receives to the board.
+
+The listener reconnects after the connection is lost (a terminated backend,
+a restarted server): it backs off (doubling from ``FIRST_BACKOFF`` up to
+``MAX_BACKOFF``, interrupted by :meth:`Listener.close`), logs one warning
+per outage, and once it listens again tells the board (``on_resync``) so
+posts it could have missed meanwhile are looked for. It never raises into
+the board or its users. Other databases (and PostgreSQL through another
+driver) have no such thing: boards on them poll.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import select
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
+from taskflow import logging
+
 __all__ = ['Listener', 'channel_for', 'supported']
+
+LOG = logging.getLogger(__name__)
+
+#: Back-off after a failed (re)connection, doubling up to MAX_BACKOFF.
+FIRST_BACKOFF = 0.1
+MAX_BACKOFF = 5.0
+#: Seconds :meth:`Listener.start` waits for the first LISTEN to be in place.
+START_TIMEOUT = 5.0
 
 
 def supported(engine: sa.Engine) -> bool:
@@ -32,59 +54,177 @@ def channel_for(namespace: str) -> str:
 
 
 class Listener:
-    """One listening connection, opened on first use, reopened after errors."""
+    """A daemon thread listening on ``channel`` until :meth:`close`.
 
-    def __init__(self, engine: sa.Engine, channel: str) -> None:
+    ``on_notified(payloads)`` gets the payloads of each burst of
+    notifications; ``on_resync()`` is called when listening resumes after a
+    lost connection. Both run on the listener's thread (their errors are
+    logged, never raised). :meth:`wait_for_notification` lets another
+    thread block until a notification (or a reconnection) arrives.
+    """
+
+    def __init__(self, engine: sa.Engine, channel: str, name: str,
+                 on_notified: Callable[[list[str]], None],
+                 on_resync: Callable[[], None]) -> None:
         self._engine = engine
         self._channel = channel
-        self._lock = threading.Lock()
-        self._conn: Any = None
+        self._name = name
+        self._on_notified = on_notified
+        self._on_resync = on_resync
+        self._cond = threading.Condition()
+        self._listening = False
+        self._generation = 0     # bumped by every wake-up (see wait_for_...)
+        self._tried = threading.Event()   # the first connection attempt ended
+        self._stopped = threading.Event()
+        # Written to by close(): interrupts the thread's select() at once.
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    # -- for the board --------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        """Whether LISTEN is in place right now (posts wake waiters)."""
+        return self._listening
+
+    @property
+    def generation(self) -> int:
+        """A counter bumped by every notification burst and reconnection:
+        read it *before* looking at the board, then pass it to
+        :meth:`wait_for_notification`."""
+        return self._generation
+
+    def start(self, timeout: float = START_TIMEOUT) -> bool:
+        """Start the thread (once) and wait up to ``timeout`` seconds for its
+        first connection attempt; ``True`` if it listens."""
+        with self._start_lock:
+            if self._stopped.is_set():
+                return False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True,
+                    name='sql-jobboard-listener-%s' % self._name)
+                self._thread.start()
+        self._tried.wait(timeout)
+        return self._listening
+
+    def wait_for_notification(self, generation: int, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until :attr:`generation` moves on
+        from ``generation``; ``True`` if it did."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._generation != generation or self._stopped.is_set(),
+                timeout=max(timeout, 0.0)) and not self._stopped.is_set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread and drop its connection (waits for it to end)."""
+        with self._start_lock:
+            self._stopped.set()
+            thread = self._thread
+        try:
+            os.write(self._wake_w, b'x')
+        except OSError:  # already closed
+            pass
+        with self._cond:
+            self._cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    # -- the thread ----------------------------------------------------------
 
     def _open(self) -> Any:
         raw = self._engine.raw_connection()
-        conn: Any = raw.driver_connection
-        raw.detach()  # ours alone, never back in the pool
-        conn.rollback()
-        conn.autocommit = True
-        conn.execute('LISTEN %s' % self._channel)
+        try:
+            conn: Any = raw.driver_connection
+            raw.detach()  # ours alone, never back in the pool
+            conn.rollback()
+            conn.autocommit = True
+            conn.execute('LISTEN %s' % self._channel)
+        except BaseException:
+            raw.invalidate()
+            raise
         return conn
 
-    def listen(self) -> None:
-        """Make sure we listen (call before looking for jobs)."""
-        with self._lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = self._open()
-
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds for a notification; ``True`` if
-        one came (a broken connection is dropped and reports ``True`` so the
-        caller looks again)."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                return True
+    def _run(self) -> None:
+        backoff = FIRST_BACKOFF
+        failing = False
+        while not self._stopped.is_set():
+            conn = None
             try:
-                got = False
-                for _ in conn.notifies(timeout=max(timeout, 0.0),
-                                       stop_after=1):
-                    got = True
-                if got:  # one look at the board answers every pending post
-                    for _ in conn.notifies(timeout=0):
+                conn = self._open()
+                self._set_listening(True)
+                self._tried.set()
+                if failing:
+                    LOG.info('Jobboard %r: listening for posted jobs again',
+                             self._name)
+                    self._call(self._on_resync)
+                failing, backoff = False, FIRST_BACKOFF
+                self._listen(conn)
+            except Exception as error:
+                if self._stopped.is_set():
+                    break
+                if not failing:
+                    LOG.warning('Jobboard %r: listening for posted jobs failed'
+                                ' (%s); reconnecting with back-off', self._name,
+                                _short(error))
+                failing = True
+            finally:
+                self._set_listening(False)
+                self._tried.set()
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # a broken connection
                         pass
-                return got
-            except Exception:  # a dropped connection: reopened by listen()
-                self._drop()
-                time.sleep(min(timeout, 0.1))
-                return True
+            # Never spin: wait out the back-off (close() interrupts it).
+            if self._stopped.wait(backoff):
+                break
+            backoff = min(backoff * 2, MAX_BACKOFF)
 
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # already broken
-                pass
+    def _listen(self, conn: Any) -> None:
+        """Deliver notifications until the connection breaks or close()."""
+        fd = conn.fileno()
+        while not self._stopped.is_set():
+            ready, _, _ = select.select([fd, self._wake_r], [], [])
+            if self._wake_r in ready:
+                return
+            # Readable: notifications, or the server closing the connection
+            # (raises here, and the thread reconnects).
+            payloads = [n.payload for n in conn.notifies(timeout=0)]
+            if conn.closed:
+                raise ConnectionError('the listening connection was closed')
+            if payloads:
+                self._bump()
+                self._call(self._on_notified, payloads)
 
-    def close(self) -> None:
-        with self._lock:
-            self._drop()
+    def _set_listening(self, value: bool) -> None:
+        with self._cond:
+            if value != self._listening:
+                self._listening = value
+                # A waiter polling meanwhile must look at the board again.
+                self._generation += 1
+                self._cond.notify_all()
+
+    def _bump(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def _call(self, func: Callable[..., None], *args: Any) -> None:
+        try:
+            func(*args)
+        except Exception:
+            LOG.warning('Jobboard %r: handling posted jobs failed', self._name,
+                        exc_info=True)
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return '%s: %s' % (type(error).__name__, text[0] if text else '')

@@ -55,6 +55,10 @@ class Statements:
         self.list_unclaimed = sa.select(
             *self.listing_columns, sa.null().label('owner'),
         ).where(on_board, sa.not_(live)).order_by(j.c.priority, j.c.id)
+        # Jobs whose posting a notification announced (still on the board).
+        self.by_uuids = sa.select(*self.listing_columns).where(
+            j.c.uuid.in_(b('b_uuids', expanding=True)),
+            j.c.status == POSTED).order_by(j.c.priority, j.c.id)
         self.count = sa.select(sa.func.count()).select_from(j).where(
             j.c.board == b('b_board'), j.c.status == POSTED)
         # The live owner of a job (NULL when unclaimed or expired).

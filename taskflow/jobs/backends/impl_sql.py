@@ -64,6 +64,7 @@ from sqlalchemy import exc as sa_exc
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
+from taskflow.jobs.backends import _redis_events
 from taskflow.jobs.backends import _sql_notify
 from taskflow.jobs.backends import _sql_pg
 from taskflow.jobs.backends import _sql_statements as _st
@@ -142,7 +143,13 @@ class SQLJobBoard(base.NotifyingJobBoard):
         self._synchronous_commit = _check_synchronous_commit(
             name, conf.get('synchronous_commit'))
         self._listener: _sql_notify.Listener | None = None
+        self._listener_lock = threading.Lock()
         self._channel = _sql_notify.channel_for(self._namespace)
+        # POSTED reaches registered callbacks from the LISTEN thread on
+        # PostgreSQL (posts of every board on the namespace), started when
+        # the first callback registers.
+        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        self._events_wanted = False
         self._connected = False
         self._entities: dict[str, Any] = {}
 
@@ -218,10 +225,9 @@ class SQLJobBoard(base.NotifyingJobBoard):
         except BaseException:
             self._close_backend()
             raise
-        if _sql_notify.supported(backend.engine):
-            self._listener = _sql_notify.Listener(backend.engine,
-                                                  self._channel)
         self._connected = True
+        if self._events_wanted:
+            self._start_listener()
 
     def _set_synchronous_commit(self, backend: Any, owned: bool) -> None:
         value = self._synchronous_commit
@@ -254,9 +260,10 @@ class SQLJobBoard(base.NotifyingJobBoard):
     def close(self) -> None:
         """Drop the board's connections (its claims stay until they expire)."""
         self._connected = False
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        with self._listener_lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         self._close_backend()
 
     def _close_backend(self) -> None:
@@ -277,6 +284,54 @@ class SQLJobBoard(base.NotifyingJobBoard):
         if backend is None:
             raise exc.JobFailure('Jobboard %r is not connected' % self._name)
         return backend
+
+    # -- hearing about posts (PostgreSQL) ---------------------------------------
+
+    def _want_events(self) -> None:
+        """A callback registered on :attr:`notifier`: listen (if we can)."""
+        self._events_wanted = True
+        if self._connected:
+            self._start_listener()
+
+    def _start_listener(self) -> _sql_notify.Listener | None:
+        """The running listener (started now if needed), or ``None`` where
+        there is no LISTEN/NOTIFY (the board polls)."""
+        with self._listener_lock:
+            listener = self._listener
+            backend = self._backend
+            if listener is None and backend is not None and \
+                    _sql_notify.supported(backend.engine):
+                listener = self._listener = _sql_notify.Listener(
+                    backend.engine, self._channel, self._name,
+                    self._on_notified, self._on_resync)
+        if listener is not None:
+            # Until LISTEN is in place a post could go unheard: wait for the
+            # first attempt (bounded; the thread keeps trying after).
+            listener.start()
+        return listener
+
+    def _on_notified(self, uuids: list[str]) -> None:
+        """Announce the jobs whose posting we heard of (listener thread)."""
+        if not self.notifier.has_listeners(base.POSTED):
+            return
+        st = self._stmts
+        wanted = sorted(set(uuids))
+
+        def select() -> list[Any]:
+            with self._reading() as conn:
+                return list(conn.execute(st.by_uuids, {'b_uuids': wanted}))
+
+        # Jobs already gone (claimed and consumed meanwhile) are not
+        # announced; the others in the board's order.
+        for row in self._run('reading posted jobs', select):
+            self.notifier.notify(base.POSTED, {'job': self._job_from_row(row)})
+
+    def _on_resync(self) -> None:
+        """Listening again after a lost connection: announce the unclaimed
+        jobs, as posts made meanwhile were not heard."""
+        if self.notifier.has_listeners(base.POSTED):
+            for job in self._list(True, _st.POSTED):
+                self.notifier.notify(base.POSTED, {'job': job})
 
     # -- running statements --------------------------------------------------
 
@@ -377,7 +432,10 @@ class SQLJobBoard(base.NotifyingJobBoard):
                      if book is not None else None,
                      priority=priority, sequence=int(sequence),
                      created_on=now)
-        self.notifier.notify(base.POSTED, {'job': job})
+        listener = self._listener
+        if listener is None or not listener.listening:
+            # (A listening board hears its own posts like everyone's.)
+            self.notifier.notify(base.POSTED, {'job': job})
         return job
 
     def _list(self, only_unclaimed: bool, status: str) -> list[SQLJob]:
@@ -415,25 +473,24 @@ class SQLJobBoard(base.NotifyingJobBoard):
         seconds); woken by ``NOTIFY`` on PostgreSQL, else polling."""
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
+        listener = self._start_listener()
         while True:
-            listener = self._listener
-            if listener is not None:
-                try:
-                    listener.listen()
-                except Exception:  # no listening now: poll this round
-                    LOG.debug('Jobboard %r could not LISTEN', self._name,
-                              exc_info=True)
-                    listener = None
+            # Read before looking, so a post in between still wakes us.
+            generation = None
+            if listener is not None and listener.listening:
+                generation = listener.generation
             jobs = self._list(False, _st.POSTED)
             if jobs:
                 return iter(jobs)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise base.expired_waiting(time.monotonic() - started)
-            if listener is not None:
-                listener.wait(_MAX_LISTEN_SLICE if left is None
-                              else min(left, _MAX_LISTEN_SLICE))
-            else:
+            if generation is not None:
+                assert listener is not None
+                listener.wait_for_notification(
+                    generation, _MAX_LISTEN_SLICE if left is None
+                    else min(left, _MAX_LISTEN_SLICE))
+            else:  # no LISTEN (now): poll
                 time.sleep(self._poll_interval if left is None
                            else min(left, self._poll_interval))
 

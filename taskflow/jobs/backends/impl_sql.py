@@ -138,7 +138,9 @@ class SQLJobBoard(base.NotifyingJobBoard):
         self._backend: impl_sqlalchemy.SQLAlchemyBackend | None = None
         self._owns_backend = False
         self._st: _st.Statements | None = None
+        # PostgreSQL through psycopg 3: single statements on raw connections.
         self._pg: _sql_pg.PgStatements | None = None
+        self._fast: _sql_pg.Connections | None = None
         self._autocommit: sa.Engine | None = None
         self._synchronous_commit = _check_synchronous_commit(
             name, conf.get('synchronous_commit'))
@@ -216,11 +218,15 @@ class SQLJobBoard(base.NotifyingJobBoard):
         try:
             self._st = _st.Statements(backend.engine.dialect.name)
             if backend.engine.dialect.name == 'postgresql':
-                self._pg = _sql_pg.PgStatements()
                 self._autocommit = backend._read_engine.execution_options(
                     isolation_level='AUTOCOMMIT')
                 if self._synchronous_commit is not None:
                     self._set_synchronous_commit(backend, owned)
+                if _sql_notify.supported(backend.engine):
+                    self._pg = _sql_pg.PgStatements()
+                    self._fast = _sql_pg.Connections(
+                        backend.engine, _read_timeout(backend),
+                        backend.masked_url)
             self._run('connecting', self._ensure_tables)
         except BaseException:
             self._close_backend()
@@ -268,7 +274,10 @@ class SQLJobBoard(base.NotifyingJobBoard):
 
     def _close_backend(self) -> None:
         backend, self._backend = self._backend, None
+        fast, self._fast = self._fast, None
         self._st = self._pg = self._autocommit = None
+        if fast is not None:
+            fast.close()
         if backend is not None and self._owns_backend:
             backend.close()
 
@@ -316,8 +325,11 @@ class SQLJobBoard(base.NotifyingJobBoard):
             return
         st = self._stmts
         wanted = sorted(set(uuids))
+        pg = self._pg
 
-        def select() -> list[Any]:
+        def select() -> Any:
+            if pg is not None:
+                return self._single(pg.by_uuids, {'b_uuids': wanted})
             with self._reading() as conn:
                 return list(conn.execute(st.by_uuids, {'b_uuids': wanted}))
 
@@ -360,14 +372,13 @@ class SQLJobBoard(base.NotifyingJobBoard):
         with backend._lock, backend._write_engine.begin() as conn:
             yield conn
 
-    @contextlib.contextmanager
-    def _single(self) -> Iterator[sa.Connection]:
-        """A connection whose statements commit each on its own
-        (PostgreSQL's single-statement writes)."""
-        self._require()
-        assert self._autocommit is not None
-        with self._autocommit.connect() as conn:
-            yield conn
+    def _single(self, sql: str, params: dict[str, Any]) -> Any:
+        """The rows of ``sql``, one statement committed on its own
+        (PostgreSQL's single-statement operations, see ``_sql_pg``)."""
+        fast = self._fast
+        if fast is None:
+            raise exc.JobFailure('Jobboard %r is not connected' % self._name)
+        return fast.execute(sql, params)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sa.Connection]:
@@ -416,8 +427,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         def insert() -> Any:
             if pg is not None:
                 params['b_channel'] = self._channel
-                with self._single() as conn:
-                    return conn.execute(pg.post, params).scalar_one()
+                return self._single(pg.post, params)[0][0]
             with self._writing() as conn:
                 key = conn.execute(st.insert, params).inserted_primary_key
             assert key is not None
@@ -441,8 +451,13 @@ class SQLJobBoard(base.NotifyingJobBoard):
     def _list(self, only_unclaimed: bool, status: str) -> list[SQLJob]:
         st = self._stmts
         query = st.list_unclaimed if only_unclaimed else st.list_all
+        pg = self._pg
 
-        def select() -> list[Any]:
+        def select() -> Any:
+            if pg is not None:
+                return self._single(
+                    pg.list_unclaimed if only_unclaimed else pg.list_all,
+                    {'b_board': self._namespace, 'b_status': status})
             with self._reading() as conn:
                 return list(conn.execute(query, {'b_board': self._namespace,
                                                  'b_status': status}))
@@ -530,10 +545,8 @@ class SQLJobBoard(base.NotifyingJobBoard):
         pg = self._pg
 
         def take_pg() -> tuple[str, Any]:
-            with self._single() as conn:
-                row = conn.execute(pg.claim, {  # type: ignore[union-attr]
-                    'b_uuid': job.uuid, 'b_who': who,
-                    'b_expiry': expiry}).one()
+            row = self._single(pg.claim, {  # type: ignore[union-attr]
+                'b_uuid': job.uuid, 'b_who': who, 'b_expiry': expiry})[0]
             if row.token is not None:
                 return 'claimed', row.token
             if row.status is None:
@@ -615,12 +628,14 @@ class SQLJobBoard(base.NotifyingJobBoard):
         expiry = _check_expiry(expiry, job)
         params = self._held(job, who)
         params['b_expiry'] = expiry
-        statement = self._stmts.renew['b_token' in params]
-
-        writing = self._single if self._pg is not None else self._writing
+        known = 'b_token' in params
+        statement = self._stmts.renew[known]
+        pg = self._pg
 
         def renew() -> int:
-            with writing() as conn:
+            if pg is not None:
+                return len(self._single(pg.renew[known], params))
+            with self._writing() as conn:
                 return conn.execute(statement, params).rowcount
 
         if not self._run('renewing the claim of job %r' % job.name, renew):
@@ -640,8 +655,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         def end_pg() -> bool:
             single = (pg.consume if outcome == 'consumed'  # type: ignore[union-attr]
                       else pg.release)[known]  # type: ignore[union-attr]
-            with self._single() as conn:
-                return bool(conn.execute(single, params).scalar_one())
+            return bool(self._single(single, params)[0][0])
 
         def end() -> bool:
             with self._writing() as conn:
@@ -724,6 +738,15 @@ def _installed_driver(url: sa.URL) -> sa.URL:
             importlib.util.find_spec(fallback) is not None:
         return url.set(drivername='%s+%s' % (url.drivername, fallback))
     return url
+
+
+def _read_timeout(backend: impl_sqlalchemy.SQLAlchemyBackend) -> float | None:
+    """The watchdog's limit on the backend's connections (``None`` when it
+    watches none: an engine the caller made)."""
+    from taskflow.persistence.backends.sqlalchemy import engines as _engines
+    if not backend._owns_engine:
+        return None
+    return _engines.Timeouts(backend._conf).read
 
 
 def _check_synchronous_commit(name: str, value: Any) -> str | None:

@@ -585,7 +585,11 @@ class SQLJobBoard(base.NotifyingJobBoard):
         if outcome == 'gone':
             raise exc.NotFound('Job %s not found on jobboard %r (%s)'
                                % (job.uuid, self._name, value.status))
-        # No row, or a row another claimer holds locked right now.
+        # No row, or a row another claimer holds locked right now (on
+        # PostgreSQL the claim statement saw the row: no second look).
+        if outcome == 'locked' and value is not None:
+            raise exc.UnclaimableJob('Job %s is being claimed by another'
+                                     ' claimer' % job.uuid)
         row = self._read_owner(job) if outcome != 'missing' else None
         if row is None or row.status != _st.POSTED:
             raise exc.NotFound('Job %s not found on jobboard %r'

@@ -42,8 +42,14 @@ Semantics:
   its token;
 * consumed jobs are deleted with their history; trashed jobs stay in the
   table (status ``'trashed'``) with their history: ``iter_trashed``;
-* ``wait()`` is woken by ``LISTEN/NOTIFY`` on PostgreSQL (psycopg 3) and
-  polls elsewhere.
+* on PostgreSQL (psycopg 3) a listener thread (``_sql_notify``, started by
+  the first ``notifier`` callback or ``wait()``) hears every board's posts
+  by ``LISTEN/NOTIFY``: ``notifier`` announces ``POSTED`` for them (an idle
+  conductor claims a new job at once) and ``wait()`` wakes on them. Other
+  databases poll: ``POSTED`` is announced for this process's own posts
+  only, and ``wait()`` looks every ``poll_interval``;
+* on PostgreSQL (psycopg 3) every operation is one statement committed on
+  its own, the hot ones prepared on raw connections (``_sql_pg``).
 """
 
 from __future__ import annotations

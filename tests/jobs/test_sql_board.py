@@ -589,10 +589,13 @@ def test_the_notifier_announces_posts_of_every_board_on_postgresql(boards):
     events: queue.Queue = queue.Queue()
     watcher.notifier.register(base.POSTED, lambda event_type, details: events.put(
         (details['job'].name, details['job'].uuid, details['job'].details)))
-    posted = [poster.post('a', details={'n': 1}), watcher.post('b')]
+    big = {'blob': 'x' * 10000}   # too big for a NOTIFY payload: read back
+    posted = [poster.post('a', details={'n': 1}), watcher.post('b'),
+              poster.post('big', details=big)]
     seen = [events.get(timeout=5) for _ in posted]
     # Its own posts too, each announced once (by the listener only).
-    assert seen == [('a', posted[0].uuid, {'n': 1}), ('b', posted[1].uuid, {})]
+    assert seen == [('a', posted[0].uuid, {'n': 1}), ('b', posted[1].uuid, {}),
+                    ('big', posted[2].uuid, big)]
     time.sleep(0.2)
     assert events.empty()
     watcher.close()  # stops its listener thread

@@ -44,6 +44,8 @@ __all__ = ['Connections', 'PgStatements']
 # outside SQLAlchemy's events, so they are armed here.
 _WATCHDOG = _watchdog._WATCHDOG
 
+#: Bytes of the longest notification payload sent (PostgreSQL's limit: 8000).
+MAX_PAYLOAD = 7900
 _NOW = 'extract(epoch from clock_timestamp())::float8'
 _JOBS = 'taskflow_ng_jobs'
 _ATTEMPTS = 'taskflow_ng_job_attempts'
@@ -58,7 +60,8 @@ def _sql(text: str) -> str:
     """``text`` with ``{now}``, ``{jobs}``, ``{attempts}`` filled in
     (``%(name)s`` are psycopg's parameters)."""
     return text.format(now=_NOW, jobs=_JOBS, attempts=_ATTEMPTS,
-                       listing=_LISTING, live=_LIVE.format(now=_NOW))
+                       listing=_LISTING, live=_LIVE.format(now=_NOW),
+                       max_payload=MAX_PAYLOAD)
 
 
 def _held(known_token: bool) -> str:
@@ -69,14 +72,21 @@ class PgStatements:
     """The single-statement operations of a board on PostgreSQL."""
 
     def __init__(self) -> None:
+        # The notification carries the new row as JSON (what a listener
+        # announces, without reading it back), or only its uuid when that
+        # would not fit in a NOTIFY payload (< 8000 bytes).
         self.post = _sql(
-            'INSERT INTO {jobs} (uuid, board, name, priority, details,'
-            ' book_uuid, book_name, created_on, last_modified, status, token)'
+            'WITH i AS (INSERT INTO {jobs} (uuid, board, name, priority,'
+            ' details, book_uuid, book_name, created_on, last_modified,'
+            ' status, token)'
             ' SELECT %(b_uuid)s, %(b_board)s, %(b_name)s, %(b_priority)s,'
             ' %(b_details)s, %(b_book_uuid)s, %(b_book_name)s, n.now, n.now,'
-            " 'posted', 0"
-            ' FROM (SELECT {now} AS now, pg_notify(%(b_channel)s, %(b_uuid)s))'
-            ' AS n RETURNING id')
+            " 'posted', 0 FROM (SELECT {now} AS now) AS n"
+            ' RETURNING {listing})'
+            ' SELECT i.id, pg_notify(%(b_channel)s, CASE WHEN'
+            ' octet_length(p.payload) < {max_payload} THEN p.payload'
+            ' ELSE i.uuid END)'
+            ' FROM i, LATERAL (SELECT row_to_json(i)::text AS payload) AS p')
         self.claim = _sql(
             'WITH c AS (SELECT uuid, {now} AS now FROM {jobs}'
             " WHERE uuid = %(b_uuid)s AND status = 'posted'"
@@ -127,6 +137,9 @@ class PgStatements:
         self.list_unclaimed = _sql(
             'SELECT {listing}, NULL AS owner FROM {jobs} WHERE ' + on_board +
             ' AND NOT ({live}) ORDER BY priority, id')
+        self.history = _sql(
+            'SELECT who, claimed_at, token, ended_at, outcome, reason'
+            ' FROM {attempts} WHERE job_uuid = %(b_uuid)s ORDER BY token')
         self.by_uuids = _sql(
             'SELECT {listing} FROM {jobs} WHERE uuid = ANY(%(b_uuids)s)'
             " AND status = 'posted' ORDER BY priority, id")

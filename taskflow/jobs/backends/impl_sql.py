@@ -60,6 +60,7 @@ import json
 import math
 import threading
 import time
+import types
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
@@ -325,9 +326,26 @@ class SQLJobBoard(base.NotifyingJobBoard):
             listener.start()
         return listener
 
-    def _on_notified(self, uuids: list[str]) -> None:
-        """Announce the jobs whose posting we heard of (listener thread)."""
+    def _on_notified(self, payloads: list[str]) -> None:
+        """Announce the jobs whose posting we heard of (listener thread):
+        from the row a payload carries, else (a bare uuid: a large job, or
+        a board of an earlier version) as read from the table."""
         if not self.notifier.has_listeners(base.POSTED):
+            return
+        uuids = []
+        for payload in payloads:
+            if not payload.startswith('{'):
+                uuids.append(payload)
+                continue
+            try:
+                row = types.SimpleNamespace(**json.loads(payload))
+                job = self._job_from_row(row)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                LOG.debug('Jobboard %r: unreadable notification %r',
+                          self._name, payload[:200], exc_info=True)
+                continue
+            self.notifier.notify(base.POSTED, {'job': job})
+        if not uuids:
             return
         st = self._stmts
         wanted = sorted(set(uuids))
@@ -706,7 +724,11 @@ class SQLJobBoard(base.NotifyingJobBoard):
 
     def history(self, job: base.Job) -> list[base.Attempt]:
         """Every claim of ``job``, oldest first."""
-        def select() -> list[Any]:
+        pg = self._pg
+
+        def select() -> Any:
+            if pg is not None:
+                return self._single(pg.history, {'b_uuid': job.uuid})
             with self._reading() as conn:
                 return list(conn.execute(self._stmts.history,
                                          {'b_uuid': job.uuid}))

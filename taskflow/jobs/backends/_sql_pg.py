@@ -30,6 +30,7 @@ idle one (like SQLAlchemy's pool), and the watchdog bounds a hung server.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -152,10 +153,13 @@ class Connections:
     :param read_timeout: the watchdog's limit per statement (``None``: no
         watchdog, as for an engine the caller made).
     :param keep: idle connections kept (more are closed when returned).
+    :param idle_timeout: seconds after which an idle connection is replaced
+        (as the engine's ``pool_recycle``).
     """
 
     def __init__(self, engine: sa.Engine, read_timeout: float | None,
-                 what: str, keep: int = 8) -> None:
+                 what: str, keep: int = 8,
+                 idle_timeout: float | None = None) -> None:
         import psycopg
         from psycopg import rows
 
@@ -163,7 +167,8 @@ class Connections:
         self._read_timeout = read_timeout
         self._what = what
         self._keep = keep
-        self._idle: list[Any] = []
+        self._idle_timeout = idle_timeout
+        self._idle: list[tuple[Any, float]] = []  # (connection, since)
         self._lock = threading.Lock()
         self._closed = False
         self._error = psycopg.Error
@@ -173,8 +178,12 @@ class Connections:
         with self._lock:
             if self._closed:
                 raise sa_exc.ResourceClosedError('The board is closed')
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                conn, since = self._idle.pop()
+                if self._idle_timeout is None or \
+                        time.monotonic() - since < self._idle_timeout:
+                    return conn
+                _close(conn)  # idle too long: a firewall may have dropped it
         raw = self._engine.raw_connection()
         try:
             conn: Any = raw.driver_connection
@@ -191,7 +200,7 @@ class Connections:
         with self._lock:
             if not self._closed and not conn.closed and \
                     len(self._idle) < self._keep:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         _close(conn)
 
@@ -229,7 +238,7 @@ class Connections:
     def drop_idle(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _since in idle:
             _close(conn)
 
     def close(self) -> None:

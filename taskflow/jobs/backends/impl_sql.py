@@ -233,7 +233,10 @@ class SQLJobBoard(base.NotifyingJobBoard):
                     self._pg = _sql_pg.PgStatements()
                     self._fast = _sql_pg.Connections(
                         backend.engine, _read_timeout(backend),
-                        backend.masked_url)
+                        backend.masked_url, idle_timeout=float(
+                            backend._conf.get(
+                                'idle_timeout',
+                                impl_sqlalchemy.DEFAULT_IDLE_TIMEOUT)))
             self._run('connecting', self._ensure_tables)
         except BaseException:
             self._close_backend()

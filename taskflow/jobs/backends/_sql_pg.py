@@ -175,15 +175,24 @@ class Connections:
         self._row_factory = rows.namedtuple_row
 
     def _take(self) -> Any:
-        with self._lock:
-            if self._closed:
-                raise sa_exc.ResourceClosedError('The board is closed')
-            while self._idle:
-                conn, since = self._idle.pop()
-                if self._idle_timeout is None or \
-                        time.monotonic() - since < self._idle_timeout:
-                    return conn
-                _close(conn)  # idle too long: a firewall may have dropped it
+        stale = []
+        try:
+            with self._lock:
+                if self._closed:
+                    raise sa_exc.ResourceClosedError('The board is closed')
+                while self._idle:
+                    conn, since = self._idle.pop()
+                    if self._idle_timeout is None or \
+                            time.monotonic() - since < self._idle_timeout:
+                        return conn
+                    # Idle too long: a firewall may have dropped it.
+                    stale.append(conn)
+        finally:
+            for old in stale:
+                _close(old)
+        return self._new()
+
+    def _new(self) -> Any:
         raw = self._engine.raw_connection()
         try:
             conn: Any = raw.driver_connection
@@ -207,10 +216,11 @@ class Connections:
     def execute(self, sql: str, params: dict[str, Any]) -> Sequence[Any]:
         """Run ``sql`` (one statement, committed on its own); its rows."""
         conn = self._take()
-        watched = self._read_timeout is not None
+        limit = self._read_timeout
+        watched = limit is not None
         try:
-            if watched:
-                _WATCHDOG.arm(conn, self._read_timeout, self._what)
+            if limit is not None:
+                _WATCHDOG.arm(conn, limit, self._what)
             cursor = conn.execute(sql, params, prepare=True)
             result = cursor.fetchall() if cursor.description else []
         except self._error as error:

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
+from taskflow.jobs.backends import _etcd_http
 
 __all__ = ['EtcdJob', 'EtcdJobBoard']
 
@@ -234,9 +235,15 @@ class EtcdJobBoard(base.JobBoard):
         self._persistence = persistence
         self._client = client
         self._owns_client = client is None
+        # Requests go through this unless the caller gave an etcd3gw client.
+        self._transport: _etcd_http.Transport | None = None
         self._connected = False
         self._lock = threading.RLock()
         self._last_sequence: int | None = None
+        # (revision, {posting key: (mod revision, job fields or None)}) of
+        # the last listing: see _listing_at.
+        self._seen: tuple[int, dict[str, tuple[int, tuple | None]]] | None = (
+            None)
         # (ttl, lease id, granted at) of the lease of a claim that just lost
         # a race: the next claim may take it while it is fresh.
         self._spare: tuple[int, int, float] | None = None
@@ -274,15 +281,30 @@ class EtcdJobBoard(base.JobBoard):
                 self._client = etcd3gw.client(**kwargs)
                 self._owns_client = True
             with self._wrap('connect to etcd'):
-                self._client.status()
+                self._client.status()  # also discovers the API path
+                if self._owns_client and self._transport is None:
+                    self._transport = self._make_transport()
             self._connected = True
+
+    def _make_transport(self) -> _etcd_http.Transport:
+        client = self._client
+        conf = self._conf
+        return _etcd_http.Transport(
+            client.host, client.port, client.api_path,
+            protocol=client.protocol, timeout=client.timeout,
+            ca_cert=conf.get('ca_cert'), cert_key=conf.get('cert_key'),
+            cert_cert=conf.get('cert_cert'))
 
     def close(self) -> None:
         with self._lock:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
             if self._client is not None and self._owns_client:
                 with contextlib.suppress(Exception):
                     self._client.session.close()
                 self._client = None
+            self._seen = None
             self._connected = False
 
     @contextlib.contextmanager
@@ -293,7 +315,8 @@ class EtcdJobBoard(base.JobBoard):
 
         try:
             yield
-        except (etcd_exc.Etcd3Exception, requests.RequestException) as e:
+        except (etcd_exc.Etcd3Exception, requests.RequestException,
+                _etcd_http.EtcdRequestError) as e:
             detail = ' '.join(str(a) for a in e.args if a) or type(e).__name__
             raise exc.JobFailure('Jobboard %r (etcd %s): failed to %s: %s'
                                  % (self._name, self._root, what,
@@ -303,7 +326,10 @@ class EtcdJobBoard(base.JobBoard):
         if self._client is None:
             raise exc.JobFailure('Jobboard %r is not connected (call'
                                  ' connect() first)' % self._name)
+        transport = self._transport
         with self._wrap(what):
+            if transport is not None:
+                return transport.post(path, payload)
             return self._client.post(self._client.get_url(path), json=payload)
 
     # -- raw key-value helpers ---------------------------------------------
@@ -374,10 +400,15 @@ class EtcdJobBoard(base.JobBoard):
         return {'request_delete_range': op}
 
     @staticmethod
-    def _read(key: str, prefix: bool = False) -> dict:
-        op = {'key': _b64(key)}
+    def _read(key: str, prefix: bool = False, keys_only: bool = False,
+              min_mod_revision: int = 0) -> dict:
+        op: dict[str, Any] = {'key': _b64(key)}
         if prefix:
             op['range_end'] = _prefix_end(key)
+        if keys_only:
+            op['keys_only'] = True
+        if min_mod_revision:
+            op['min_mod_revision'] = min_mod_revision
         return {'request_range': op}
 
     @staticmethod
@@ -396,13 +427,26 @@ class EtcdJobBoard(base.JobBoard):
 
     def _job_from(self, key: str, data: dict, root: str | None = None
                   ) -> EtcdJob:
-        book_data = data.get('book') or None
-        return EtcdJob(self, data.get('name', ''), data['uuid'], key,
-                       root or self._root, details=data.get('details') or {},
-                       backend=self._persistence, book_data=book_data,
-                       priority=data.get('priority', 'NORMAL'),
-                       sequence=int(data.get('sequence', 0)),
-                       created_on=_parse_time(data.get('created_on')))
+        return self._job_of(key, self._posting_fields(data), root)
+
+    @staticmethod
+    def _posting_fields(data: dict) -> tuple:
+        """The parts of a posting a job is made of (what the listing
+        caches: a posting never changes once written)."""
+        return (data.get('name', ''), data['uuid'],
+                data.get('details') or {}, data.get('book') or None,
+                base.JobPriority.convert(data.get('priority', 'NORMAL')),
+                int(data.get('sequence', 0)),
+                _parse_time(data.get('created_on')))
+
+    def _job_of(self, key: str, fields: tuple, root: str | None = None
+                ) -> EtcdJob:
+        name, job_uuid, details, book_data, priority, sequence, created = (
+            fields)
+        return EtcdJob(self, name, job_uuid, key, root or self._root,
+                       details=details, backend=self._persistence,
+                       book_data=book_data, priority=priority,
+                       sequence=sequence, created_on=created)
 
     def _listing(self) -> tuple[list[EtcdJob], set[str]]:
         """The jobs on the board (sorted) and the keys of claimed ones."""
@@ -410,12 +454,33 @@ class EtcdJobBoard(base.JobBoard):
         return jobs, locked
 
     def _listing_at(self) -> tuple[list[EtcdJob], set[str], int]:
-        """:meth:`_listing` and the revision it was read at."""
+        """:meth:`_listing` and the revision it was read at.
+
+        Postings never change, so the board keeps the ones it decoded (with
+        the revision of the listing that saw them): later listings read the
+        board's keys without values and, in the same read-only transaction,
+        the values of keys changed since then only.
+        """
+        prefix = self._root + '/'
+        seen = self._seen
+        if seen is None:
+            keys, revision = self._range_at(prefix)
+            changed = {kv.key: kv for kv in keys}
+            known: dict[str, tuple[int, tuple | None]] = {}
+        else:
+            result = self._txn([], [
+                self._read(prefix, True, keys_only=True),
+                self._read(prefix, True, min_mod_revision=seen[0] + 1)],
+                [], 'read the board')
+            revision = int(result['header']['revision'])
+            keys, fresh = self._ranges(result)
+            changed = {kv.key: kv for kv in fresh}
+            known = seen[1]
         jobs, locked = [], set()
-        kvs, revision = self._range_at(self._root + '/')
-        for kv in kvs:
-            name = kv.key[len(self._root) + 1:]
-            stem, dot, suffix = name.rpartition('.')
+        postings: dict[str, tuple[int, tuple | None]] = {}
+        skip = len(self._root) + 1
+        for kv in keys:
+            stem, dot, suffix = kv.key[skip:].rpartition('.')
             # Only job<N>.data postings are jobs (other keys are ignored, as
             # the original ignores them).
             if not (dot and stem.startswith('job') and stem[3:].isdigit()):
@@ -423,12 +488,26 @@ class EtcdJobBoard(base.JobBoard):
             job_key = '%s/%s' % (self._root, stem)
             if suffix == 'lock':
                 locked.add(job_key)
-            elif suffix == 'data':
-                try:
-                    jobs.append(self._job_from(job_key, kv.json()))
-                except (ValueError, KeyError, TypeError) as e:
-                    LOG.warning('Jobboard %r: skipping unreadable posting %s:'
-                                ' %s', self._name, kv.key, e)
+                continue
+            if suffix != 'data':
+                continue
+            hit = known.get(kv.key)
+            if hit is not None and hit[0] == kv.mod_revision:
+                fields = hit[1]
+            else:
+                # Changed since the last listing (or not seen by it).
+                full = changed.get(kv.key) or self._get(kv.key)
+                fields = None
+                if full is not None:
+                    try:
+                        fields = self._posting_fields(full.json())
+                    except (ValueError, KeyError, TypeError) as e:
+                        LOG.warning('Jobboard %r: skipping unreadable'
+                                    ' posting %s: %s', self._name, kv.key, e)
+            postings[kv.key] = (kv.mod_revision, fields)
+            if fields is not None:
+                jobs.append(self._job_of(job_key, fields))
+        self._seen = (revision, postings)
         return sorted(jobs), locked, revision
 
     def post(self, name: str, book: Any = None, details: dict | None = None,

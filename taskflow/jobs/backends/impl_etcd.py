@@ -59,9 +59,11 @@ DEFAULT_TIMEOUT = 10.0
 # wait() re-lists the board at least this often (seconds), and backs off
 # this long after a watch that failed at once.
 _WATCH_MAX = 5.0
-# A lease granted for a claim that lost its race serves the next claim if it
-# is younger than this (seconds): that claim ends at most this much early.
-_SPARE_LEASE_AGE = 0.25
+# Claims by one owner with one expiry made within this many seconds of each
+# other (and at most 5% of the expiry) share a lease: a claim ends at most
+# this much early, and one grant serves a burst of claims.
+_SHARED_LEASE_AGE = 0.25
+_SHARED_LEASE_SHARE = 0.05
 _POLL_DELAY = 0.05
 _CLIENT_KEYS = ('host', 'port', 'protocol', 'ca_cert', 'cert_key',
                 'cert_cert', 'api_path')
@@ -244,9 +246,9 @@ class EtcdJobBoard(base.JobBoard):
         # the last listing: see _listing_at.
         self._seen: tuple[int, dict[str, tuple[int, tuple | None]]] | None = (
             None)
-        # (ttl, lease id, granted at) of the lease of a claim that just lost
-        # a race: the next claim may take it while it is fresh.
-        self._spare: tuple[int, int, float] | None = None
+        # (who, ttl) -> (lease id, granted at) of the owner's latest lease:
+        # its next claims join it while it is young (see _take_lease).
+        self._leases: dict[tuple[str, int], tuple[int, float]] = {}
 
     # -- connection -------------------------------------------------------
 
@@ -361,14 +363,29 @@ class EtcdJobBoard(base.JobBoard):
         return int(self._api('/lease/grant', {'TTL': ttl, 'ID': 0},
                              what)['ID'])
 
-    def _take_lease(self, ttl: int, what: str) -> int:
-        """A lease of ``ttl`` seconds: a fresh spare one, else a new one."""
+    def _take_lease(self, who: str, ttl: int, what: str,
+                    fresh: bool = False) -> int:
+        """A lease of ``ttl`` seconds for a claim by ``who``: the one granted
+        for ``who``'s previous claim if it is young enough, else a new one.
+
+        Sharing a lease makes a claim end at most ``_SHARED_LEASE_AGE``
+        seconds early (5% of ``ttl`` if less), and renewing one of the
+        claims on it renews them all: only claims of one owner share.
+        """
+        now = time.monotonic()
         with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None and spare[0] == ttl and (
-                time.monotonic() - spare[2] < _SPARE_LEASE_AGE):
-            return spare[1]
-        return self._grant(ttl, what)
+            latest = self._leases.get((who, ttl))
+        if not fresh and latest is not None and now - latest[1] < min(
+                _SHARED_LEASE_AGE, ttl * _SHARED_LEASE_SHARE):
+            return latest[0]
+        lease = self._grant(ttl, what)
+        with self._lock:
+            # Forget leases too old to share (owners come and go).
+            for key in [k for k, (_, at) in self._leases.items()
+                        if now - at >= _SHARED_LEASE_AGE]:
+                del self._leases[key]
+            self._leases[(who, ttl)] = (lease, now)
+        return lease
 
     def _revoke(self, lease: int) -> None:
         # Best effort: the lease expires on its own anyway.
@@ -649,20 +666,30 @@ class EtcdJobBoard(base.JobBoard):
         base.check_who(who)
         key = self._check_job(job)
         ttl = _ttl(self._default_expiry if expiry is None else expiry)
-        lease = self._take_lease(ttl, 'claim job %s' % job.uuid)
         record = '%s/%s/%s' % (self._history_root, key.rsplit('/', 1)[1],
                                uuidlib.uuid4().hex)
-        claimed_at = time.time()
-        result = self._txn(
-            [self._compare(key + '.lock', 'CREATE', 'EQUAL', 0),
-             self._compare(key + '.data', 'CREATE', 'GREATER', 0)],
-            [self._put(key + '.lock', {'owner': who, 'lease_id': lease},
-                       lease),
-             self._put(key + '.last_modified',
-                       {'last_modified': _now_iso()}),
-             self._put(record, {'who': who, 'claimed_at': claimed_at})],
-            [self._read(key + '.lock'), self._read(key + '.data')],
-            'claim job %s' % job.uuid)
+        for fresh in (False, True):
+            lease = self._take_lease(who, ttl, 'claim job %s' % job.uuid,
+                                     fresh=fresh)
+            claimed_at = time.time()
+            try:
+                result = self._txn(
+                    [self._compare(key + '.lock', 'CREATE', 'EQUAL', 0),
+                     self._compare(key + '.data', 'CREATE', 'GREATER', 0)],
+                    [self._put(key + '.lock',
+                               {'owner': who, 'lease_id': lease}, lease),
+                     self._put(key + '.last_modified',
+                               {'last_modified': _now_iso()}),
+                     self._put(record,
+                               {'who': who, 'claimed_at': claimed_at})],
+                    [self._read(key + '.lock'), self._read(key + '.data')],
+                    'claim job %s' % job.uuid)
+                break
+            except exc.JobFailure as e:
+                # A shared lease that ended early (this process was paused
+                # past it): try once more on a lease of its own.
+                if fresh or 'lease not found' not in str(e):
+                    raise
         if result.get('succeeded'):
             token = int(result['header']['revision'])
             job.claim_token = token
@@ -670,9 +697,7 @@ class EtcdJobBoard(base.JobBoard):
                 who, token, token, lease, record,
                 {'who': who, 'claimed_at': claimed_at})
             return
-        # Keep the unused lease for the next claim (rivals claiming the same
-        # jobs lose often; no key is on it, left alone it just expires).
-        self._spare = (ttl, lease, time.monotonic())
+        # The lease stays this owner's latest: its next claim may use it.
         lock, data = self._ranges(result)
         if not data:
             raise exc.NotFound('Job %s not found on board %r (consumed or'
@@ -712,7 +737,8 @@ class EtcdJobBoard(base.JobBoard):
         if held is not None and held.token == lock.create_revision:
             self._etcd_job(job)._held = held._replace(
                 mod=int(result['header']['revision']), lease=lease)
-        self._revoke(lock.lease)
+        # The old lease is left to expire: other claims of ``who`` may
+        # share it.
 
     def _owned_lock(self, job: base.Job, key: str, who: str,
                     what: str) -> tuple[_KeyValue, list[_KeyValue]]:

@@ -212,6 +212,41 @@ def test_listings_follow_postings_added_replaced_and_removed(make):
     assert board.job_count == 2
 
 
+def test_the_notifier_announces_posts_and_removals_from_any_board(make):
+    import threading
+
+    from taskflow.jobs import base
+
+    board, other = make(), make()
+    seen, arrived = [], threading.Condition()
+
+    def on_event(event, details):
+        with arrived:
+            seen.append((event, details['job'].uuid))
+            arrived.notify_all()
+
+    board.notifier.register(base.POSTED, on_event)
+    board.notifier.register(base.REMOVAL, on_event)
+    assert board._watcher.watching.wait(10)
+    a = other.post('a')
+    time.sleep(1.5)  # outlives one watch request: the next one resumes
+    b = other.post('b')
+    other.claim(a, 'bob')
+    other.abandon(a, 'bob')  # not a removal
+    other.claim(a, 'bob')
+    other.consume(a, 'bob')
+    other.claim(b, 'bob')
+    other.trash(b, 'bob')
+    want = [(base.POSTED, a.uuid), (base.POSTED, b.uuid),
+            (base.REMOVAL, a.uuid), (base.REMOVAL, b.uuid)]
+    with arrived:
+        assert arrived.wait_for(lambda: len(seen) >= len(want), timeout=10)
+    time.sleep(0.2)
+    assert seen == want
+    board.close()  # stops the watch
+    assert board._watcher is None
+
+
 def test_a_stale_claimer_cannot_end_the_new_claim(make):
     board, other = make(), make()
     job = board.post('j')

@@ -42,7 +42,9 @@ from typing import Any, NamedTuple
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
+from taskflow.jobs.backends import _etcd_events
 from taskflow.jobs.backends import _etcd_http
+from taskflow.jobs.backends import _redis_events
 
 __all__ = ['EtcdJob', 'EtcdJobBoard']
 
@@ -218,6 +220,11 @@ class EtcdJobBoard(base.JobBoard):
     ``cert_cert``, ``timeout`` (seconds per request, default 10) and ``ttl``
     (the default claim expiry in seconds; ``base.DEFAULT_CLAIM_EXPIRY`` when
     unset: claims always expire unless renewed).
+
+    ``notifier`` emits ``POSTED`` and ``REMOVAL`` (``{'job': job}``) for
+    every job posted, consumed or trashed on the board, by either
+    implementation, from an etcd watch held by a background thread started
+    when the first callback registers.
     """
 
     def __init__(self, name: str, conf: dict, client: Any = None,
@@ -251,6 +258,9 @@ class EtcdJobBoard(base.JobBoard):
         self._leases: dict[tuple[str, int], tuple[int, float]] = {}
         # Whether this board's last claim attempt lost: see claim().
         self._contended = False
+        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        self._events_wanted = False
+        self._watcher: _etcd_events.Watcher | None = None
 
     # -- connection -------------------------------------------------------
 
@@ -289,6 +299,8 @@ class EtcdJobBoard(base.JobBoard):
                 if self._owns_client and self._transport is None:
                     self._transport = self._make_transport()
             self._connected = True
+            if self._events_wanted:
+                self._start_watcher()
 
     def _make_transport(self) -> _etcd_http.Transport:
         client = self._client
@@ -300,6 +312,10 @@ class EtcdJobBoard(base.JobBoard):
             cert_cert=conf.get('cert_cert'))
 
     def close(self) -> None:
+        with self._lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
         with self._lock:
             if self._transport is not None:
                 self._transport.close()
@@ -335,6 +351,49 @@ class EtcdJobBoard(base.JobBoard):
             if transport is not None:
                 return transport.post(path, payload)
             return self._client.post(self._client.get_url(path), json=payload)
+
+    # -- notifications -----------------------------------------------------
+
+    def _want_events(self) -> None:
+        with self._lock:
+            self._events_wanted = True
+            if self._connected:
+                self._start_watcher()
+
+    def _start_watcher(self) -> None:
+        # Called with self._lock held.
+        if self._watcher is None:
+            prefix = self._root + '/'
+            self._watcher = _etcd_events.Watcher(
+                self._name, _b64(prefix), _prefix_end(prefix),
+                self._open_watch, self._on_watch_event)
+            self._watcher.start()
+
+    def _open_watch(self, payload: dict, read_timeout: float) -> Any:
+        client = self._client
+        if client is None:
+            raise exc.JobFailure('Jobboard %r is not connected'
+                                 % self._name)
+        connect_timeout = client.timeout or DEFAULT_TIMEOUT
+        return client.session.post(client.get_url('/watch'), json=payload,
+                                   stream=True,
+                                   timeout=(connect_timeout, read_timeout))
+
+    def _on_watch_event(self, event: dict) -> None:
+        """``POSTED`` for a created posting, ``REMOVAL`` for a deleted one
+        (its last value comes with the event)."""
+        removed = event.get('type') == 'DELETE'
+        raw = event.get('prev_kv') if removed else event.get('kv')
+        if not raw or not (removed or int(raw.get('version', 0)) == 1):
+            return
+        kv = _KeyValue(raw)
+        stem, dot, suffix = kv.key[len(self._root) + 1:].rpartition('.')
+        if not (suffix == 'data' and stem.startswith('job')
+                and stem[3:].isdigit()):
+            return
+        job = self._job_from('%s/%s' % (self._root, stem), kv.json())
+        self.notifier.notify(base.REMOVAL if removed else base.POSTED,
+                             {'job': job})
 
     # -- raw key-value helpers ---------------------------------------------
 

@@ -256,8 +256,6 @@ class EtcdJobBoard(base.JobBoard):
         # (who, ttl) -> (lease id, granted at) of the owner's latest lease:
         # its next claims join it while it is young (see _take_lease).
         self._leases: dict[tuple[str, int], tuple[int, float]] = {}
-        # Whether this board's last claim attempt lost: see claim().
-        self._contended = False
         self.notifier = _redis_events.WatchedNotifier(self._want_events)
         self._events_wanted = False
         self._watcher: _etcd_events.Watcher | None = None
@@ -727,14 +725,6 @@ class EtcdJobBoard(base.JobBoard):
         base.check_who(who)
         key = self._check_job(job)
         ttl = _ttl(self._default_expiry if expiry is None else expiry)
-        if self._contended:
-            # This board just lost a race: rivals are claiming the same jobs.
-            # A read (no raft write, unlike a claim that fails) tells
-            # whether this one is taken already; the claim stays guarded.
-            result = self._txn([], [self._read(key + '.lock'),
-                                    self._read(key + '.data', keys_only=True)
-                                    ], [], 'claim job %s' % job.uuid)
-            self._unclaimable(job, result)
         record = '%s/%s/%s' % (self._history_root, key.rsplit('/', 1)[1],
                                uuidlib.uuid4().hex)
         for fresh in (False, True):
@@ -761,7 +751,6 @@ class EtcdJobBoard(base.JobBoard):
                 if fresh or 'lease not found' not in str(e):
                     raise
         if result.get('succeeded'):
-            self._contended = False
             token = int(result['header']['revision'])
             job.claim_token = token
             self._etcd_job(job)._held = _Held(
@@ -769,22 +758,13 @@ class EtcdJobBoard(base.JobBoard):
                 {'who': who, 'claimed_at': claimed_at})
             return
         # The lease stays this owner's latest: its next claim may use it.
-        self._contended = True
-        self._unclaimable(job, result)
-
-    def _unclaimable(self, job: base.Job, result: dict) -> None:
-        """Raise why ``job`` cannot be claimed, from the (lock, data) ranges
-        of ``result``; return if it is free (it was, at that revision)."""
         lock, data = self._ranges(result)
         if not data:
-            self._contended = True
             raise exc.NotFound('Job %s not found on board %r (consumed or'
                                ' trashed)' % (job.uuid, self._name))
-        if lock:
-            self._contended = True
-            raise exc.UnclaimableJob('Job %s already claimed by %r'
-                                     % (job.uuid, self._owner_of(lock[0])))
-        self._contended = False
+        raise exc.UnclaimableJob('Job %s already claimed by %r'
+                                 % (job.uuid, self._owner_of(lock[0]) if lock
+                                    else None))
 
     def renew_claim(self, job: base.Job, who: str,
                     expiry: float | None = None) -> None:

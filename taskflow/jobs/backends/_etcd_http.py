@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import select
+import socket
 import ssl
 import threading
 from typing import Any
@@ -23,6 +24,24 @@ _HEADERS = {'Content-Type': 'application/json'}
 
 class EtcdRequestError(Exception):
     """A request did not get an answer, or got an error status."""
+
+
+def _no_delay(sock: socket.socket) -> None:
+    # http.client sends the headers and the body in two writes: with Nagle's
+    # algorithm on, the body waits for the server's (delayed) ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _no_delay(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _no_delay(self.sock)
 
 
 class Transport:
@@ -55,11 +74,10 @@ class Transport:
                     return conn
                 conn.close()
         if self._context is not None:
-            return http.client.HTTPSConnection(
-                self._host, self._port, timeout=self._timeout,
-                context=self._context)
-        return http.client.HTTPConnection(self._host, self._port,
-                                          timeout=self._timeout)
+            return _HTTPSConnection(self._host, self._port,
+                                    timeout=self._timeout,
+                                    context=self._context)
+        return _HTTPConnection(self._host, self._port, timeout=self._timeout)
 
     def post(self, path: str, payload: dict) -> dict:
         """The answer to ``payload`` POSTed to ``path`` (e.g.

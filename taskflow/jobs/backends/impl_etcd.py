@@ -24,6 +24,12 @@ is created in the same transaction, so its ``create_revision`` is the token
 too. Claims always carry a lease (``expiry``, else the ``ttl`` option, else
 ``base.DEFAULT_CLAIM_EXPIRY``): when the claimer stops renewing it, etcd
 deletes the lock and the job is free again.
+
+Per job the board makes three requests: the post, the claim and its end
+(each one transaction); one lease grant serves a burst of one owner's
+claims, and listings read only keys plus what changed since the last one.
+Requests go over kept-alive connections (``_etcd_http``); the ``notifier``
+is fed by an etcd watch (``_etcd_events``).
 """
 
 from __future__ import annotations

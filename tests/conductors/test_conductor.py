@@ -345,7 +345,7 @@ def test_flow_detail_choice_errors_trash_the_job(env):
     }
 
 
-@pytest.mark.parametrize('env', [k for k in BOARDS if k in ('redis', 'zookeeper')],
+@pytest.mark.parametrize('env', [k for k in BOARDS if k in ('redis', 'zookeeper', 'etcd')],
                          indirect=True)
 def test_a_post_from_another_board_wakes_an_idle_conductor(env, tmp_path):
     # The conductor idles 30 s between listings; the board's POSTED

@@ -148,6 +148,105 @@ def test_renewing_with_a_longer_expiry_keeps_the_token(make):
     board.consume(job, 'alice')
 
 
+def test_a_burst_of_one_owners_claims_shares_a_lease_not_other_owners(make):
+    board = make()
+    a, b, c = (board.post(n) for n in 'abc')
+    board.claim(a, 'alice', expiry=30)
+    board.claim(b, 'alice', expiry=30)
+    board.claim(c, 'bob', expiry=30)
+    assert a.lease == b.lease != c.lease
+    # Renewing one claim of the shared lease keeps both alive, and moving
+    # one claim to a longer lease leaves the other on the shared one.
+    board.renew_claim(a, 'alice', expiry=60)
+    assert a.lease != b.lease and b.expires_in() > 0
+    assert board.find_owner(b) == 'alice'
+    for job, who in ((a, 'alice'), (b, 'alice'), (c, 'bob')):
+        board.consume(job, who)
+
+
+def test_claims_later_than_the_sharing_window_get_a_new_lease(make):
+    board = make()
+    a, b = board.post('a'), board.post('b')
+    board.claim(a, 'alice', expiry=30)
+    time.sleep(impl_etcd._SHARED_LEASE_AGE + 0.05)
+    board.claim(b, 'alice', expiry=30)
+    assert a.lease != b.lease
+
+
+def test_a_shared_lease_that_ended_early_does_not_fail_the_next_claim(make):
+    board = make()
+    a, b = board.post('a'), board.post('b')
+    board.claim(a, 'alice', expiry=30)
+    lease = a.lease
+    board._api('/kv/lease/revoke', {'ID': lease}, 'revoke')  # as if expired
+    board.claim(b, 'alice', expiry=30)
+    assert b.lease not in (None, lease) and board.find_owner(b) == 'alice'
+    assert board.find_owner(a) is None
+    board.consume(b, 'alice')
+
+
+def test_listings_follow_postings_added_replaced_and_removed(make):
+    board, other = make(), make()
+    a, b = board.post('a'), board.post('b')
+    assert [j.uuid for j in board.iterjobs()] == [a.uuid, b.uuid]
+    other.claim(a, 'bob')
+    other.consume(a, 'bob')
+    c = other.post('c')
+    # A posting rewritten under b's key (a board reset elsewhere) and an
+    # unreadable one: the listing decodes both again, skips the bad one.
+    import etcd3gw
+
+    host, port = _services.endpoint('etcd')
+    client = etcd3gw.client(host=host, port=port, timeout=10)
+    replaced = dict(json.loads(raw_keys(board)[b.key + '.data'][0]),
+                    uuid=str(uuid.uuid4()), name='b2')
+    client.put(b.key + '.data', json.dumps(replaced))
+    client.put('%s/job99.data' % board.root, '{not json')
+    client.session.close()
+    listed = [(j.uuid, j.name) for j in board.iterjobs()]
+    assert listed == [(replaced['uuid'], 'b2'), (c.uuid, 'c')]
+    assert [j.uuid for j in board.iterjobs(only_unclaimed=True)] == [
+        replaced['uuid'], c.uuid]
+    other.claim(c, 'bob')
+    assert [j.name for j in board.iterjobs(only_unclaimed=True)] == ['b2']
+    assert board.job_count == 2
+
+
+def test_the_notifier_announces_posts_and_removals_from_any_board(make):
+    import threading
+
+    from taskflow.jobs import base
+
+    board, other = make(), make()
+    seen, arrived = [], threading.Condition()
+
+    def on_event(event, details):
+        with arrived:
+            seen.append((event, details['job'].uuid))
+            arrived.notify_all()
+
+    board.notifier.register(base.POSTED, on_event)
+    board.notifier.register(base.REMOVAL, on_event)
+    assert board._watcher.watching.wait(10)
+    a = other.post('a')
+    time.sleep(1.5)  # outlives one watch request: the next one resumes
+    b = other.post('b')
+    other.claim(a, 'bob')
+    other.abandon(a, 'bob')  # not a removal
+    other.claim(a, 'bob')
+    other.consume(a, 'bob')
+    other.claim(b, 'bob')
+    other.trash(b, 'bob')
+    want = [(base.POSTED, a.uuid), (base.POSTED, b.uuid),
+            (base.REMOVAL, a.uuid), (base.REMOVAL, b.uuid)]
+    with arrived:
+        assert arrived.wait_for(lambda: len(seen) >= len(want), timeout=10)
+    time.sleep(0.2)
+    assert seen == want
+    board.close()  # stops the watch
+    assert board._watcher is None
+
+
 def test_a_stale_claimer_cannot_end_the_new_claim(make):
     board, other = make(), make()
     job = board.post('j')

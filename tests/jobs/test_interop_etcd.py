@@ -218,3 +218,28 @@ def test_posting_at_once_on_both_sides_keeps_every_job(board):
     listed = list(board.iterjobs(ensure_fresh=True))
     assert sorted(j.uuid for j in listed) == sorted(orig_posted + ng_posted)
     assert len({j.sequence for j in listed}) == len(listed)
+
+
+def test_ng_is_told_of_the_originals_posts_and_consumes(board):
+    import threading
+
+    from taskflow.jobs import base
+
+    seen, arrived = [], threading.Condition()
+
+    def on_event(event, details):
+        with arrived:
+            seen.append((event, details['job'].uuid, details['job'].name))
+            arrived.notify_all()
+
+    board.notifier.register(base.POSTED, on_event)
+    board.notifier.register(base.REMOVAL, on_event)
+    assert board._watcher.watching.wait(10)
+    [posted] = oracle(board, ['post', 'from-orig', {}, 'NORMAL'])
+    job = by_uuid(board)[posted]
+    assert oracle(board, ['claim', posted, 'orig'],
+                  ['consume', posted, 'orig']) == ['ok', 'ok']
+    with arrived:
+        assert arrived.wait_for(lambda: len(seen) >= 2, timeout=10)
+    assert seen == [(base.POSTED, job.uuid, 'from-orig'),
+                    (base.REMOVAL, job.uuid, 'from-orig')]

@@ -24,6 +24,12 @@ is created in the same transaction, so its ``create_revision`` is the token
 too. Claims always carry a lease (``expiry``, else the ``ttl`` option, else
 ``base.DEFAULT_CLAIM_EXPIRY``): when the claimer stops renewing it, etcd
 deletes the lock and the job is free again.
+
+Per job the board makes three requests: the post, the claim and its end
+(each one transaction); one lease grant serves a burst of one owner's
+claims, and listings read only keys plus what changed since the last one.
+Requests go over kept-alive connections (``_etcd_http``); the ``notifier``
+is fed by an etcd watch (``_etcd_events``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ from typing import Any, NamedTuple
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
+from taskflow.jobs.backends import _etcd_events
+from taskflow.jobs.backends import _etcd_http
+from taskflow.jobs.backends import _redis_events
 
 __all__ = ['EtcdJob', 'EtcdJobBoard']
 
@@ -58,9 +67,11 @@ DEFAULT_TIMEOUT = 10.0
 # wait() re-lists the board at least this often (seconds), and backs off
 # this long after a watch that failed at once.
 _WATCH_MAX = 5.0
-# A lease granted for a claim that lost its race serves the next claim if it
-# is younger than this (seconds): that claim ends at most this much early.
-_SPARE_LEASE_AGE = 0.25
+# Claims by one owner with one expiry made within this many seconds of each
+# other (and at most 5% of the expiry) share a lease: a claim ends at most
+# this much early, and one grant serves a burst of claims.
+_SHARED_LEASE_AGE = 0.25
+_SHARED_LEASE_SHARE = 0.05
 _POLL_DELAY = 0.05
 _CLIENT_KEYS = ('host', 'port', 'protocol', 'ca_cert', 'cert_key',
                 'cert_cert', 'api_path')
@@ -215,6 +226,11 @@ class EtcdJobBoard(base.JobBoard):
     ``cert_cert``, ``timeout`` (seconds per request, default 10) and ``ttl``
     (the default claim expiry in seconds; ``base.DEFAULT_CLAIM_EXPIRY`` when
     unset: claims always expire unless renewed).
+
+    ``notifier`` emits ``POSTED`` and ``REMOVAL`` (``{'job': job}``) for
+    every job posted, consumed or trashed on the board, by either
+    implementation, from an etcd watch held by a background thread started
+    when the first callback registers.
     """
 
     def __init__(self, name: str, conf: dict, client: Any = None,
@@ -234,12 +250,21 @@ class EtcdJobBoard(base.JobBoard):
         self._persistence = persistence
         self._client = client
         self._owns_client = client is None
+        # Requests go through this unless the caller gave an etcd3gw client.
+        self._transport: _etcd_http.Transport | None = None
         self._connected = False
         self._lock = threading.RLock()
         self._last_sequence: int | None = None
-        # (ttl, lease id, granted at) of the lease of a claim that just lost
-        # a race: the next claim may take it while it is fresh.
-        self._spare: tuple[int, int, float] | None = None
+        # (revision, {posting key: (mod revision, job fields or None)}) of
+        # the last listing: see _listing_at.
+        self._seen: tuple[int, dict[str, tuple[int, tuple | None]]] | None = (
+            None)
+        # (who, ttl) -> (lease id, granted at) of the owner's latest lease:
+        # its next claims join it while it is young (see _take_lease).
+        self._leases: dict[tuple[str, int], tuple[int, float]] = {}
+        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        self._events_wanted = False
+        self._watcher: _etcd_events.Watcher | None = None
 
     # -- connection -------------------------------------------------------
 
@@ -274,15 +299,36 @@ class EtcdJobBoard(base.JobBoard):
                 self._client = etcd3gw.client(**kwargs)
                 self._owns_client = True
             with self._wrap('connect to etcd'):
-                self._client.status()
+                self._client.status()  # also discovers the API path
+                if self._owns_client and self._transport is None:
+                    self._transport = self._make_transport()
             self._connected = True
+            if self._events_wanted:
+                self._start_watcher()
+
+    def _make_transport(self) -> _etcd_http.Transport:
+        client = self._client
+        conf = self._conf
+        return _etcd_http.Transport(
+            client.host, client.port, client.api_path,
+            protocol=client.protocol, timeout=client.timeout,
+            ca_cert=conf.get('ca_cert'), cert_key=conf.get('cert_key'),
+            cert_cert=conf.get('cert_cert'))
 
     def close(self) -> None:
         with self._lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+        with self._lock:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
             if self._client is not None and self._owns_client:
                 with contextlib.suppress(Exception):
                     self._client.session.close()
                 self._client = None
+            self._seen = None
             self._connected = False
 
     @contextlib.contextmanager
@@ -293,7 +339,8 @@ class EtcdJobBoard(base.JobBoard):
 
         try:
             yield
-        except (etcd_exc.Etcd3Exception, requests.RequestException) as e:
+        except (etcd_exc.Etcd3Exception, requests.RequestException,
+                _etcd_http.EtcdRequestError) as e:
             detail = ' '.join(str(a) for a in e.args if a) or type(e).__name__
             raise exc.JobFailure('Jobboard %r (etcd %s): failed to %s: %s'
                                  % (self._name, self._root, what,
@@ -303,8 +350,54 @@ class EtcdJobBoard(base.JobBoard):
         if self._client is None:
             raise exc.JobFailure('Jobboard %r is not connected (call'
                                  ' connect() first)' % self._name)
+        transport = self._transport
         with self._wrap(what):
+            if transport is not None:
+                return transport.post(path, payload)
             return self._client.post(self._client.get_url(path), json=payload)
+
+    # -- notifications -----------------------------------------------------
+
+    def _want_events(self) -> None:
+        with self._lock:
+            self._events_wanted = True
+            if self._connected:
+                self._start_watcher()
+
+    def _start_watcher(self) -> None:
+        # Called with self._lock held.
+        if self._watcher is None:
+            prefix = self._root + '/'
+            self._watcher = _etcd_events.Watcher(
+                self._name, _b64(prefix), _prefix_end(prefix),
+                self._open_watch, self._on_watch_event)
+            self._watcher.start()
+
+    def _open_watch(self, payload: dict, read_timeout: float) -> Any:
+        client = self._client
+        if client is None:
+            raise exc.JobFailure('Jobboard %r is not connected'
+                                 % self._name)
+        connect_timeout = client.timeout or DEFAULT_TIMEOUT
+        return client.session.post(client.get_url('/watch'), json=payload,
+                                   stream=True,
+                                   timeout=(connect_timeout, read_timeout))
+
+    def _on_watch_event(self, event: dict) -> None:
+        """``POSTED`` for a created posting, ``REMOVAL`` for a deleted one
+        (its last value comes with the event)."""
+        removed = event.get('type') == 'DELETE'
+        raw = event.get('prev_kv') if removed else event.get('kv')
+        if not raw or not (removed or int(raw.get('version', 0)) == 1):
+            return
+        kv = _KeyValue(raw)
+        stem, dot, suffix = kv.key[len(self._root) + 1:].rpartition('.')
+        if not (suffix == 'data' and stem.startswith('job')
+                and stem[3:].isdigit()):
+            return
+        job = self._job_from('%s/%s' % (self._root, stem), kv.json())
+        self.notifier.notify(base.REMOVAL if removed else base.POSTED,
+                             {'job': job})
 
     # -- raw key-value helpers ---------------------------------------------
 
@@ -335,14 +428,29 @@ class EtcdJobBoard(base.JobBoard):
         return int(self._api('/lease/grant', {'TTL': ttl, 'ID': 0},
                              what)['ID'])
 
-    def _take_lease(self, ttl: int, what: str) -> int:
-        """A lease of ``ttl`` seconds: a fresh spare one, else a new one."""
+    def _take_lease(self, who: str, ttl: int, what: str,
+                    fresh: bool = False) -> int:
+        """A lease of ``ttl`` seconds for a claim by ``who``: the one granted
+        for ``who``'s previous claim if it is young enough, else a new one.
+
+        Sharing a lease makes a claim end at most ``_SHARED_LEASE_AGE``
+        seconds early (5% of ``ttl`` if less), and renewing one of the
+        claims on it renews them all: only claims of one owner share.
+        """
+        now = time.monotonic()
         with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None and spare[0] == ttl and (
-                time.monotonic() - spare[2] < _SPARE_LEASE_AGE):
-            return spare[1]
-        return self._grant(ttl, what)
+            latest = self._leases.get((who, ttl))
+        if not fresh and latest is not None and now - latest[1] < min(
+                _SHARED_LEASE_AGE, ttl * _SHARED_LEASE_SHARE):
+            return latest[0]
+        lease = self._grant(ttl, what)
+        with self._lock:
+            # Forget leases too old to share (owners come and go).
+            for key in [k for k, (_, at) in self._leases.items()
+                        if now - at >= _SHARED_LEASE_AGE]:
+                del self._leases[key]
+            self._leases[(who, ttl)] = (lease, now)
+        return lease
 
     def _revoke(self, lease: int) -> None:
         # Best effort: the lease expires on its own anyway.
@@ -374,10 +482,15 @@ class EtcdJobBoard(base.JobBoard):
         return {'request_delete_range': op}
 
     @staticmethod
-    def _read(key: str, prefix: bool = False) -> dict:
-        op = {'key': _b64(key)}
+    def _read(key: str, prefix: bool = False, keys_only: bool = False,
+              min_mod_revision: int = 0) -> dict:
+        op: dict[str, Any] = {'key': _b64(key)}
         if prefix:
             op['range_end'] = _prefix_end(key)
+        if keys_only:
+            op['keys_only'] = True
+        if min_mod_revision:
+            op['min_mod_revision'] = min_mod_revision
         return {'request_range': op}
 
     @staticmethod
@@ -396,13 +509,26 @@ class EtcdJobBoard(base.JobBoard):
 
     def _job_from(self, key: str, data: dict, root: str | None = None
                   ) -> EtcdJob:
-        book_data = data.get('book') or None
-        return EtcdJob(self, data.get('name', ''), data['uuid'], key,
-                       root or self._root, details=data.get('details') or {},
-                       backend=self._persistence, book_data=book_data,
-                       priority=data.get('priority', 'NORMAL'),
-                       sequence=int(data.get('sequence', 0)),
-                       created_on=_parse_time(data.get('created_on')))
+        return self._job_of(key, self._posting_fields(data), root)
+
+    @staticmethod
+    def _posting_fields(data: dict) -> tuple:
+        """The parts of a posting a job is made of (what the listing
+        caches: a posting never changes once written)."""
+        return (data.get('name', ''), data['uuid'],
+                data.get('details') or {}, data.get('book') or None,
+                base.JobPriority.convert(data.get('priority', 'NORMAL')),
+                int(data.get('sequence', 0)),
+                _parse_time(data.get('created_on')))
+
+    def _job_of(self, key: str, fields: tuple, root: str | None = None
+                ) -> EtcdJob:
+        name, job_uuid, details, book_data, priority, sequence, created = (
+            fields)
+        return EtcdJob(self, name, job_uuid, key, root or self._root,
+                       details=details, backend=self._persistence,
+                       book_data=book_data, priority=priority,
+                       sequence=sequence, created_on=created)
 
     def _listing(self) -> tuple[list[EtcdJob], set[str]]:
         """The jobs on the board (sorted) and the keys of claimed ones."""
@@ -410,12 +536,33 @@ class EtcdJobBoard(base.JobBoard):
         return jobs, locked
 
     def _listing_at(self) -> tuple[list[EtcdJob], set[str], int]:
-        """:meth:`_listing` and the revision it was read at."""
+        """:meth:`_listing` and the revision it was read at.
+
+        Postings never change, so the board keeps the ones it decoded (with
+        the revision of the listing that saw them): later listings read the
+        board's keys without values and, in the same read-only transaction,
+        the values of keys changed since then only.
+        """
+        prefix = self._root + '/'
+        seen = self._seen
+        if seen is None:
+            keys, revision = self._range_at(prefix)
+            changed = {kv.key: kv for kv in keys}
+            known: dict[str, tuple[int, tuple | None]] = {}
+        else:
+            result = self._txn([], [
+                self._read(prefix, True, keys_only=True),
+                self._read(prefix, True, min_mod_revision=seen[0] + 1)],
+                [], 'read the board')
+            revision = int(result['header']['revision'])
+            keys, fresh = self._ranges(result)
+            changed = {kv.key: kv for kv in fresh}
+            known = seen[1]
         jobs, locked = [], set()
-        kvs, revision = self._range_at(self._root + '/')
-        for kv in kvs:
-            name = kv.key[len(self._root) + 1:]
-            stem, dot, suffix = name.rpartition('.')
+        postings: dict[str, tuple[int, tuple | None]] = {}
+        skip = len(self._root) + 1
+        for kv in keys:
+            stem, dot, suffix = kv.key[skip:].rpartition('.')
             # Only job<N>.data postings are jobs (other keys are ignored, as
             # the original ignores them).
             if not (dot and stem.startswith('job') and stem[3:].isdigit()):
@@ -423,12 +570,26 @@ class EtcdJobBoard(base.JobBoard):
             job_key = '%s/%s' % (self._root, stem)
             if suffix == 'lock':
                 locked.add(job_key)
-            elif suffix == 'data':
-                try:
-                    jobs.append(self._job_from(job_key, kv.json()))
-                except (ValueError, KeyError, TypeError) as e:
-                    LOG.warning('Jobboard %r: skipping unreadable posting %s:'
-                                ' %s', self._name, kv.key, e)
+                continue
+            if suffix != 'data':
+                continue
+            hit = known.get(kv.key)
+            if hit is not None and hit[0] == kv.mod_revision:
+                fields = hit[1]
+            else:
+                # Changed since the last listing (or not seen by it).
+                full = changed.get(kv.key) or self._get(kv.key)
+                fields = None
+                if full is not None:
+                    try:
+                        fields = self._posting_fields(full.json())
+                    except (ValueError, KeyError, TypeError) as e:
+                        LOG.warning('Jobboard %r: skipping unreadable'
+                                    ' posting %s: %s', self._name, kv.key, e)
+            postings[kv.key] = (kv.mod_revision, fields)
+            if fields is not None:
+                jobs.append(self._job_of(job_key, fields))
+        self._seen = (revision, postings)
         return sorted(jobs), locked, revision
 
     def post(self, name: str, book: Any = None, details: dict | None = None,
@@ -570,20 +731,31 @@ class EtcdJobBoard(base.JobBoard):
         base.check_who(who)
         key = self._check_job(job)
         ttl = _ttl(self._default_expiry if expiry is None else expiry)
-        lease = self._take_lease(ttl, 'claim job %s' % job.uuid)
         record = '%s/%s/%s' % (self._history_root, key.rsplit('/', 1)[1],
                                uuidlib.uuid4().hex)
-        claimed_at = time.time()
-        result = self._txn(
-            [self._compare(key + '.lock', 'CREATE', 'EQUAL', 0),
-             self._compare(key + '.data', 'CREATE', 'GREATER', 0)],
-            [self._put(key + '.lock', {'owner': who, 'lease_id': lease},
-                       lease),
-             self._put(key + '.last_modified',
-                       {'last_modified': _now_iso()}),
-             self._put(record, {'who': who, 'claimed_at': claimed_at})],
-            [self._read(key + '.lock'), self._read(key + '.data')],
-            'claim job %s' % job.uuid)
+        for fresh in (False, True):
+            lease = self._take_lease(who, ttl, 'claim job %s' % job.uuid,
+                                     fresh=fresh)
+            claimed_at = time.time()
+            try:
+                result = self._txn(
+                    [self._compare(key + '.lock', 'CREATE', 'EQUAL', 0),
+                     self._compare(key + '.data', 'CREATE', 'GREATER', 0)],
+                    [self._put(key + '.lock',
+                               {'owner': who, 'lease_id': lease}, lease),
+                     self._put(key + '.last_modified',
+                               {'last_modified': _now_iso()}),
+                     self._put(record,
+                               {'who': who, 'claimed_at': claimed_at})],
+                    [self._read(key + '.lock'),
+                     self._read(key + '.data', keys_only=True)],
+                    'claim job %s' % job.uuid)
+                break
+            except exc.JobFailure as e:
+                # A shared lease that ended early (this process was paused
+                # past it): try once more on a lease of its own.
+                if fresh or 'lease not found' not in str(e):
+                    raise
         if result.get('succeeded'):
             token = int(result['header']['revision'])
             job.claim_token = token
@@ -591,16 +763,14 @@ class EtcdJobBoard(base.JobBoard):
                 who, token, token, lease, record,
                 {'who': who, 'claimed_at': claimed_at})
             return
-        # Keep the unused lease for the next claim (rivals claiming the same
-        # jobs lose often; no key is on it, left alone it just expires).
-        self._spare = (ttl, lease, time.monotonic())
+        # The lease stays this owner's latest: its next claim may use it.
         lock, data = self._ranges(result)
         if not data:
             raise exc.NotFound('Job %s not found on board %r (consumed or'
                                ' trashed)' % (job.uuid, self._name))
-        owner = self._owner_of(lock[0]) if lock else None
         raise exc.UnclaimableJob('Job %s already claimed by %r'
-                                 % (job.uuid, owner))
+                                 % (job.uuid, self._owner_of(lock[0]) if lock
+                                    else None))
 
     def renew_claim(self, job: base.Job, who: str,
                     expiry: float | None = None) -> None:
@@ -633,7 +803,8 @@ class EtcdJobBoard(base.JobBoard):
         if held is not None and held.token == lock.create_revision:
             self._etcd_job(job)._held = held._replace(
                 mod=int(result['header']['revision']), lease=lease)
-        self._revoke(lock.lease)
+        # The old lease is left to expire: other claims of ``who`` may
+        # share it.
 
     def _owned_lock(self, job: base.Job, key: str, who: str,
                     what: str) -> tuple[_KeyValue, list[_KeyValue]]:

@@ -10,6 +10,7 @@ consumes, abandons or trashes the job.  The loop that does this lives in
 from __future__ import annotations
 
 import abc
+import contextlib
 import functools
 import os
 import socket
@@ -61,9 +62,26 @@ class Conductor(abc.ABC):
         """Conductor events (see ``EVENTS_EMITTED`` of the implementations)."""
         return self._notifier
 
+    def _book_from_job(self, job: Any) -> Any:
+        """``job``'s logbook as stored now.
+
+        Read afresh from the conductor's persistence at every dispatch: a
+        board may hand out the same job object again, and the book it cached
+        can hold the atom details of an earlier attempt whose writes were
+        refused (its claim was lost), which would make tasks another
+        conductor finished since run again."""
+        book_uuid = job.book_uuid
+        if self._persistence is not None and book_uuid:
+            with contextlib.closing(self._persistence.get_connection()) as conn:
+                try:
+                    return conn.get_logbook(book_uuid)
+                except exc.NotFound:
+                    pass  # not in our persistence: the board's may have it
+        return job.book
+
     def _flow_detail_from_job(self, job: Any) -> Any:
         """The flow detail ``job`` runs (from its logbook)."""
-        book = job.book
+        book = self._book_from_job(job)
         if book is None:
             raise exc.NotFound('No book found in job')
         flow_uuid = (job.details or {}).get('flow_uuid')

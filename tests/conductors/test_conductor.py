@@ -4,6 +4,7 @@ override, fencing options, the dead-letter and safe dispatch."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -371,3 +372,31 @@ def test_a_post_from_another_board_wakes_an_idle_conductor(env, tmp_path):
     finally:
         conductor.stop()
         assert conductor.wait(30)
+
+
+def test_a_job_object_handed_out_again_runs_its_flow_as_stored_now(env):
+    """A board may hand out the same job object again (the ZooKeeper board
+    does) with the logbook it cached before: the conductor reads the flow
+    afresh, so tasks another conductor finished since are not run again
+    (found by a fleet outage trial)."""
+    board, persistence, ledger = env
+    from taskflow import engines
+    from taskflow.persistence import models
+
+    _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+    job = next(iter(board.iterjobs(ensure_fresh=True)))
+    flow_uuid = next(iter(job.book)).uuid
+    # What a refused attempt leaves in the cached book: unsaved atom details.
+    job.book.find(flow_uuid).add(models.TaskDetail('step-0', uuid.uuid4().hex))
+    with contextlib.closing(persistence.get_connection()) as conn:
+        stored = conn.get_flow_details(flow_uuid)
+    engines.load_from_detail(stored, store={'ledger': ledger}, backend=persistence).run()
+    assert _support.read_ledger(ledger).count('start step-0') == 1
+
+    conductor = _conductor(board, persistence)
+    conductor._engine_from_job(job).run()
+    assert _support.read_ledger(ledger).count('start step-0') == 1
+    with contextlib.closing(persistence.get_connection()) as conn:
+        again = conn.get_flow_details(flow_uuid)
+    assert sorted(ad.name for ad in again if ad.name.startswith('step')) == [
+        'step-0', 'step-1', 'step-2']   # one atom detail each

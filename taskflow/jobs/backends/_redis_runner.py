@@ -6,7 +6,9 @@ three times the ~20 us of sending it on a connection directly. So each thread
 keeps one connection checked out of the client's pool (connected by the
 pool: same server, credentials, TLS, Sentinel master resolution) and the runner does
 what the client would: reload a script the server forgot (``NOSCRIPT``) and
-retry a dropped connection a few times with a short back-off. Retrying is
+retry a dropped connection a few times with a short back-off. It also
+writes the command's wire form itself (:func:`pack`): redis-py's general
+packer took most of the remaining CPU of a call. Retrying is
 safe because every script call carries a nonce (see ``_redis_scripts``).
 """
 
@@ -28,6 +30,29 @@ RETRYABLE = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError,
              redis_exceptions.ReadOnlyError, OSError)
 
 
+def pack(head: bytes, parts: list[Any], encoding: str = 'utf-8',
+         errors: str = 'strict') -> bytes:
+    """The RESP array of ``head`` (bytes, already encoded) and ``parts``:
+    bytes as they are, str encoded, int and float as redis-py writes them
+    (decimal, ``repr``)."""
+    out = [head]
+    for part in parts:
+        if isinstance(part, bytes):
+            pass
+        elif isinstance(part, str):
+            part = part.encode(encoding, errors)
+        elif isinstance(part, int) and not isinstance(part, bool):
+            part = b'%d' % part
+        elif isinstance(part, float):
+            part = repr(part).encode('ascii')
+        else:
+            raise redis_exceptions.DataError(
+                'Invalid input of type %r for a script argument'
+                % type(part).__name__)
+        out.append(b'$%d\r\n%s\r\n' % (len(part), part))
+    return b''.join(out)
+
+
 class ScriptRunner:
     """Runs named Lua scripts, one connection per calling thread."""
 
@@ -37,6 +62,12 @@ class ScriptRunner:
         self._sources = dict(sources)
         self._shas = {name: hashlib.sha1(source.encode('utf-8')).hexdigest()
                       for name, source in sources.items()}
+        # "EVALSHA <sha>" of each script, on the wire: the start of every call.
+        self._heads = {name: b'$7\r\nEVALSHA\r\n$40\r\n%s\r\n'
+                       % sha.encode('ascii') for name, sha in self._shas.items()}
+        kwargs = self._pool.connection_kwargs
+        self._encoding = kwargs.get('encoding') or 'utf-8'
+        self._errors = kwargs.get('encoding_errors') or 'strict'
         self._local = threading.local()
         self._lock = threading.Lock()
         self._made: list[Any] = []
@@ -72,14 +103,16 @@ class ScriptRunner:
 
     def __call__(self, name: str, keys: list[Any], args: list[Any]) -> Any:
         """The reply of script ``name`` run with ``keys`` and ``args``."""
-        sha = self._shas[name]
+        packed = pack(b'*%d\r\n%s' % (3 + len(keys) + len(args),
+                                        self._heads[name]),
+                      [len(keys), *keys, *args], self._encoding, self._errors)
         delay = FIRST_DELAY
         attempt = 0
         while True:
             attempt += 1
             conn = self._connection()
             try:
-                conn.send_command('EVALSHA', sha, len(keys), *keys, *args)
+                conn.send_packed_command([packed])
                 return conn.read_response()
             except redis_exceptions.NoScriptError:
                 # The server restarted or flushed its scripts.

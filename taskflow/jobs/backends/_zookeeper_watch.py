@@ -110,9 +110,14 @@ class ChildrenWatch:
         backoff = FIRST_BACKOFF
         while True:
             with self._cond:
-                # Pause first (a stop ends it), then wait for a change.
-                if gap > 0 and not self._stopped:
-                    self._cond.wait(gap)
+                # Pause first (changes arriving meanwhile do not end it, a
+                # stop does), then wait for a change.
+                resume = time.monotonic() + gap
+                while not self._stopped:
+                    left = resume - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 while not self._changed and not self._stopped:
                     self._cond.wait()
                 if self._stopped:

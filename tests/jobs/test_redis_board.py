@@ -153,6 +153,26 @@ def test_iterjobs_lists_highest_priority_and_newest_first(board):
         high.uuid, old.uuid, low.uuid]
 
 
+
+def test_a_consumer_that_loses_a_race_skips_what_rivals_took(make):
+    mine, rival = make(), make()
+    mine.post('low', priority='LOW')
+    jobs = [mine.post('j%d' % i) for i in range(10)]
+    listing = mine.iterjobs(only_unclaimed=True)
+    first = next(listing)
+    assert first.name == 'j9'  # newest first
+    # Meanwhile a rival works through the same listing: five claimed, one
+    # of them already consumed.
+    taken = jobs[5:]
+    for job in taken:
+        rival.claim(job, 'rival')
+    rival.consume(taken[0], 'rival')
+    with pytest.raises(exc.UnclaimableJob):
+        mine.claim(first, 'me')
+    rest = [job.name for job in listing]
+    assert sorted(rest[:-1]) == ['j0', 'j1', 'j2', 'j3', 'j4']
+    assert rest[-1] == 'low'  # priorities keep their order
+
 def test_a_bad_configuration_value_names_the_key():
     board = impl_redis.RedisJobBoard('bad', {'port': 'six'})
     with pytest.raises(ValueError, match="Jobboard 'bad': invalid port 'six'"):

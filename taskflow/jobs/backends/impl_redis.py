@@ -407,12 +407,16 @@ class RedisJobBoard(base.NotifyingJobBoard):
                                  % (self._name, what, e)) from e
 
     def _run(self, script: str, what: str, keys: list, args: list) -> Any:
+        # What _wrap does, inline: this is every claim's and consume's path.
         runner = self._runner  # close() from another thread may clear it
-        with self._wrap(what):
-            if runner is None:
-                raise exc.JobFailure('Can not %s: jobboard %r is not'
-                                     ' connected' % (what, self._name))
+        if runner is None or self._closed or self._client is None:
+            raise exc.JobFailure('Can not %s: jobboard %r is not connected'
+                                 % (what, self._name))
+        try:
             return runner(script, keys, args)
+        except (redis_exceptions.RedisError, OSError) as e:
+            raise exc.JobFailure('Jobboard %r failed to %s: %s'
+                                 % (self._name, what, e)) from e
 
     # -- encoding ----------------------------------------------------------
 

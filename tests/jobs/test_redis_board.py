@@ -153,6 +153,26 @@ def test_iterjobs_lists_highest_priority_and_newest_first(board):
         high.uuid, old.uuid, low.uuid]
 
 
+
+def test_a_consumer_that_loses_a_race_skips_what_rivals_took(make):
+    mine, rival = make(), make()
+    mine.post('low', priority='LOW')
+    jobs = [mine.post('j%d' % i) for i in range(10)]
+    listing = mine.iterjobs(only_unclaimed=True)
+    first = next(listing)
+    assert first.name == 'j9'  # newest first
+    # Meanwhile a rival works through the same listing: five claimed, one
+    # of them already consumed.
+    taken = jobs[5:]
+    for job in taken:
+        rival.claim(job, 'rival')
+    rival.consume(taken[0], 'rival')
+    with pytest.raises(exc.UnclaimableJob):
+        mine.claim(first, 'me')
+    rest = [job.name for job in listing]
+    assert sorted(rest[:-1]) == ['j0', 'j1', 'j2', 'j3', 'j4']
+    assert rest[-1] == 'low'  # priorities keep their order
+
 def test_a_bad_configuration_value_names_the_key():
     board = impl_redis.RedisJobBoard('bad', {'port': 'six'})
     with pytest.raises(ValueError, match="Jobboard 'bad': invalid port 'six'"):
@@ -468,3 +488,23 @@ def test_the_notifier_announces_posted_and_removed_jobs(make):
     assert not any(t.name.startswith('redis-jobboard-events-%s'
                                      % watcher.name)
                    for t in __import__('threading').enumerate())
+
+
+def test_scripts_the_server_does_not_know_are_loaded_and_errors_raised(raw):
+    # The runner reads replies itself: a NOSCRIPT answer loads the script
+    # and runs it again; a script's error is raised and the connection
+    # stays usable.
+    from redis import exceptions as redis_exceptions
+    from taskflow.jobs.backends import _redis_runner
+    tag = uuid.uuid4().hex
+    runner = _redis_runner.ScriptRunner(raw, {
+        'echo': "return {'%s', tonumber(ARGV[1]) + 1, ARGV[2]}" % tag,
+        'fail': "return redis.error_reply('BOOM %s')" % tag})
+    try:
+        assert runner('echo', [], [41, 'x' * 100000]) == [
+            tag.encode(), 42, b'x' * 100000]
+        with pytest.raises(redis_exceptions.ResponseError, match='BOOM'):
+            runner('fail', [], [])
+        assert runner('echo', [], [1, b'']) == [tag.encode(), 2, b'']
+    finally:
+        runner.close()

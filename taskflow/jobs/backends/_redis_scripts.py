@@ -169,3 +169,18 @@ if redis.call('hexists', KEYS[1], ARGV[1]) == 0 then
 end
 return redis.call('exists', KEYS[2])
 """
+
+# KEYS: listings, then the owner key of each job; ARGV: the jobs' uuids ->
+# one 1 (still listed and unclaimed) or 0 per job.
+UNCLAIMED = """
+local out = {}
+for i, uuid in ipairs(ARGV) do
+  if redis.call('hexists', KEYS[1], uuid) == 1
+      and redis.call('exists', KEYS[i + 1]) == 0 then
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""

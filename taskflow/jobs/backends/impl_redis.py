@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import json
 import os
+import random
 import threading
 import time
 import uuid as uuidlib
@@ -229,6 +230,9 @@ class RedisJobBoard(base.NotifyingJobBoard):
         self._runner: _redis_runner.ScriptRunner | None = None
         # listings field -> (raw posting, parsed posting): see _listing()
         self._parsed: dict[bytes, tuple[bytes, _Posting | None]] = {}
+        # Claims that failed because someone else had (or had consumed)
+        # the job: see _unclaimed().
+        self._lost_races = 0
 
     # -- keys --------------------------------------------------------------
 
@@ -338,7 +342,7 @@ class RedisJobBoard(base.NotifyingJobBoard):
             runner = _redis_runner.ScriptRunner(self._client, {
                 'post': scripts.POST, 'claim': scripts.CLAIM,
                 'renew': scripts.RENEW, 'end': scripts.END,
-                'state': scripts.STATE})
+                'state': scripts.STATE, 'unclaimed': scripts.UNCLAIMED})
             with self._wrap('load the scripts of the jobboard',
                             connecting=True):
                 runner.load()
@@ -403,12 +407,16 @@ class RedisJobBoard(base.NotifyingJobBoard):
                                  % (self._name, what, e)) from e
 
     def _run(self, script: str, what: str, keys: list, args: list) -> Any:
+        # What _wrap does, inline: this is every claim's and consume's path.
         runner = self._runner  # close() from another thread may clear it
-        with self._wrap(what):
-            if runner is None:
-                raise exc.JobFailure('Can not %s: jobboard %r is not'
-                                     ' connected' % (what, self._name))
+        if runner is None or self._closed or self._client is None:
+            raise exc.JobFailure('Can not %s: jobboard %r is not connected'
+                                 % (what, self._name))
+        try:
             return runner(script, keys, args)
+        except (redis_exceptions.RedisError, OSError) as e:
+            raise exc.JobFailure('Jobboard %r failed to %s: %s'
+                                 % (self._name, what, e)) from e
 
     # -- encoding ----------------------------------------------------------
 
@@ -513,16 +521,61 @@ class RedisJobBoard(base.NotifyingJobBoard):
     def iterjobs(self, only_unclaimed: bool = False,
                  ensure_fresh: bool = False) -> Iterator[RedisJob]:
         """The jobs on the board, highest priority and newest first (read
-        from the server on every call: always fresh)."""
+        from the server on every call: always fresh).
+
+        With ``only_unclaimed``, jobs claimed after the listing are skipped
+        too once the caller loses a claim race: see :meth:`_unclaimed`.
+        """
         parsed = self._listing()
         if only_unclaimed and parsed:
-            join = self.join
             with self._wrap('list jobs'):
-                owners = self._client.mget(
-                    [join(p.uuid.encode('ascii') + self.OWNED_POSTFIX)
-                     for p in parsed])
+                owners = self._client.mget(self._owner_keys(parsed))
             parsed = [p for p, owner in zip(parsed, owners) if owner is None]
+            return self._unclaimed(parsed)
         return iter([self._make_job(p) for p in parsed])
+
+    def _owner_keys(self, postings: list[_Posting]) -> list[bytes]:
+        join, postfix = self.join, self.OWNED_POSTFIX
+        return [join(p.uuid.encode('ascii') + postfix) for p in postings]
+
+    def _unclaimed(self, postings: list[_Posting]) -> Iterator[RedisJob]:
+        """The jobs of ``postings`` (unclaimed when listed), in order while
+        the caller's claims succeed.
+
+        Consumers that list the same jobs in the same order would race for
+        each job in turn, the losers paying a claim per job their rivals
+        took. So once a claim of a job this yielded fails (claimed or gone
+        meanwhile), the rest is checked again in one round trip, what
+        rivals took is dropped, and the rest of the highest priority
+        continues from a random point: the losers spread out instead of
+        trailing the winner. Priorities keep their order; a lone consumer
+        keeps the listing's.
+        """
+        pending, i = postings, 0
+        while i < len(pending):
+            lost = self._lost_races
+            yield self._make_job(pending[i])
+            i += 1
+            if self._lost_races != lost and i < len(pending):
+                pending, i = self._spread(self._still_unclaimed(pending[i:])), 0
+
+    def _still_unclaimed(self, postings: list[_Posting]) -> list[_Posting]:
+        reply = self._run('unclaimed', 'list jobs',
+                          [self._listings_key, *self._owner_keys(postings)],
+                          [p.uuid for p in postings])
+        return [p for p, free in zip(postings, reply) if free]
+
+    @staticmethod
+    def _spread(postings: list[_Posting]) -> list[_Posting]:
+        """``postings`` with their first priority rotated by a random
+        amount."""
+        if len(postings) < 2:
+            return postings
+        top = postings[0].priority
+        end = next((n for n, p in enumerate(postings) if p.priority != top),
+                   len(postings))
+        k = random.randrange(end)
+        return postings[k:end] + postings[:k] + postings[end:]
 
     def wait(self, timeout: float | None = None) -> Iterator[RedisJob]:
         """Block until a job is on the board; ``NotFound`` after ``timeout``."""
@@ -594,6 +647,7 @@ class RedisJobBoard(base.NotifyingJobBoard):
         if status == scripts.S_OK:
             job.claim_token = int(reply[1])
             return
+        self._lost_races += 1
         if status == scripts.S_UNKNOWN_JOB:
             raise exc.NotFound('Job %s not found to be claimed' % job.uuid)
         if status == scripts.S_ALREADY_CLAIMED:

@@ -38,11 +38,13 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
+from taskflow.jobs.backends import _redis_events
+from taskflow.jobs.backends import _zookeeper_watch
 from taskflow.utils import kazoo_utils
 
 try:
@@ -112,6 +114,15 @@ class _Lock:
         return self._server_now >= self.stat.mtime / 1000.0 + self.expiry
 
 
+class _Held(NamedTuple):
+    """A claim this job object made (or renewed), as far as we know."""
+
+    who: str
+    lock_version: int
+    session: Any       # the client's session id when claimed
+    deadline: float    # monotonic: the claim has surely not expired before
+
+
 class ZookeeperJob(base.Job):
     """A job posted on a :class:`ZookeeperJobBoard` (one znode)."""
 
@@ -137,6 +148,8 @@ class ZookeeperJob(base.Job):
         # taken over since changes it, which fences consume/abandon/trash
         # (a new lock's version alone could equal ours).
         self._meta_version: int | None = None
+        # Set by a successful claim, so consume can skip reading the lock.
+        self._held: _Held | None = None
         self._last_modified = last_modified
         self._trashed = trashed
 
@@ -221,6 +234,15 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         self._histories: set[str] = set()
         self._watch_generation = itertools.count(1)
         self._watched: tuple[set[str], int] = (set(), 0)
+        self._watch: _zookeeper_watch.ChildrenWatch | None = None
+        self._watch_lock = threading.Lock()
+        # The watch starts when first needed (see _ensure_watch): a board
+        # that only posts never pays for it.
+        self._events_wanted = False
+        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        # The last children listed and the job nodes among them: a listing
+        # is filtered by its difference to the last one (see _job_nodes).
+        self._seen: tuple[set[str], set[str]] = (set(), set())
 
     # -- paths and conveniences ------------------------------------------
 
@@ -332,7 +354,32 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         with self._known_lock:
             self._known.clear()
         self._watching = True
-        self._client.ChildrenWatch(self._path, self._on_children)
+        if self._events_wanted:
+            self._ensure_watch()
+
+    def _want_events(self) -> None:
+        # Someone registered on the notifier: POSTED/REMOVAL of other
+        # boards' moves come from the watch.
+        self._events_wanted = True
+        if self._connected:
+            self._ensure_watch()
+
+    def _ensure_watch(self) -> None:
+        """Watch the board's children (from now until ``close``).
+
+        Started by the first listing, ``wait``, claim or notifier
+        registration: what the watch sees wakes ``wait``, feeds the
+        notifier, and lets ``iterjobs``/``claim`` skip what rivals took.
+        """
+        if self._watch is not None:
+            return
+        with self._watch_lock:
+            if self._watch is not None or not self._watching:
+                return
+            watch = _zookeeper_watch.ChildrenWatch(
+                self._client, self._path, self._on_children, name=self.name)
+            watch.start()
+            self._watch = watch
 
     def _measure_clock(self) -> None:
         """Learn the offset of the server's clock to ours (monotonic).
@@ -368,7 +415,11 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
 
     def close(self) -> None:
         """Stop watching; stop the client if the board made it."""
-        self._watching = False
+        with self._watch_lock:
+            self._watching = False
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
         if self._owned:
             with contextlib.suppress(Exception):
                 kazoo_utils.finalize_client(self._client)
@@ -380,19 +431,19 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
 
     # -- listing -------------------------------------------------------------
 
-    def _on_children(self, children: list[str]) -> bool | None:
+    def _on_children(self, children: list[str]) -> None:
         if not self._watching:
-            return False  # stops kazoo's watch
+            return
         # What the watch saw last, newer than a listing taken before it.
-        self._watched = (set(children), next(self._watch_generation))
+        current = set(children)
+        self._watched = (current, next(self._watch_generation))
         try:
-            self._refresh(children)
+            self._refresh(current)
         except Exception:
             LOG.warning('ZooKeeper board %r: could not refresh its jobs after'
                         ' a change', self.name, exc_info=True)
         with self._changed:
             self._changed.notify_all()
-        return None
 
     def _load_jobs(self, nodes: list[str]) -> list[ZookeeperJob]:
         """The postings of ``nodes`` (requested at once, not one by one)."""
@@ -427,17 +478,31 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                         self.name, what, e)
             return None
 
-    def _refresh(self, children: list[str]) -> list[ZookeeperJob]:
-        """Bring the known jobs in line with ``children``; notify changes."""
-        nodes = {c for c in children if self._is_job_node(c)}
+    def _job_nodes(self, children: set[str]) -> set[str]:
+        """The job nodes among ``children`` (a lock is no job).
+
+        Only the names that changed since the last listing are looked at:
+        a busy board lists thousands of names many times a second.
+        """
+        with self._known_lock:
+            seen, seen_nodes = self._seen
+            added = children - seen
+            nodes = seen_nodes - (seen - children)
+            nodes.update(c for c in added if self._is_job_node(c))
+            self._seen = (children, nodes)
+        return nodes
+
+    def _refresh(self, children: set[str]) -> set[str]:
+        """Bring the known jobs in line with ``children``; notify changes;
+        the job nodes among ``children``."""
+        nodes = self._job_nodes(children)
         posted: list[ZookeeperJob] = []
         removed: list[ZookeeperJob] = []
         with self._known_lock:
-            for node in list(self._known):
-                if node not in nodes:
-                    removed.append(self._known.pop(node))
-                    self._histories.discard(node)
-            missing = [n for n in nodes if n not in self._known]
+            for node in self._known.keys() - nodes:
+                removed.append(self._known.pop(node))
+                self._histories.discard(node)
+            missing = list(nodes - self._known.keys())
         for job in self._load_jobs(missing):
             with self._known_lock:
                 if job._node not in self._known:
@@ -448,15 +513,16 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                 self.notifier.notify(base.POSTED, {'job': job})
             for job in removed:
                 self.notifier.notify(base.REMOVAL, {'job': job})
-        with self._known_lock:
-            return [self._known[n] for n in nodes if n in self._known]
+        return nodes
 
     def _list(self) -> tuple[list[ZookeeperJob], set[str]]:
         """The current jobs and the nodes of the locked ones."""
         self._ensure_connected('Listing jobs')
         with self._wrapped('Listing jobs'):
             children = self._call('get_children', self._path)
-            jobs = self._refresh(children)
+            nodes = self._refresh(set(children))
+        with self._known_lock:
+            jobs = [self._known[n] for n in nodes if n in self._known]
         locked = {c[:-len(self.LOCK_POSTFIX)] for c in children
                   if c.endswith(self.LOCK_POSTFIX)}
         # Highest priority first, oldest first within a priority.
@@ -469,6 +535,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         priority first; ``only_unclaimed`` skips held claims."""
         listed_at = self._watched[1]
         jobs, locked = self._list()
+        self._ensure_watch()
         for job in jobs:
             if only_unclaimed:
                 # Callers claim as they go: skip, at no cost, what the watch
@@ -499,6 +566,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
             jobs, _ = self._list()
             if jobs:
                 return iter(jobs)
+            self._ensure_watch()  # its first listing wakes us if needed
             left = None
             if timeout is not None:
                 left = timeout - (time.monotonic() - start)
@@ -562,6 +630,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         base.check_who(who)
         expiry = _check_expiry(expiry)
         self._ensure_connected('Claiming job %s' % job.uuid)
+        self._ensure_watch()
         # A job never claimed (as far as we know) and not locked (as far as
         # the watch saw) is claimed in one request, reading nothing first:
         # the transaction fails harmlessly if it guessed wrong.
@@ -581,6 +650,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                     meta, meta_stat = self._read_meta(job._node)
             with self._wrapped('Claiming job %s' % job.uuid):
                 now = time.time()
+                sent = time.monotonic()
                 token = int(meta.get('token', 0)) + 1
                 attempts = list(meta.get('attempts', []))
                 attempts.append({'who': who, 'claimed_at': now,
@@ -607,6 +677,10 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                 job.claim_token = token
                 job._meta_version = (0 if meta_stat is None
                                      else meta_stat.version + 1)
+                # The lock was written after `sent`, so it expires after
+                # sent + expiry (whatever the clocks say).
+                job._held = _Held(who, 0, self._client.client_id,
+                                  sent + expiry)
                 self._histories.add(job._node)
                 return
             if isinstance(results[0], k_exc.NoNodeError):
@@ -685,17 +759,52 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         data = dict(lock.data, expiry=expiry)
         with self._wrapped('Renewing the claim of job %s' % job.uuid):
             try:
+                sent = time.monotonic()
                 stat = self._call('set', job.lock_path, _to_json(data),
                                   lock.stat.version)
                 self._clock_offset = stat.mtime / 1000.0 - time.monotonic()
+                held = job._held
+                if held is not None and held.who == who \
+                        and lock.token == job.claim_token:
+                    job._held = held._replace(lock_version=stat.version,
+                                              deadline=sent + expiry)
             except (k_exc.BadVersionError, k_exc.NoNodeError) as e:
                 raise exc.JobFailure('Can not renew the claim of job %s: %s'
                                      ' lost it meanwhile' % (job.uuid, who),
                                      cause=e) from e
 
+    def _consume_held(self, job: ZookeeperJob, who: str) -> bool:
+        """Consume in one request, without reading the lock first, when
+        this job object's own claim is surely still ``who``'s: same
+        session (so its ephemeral lock was not dropped), not expired (by
+        our clock, from before the lock was written), and fenced by the
+        lock's and the history node's versions (a takeover changes the
+        history's). ``False``: not sure, or the request failed; nothing
+        changed then."""
+        held = job._held
+        if (held is None or held.who != who or job._meta_version is None
+                or held.session != self._client.client_id
+                or time.monotonic() >= held.deadline):
+            return False
+        with self._wrapped('Consuming job %s' % job.uuid):
+            txn = self._client.transaction()
+            txn.delete(job.lock_path, held.lock_version)
+            txn.delete(job.path, -1)
+            txn.delete(self._meta_path(job._node), job._meta_version)
+            results = self._commit(txn)
+        return not any(isinstance(r, Exception) for r in results)
+
     def consume(self, job: base.Job, who: str) -> None:
         """``who`` is done: the job (and its history) leave the board."""
         job = self._zk_job(job)
+        base.check_who(who)
+        self._ensure_connected('Can not consume job %s' % job.uuid)
+        if self._consume_held(job, who):
+            job._held = None
+            self._histories.discard(job._node)
+            self._forget(job)
+            return
+        # Not sure the claim is ours, or it is not: look, and say why.
         lock = self._owned_lock(job, who, 'consume')
         # An ng claim made the history node in its transaction: delete it in
         # the same one (unless it went missing; then without it).
@@ -714,6 +823,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                 continue
             self._check_results(results, job, 'consume')
             break
+        job._held = None
         self._histories.discard(job._node)
         self._forget(job)
 
@@ -722,6 +832,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         """``who`` gives ``job`` back, unclaimed."""
         job = self._zk_job(job)
         lock = self._owned_lock(job, who, 'abandon')
+        job._held = None
         with self._wrapped('Abandoning job %s' % job.uuid):
             txn = self._client.transaction()
             txn.delete(job.lock_path, lock.stat.version)
@@ -733,6 +844,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         """Move ``job`` to the trash (``<parent>/.trash``), history kept."""
         job = self._zk_job(job)
         lock = self._owned_lock(job, who, 'trash')
+        job._held = None
         with self._wrapped('Trashing job %s' % job.uuid):
             try:
                 raw, _ = self._call('get', job.path)
@@ -832,9 +944,12 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
                            last_modified=_ms_to_datetime(stat.mtime))
         if book is not None:
             job._book = book
+        # Known jobs are forgotten by the watch once gone: without one (a
+        # board that only posts) keeping them would only grow memory.
         with self._known_lock:
             fresh = job._node not in self._known
-            self._known.setdefault(job._node, job)
+            if self._watch is not None:
+                self._known.setdefault(job._node, job)
         if fresh and self._emit_notifications:
             self.notifier.notify(base.POSTED, {'job': job})
         return job

@@ -7,16 +7,14 @@ keeps one connection checked out of the client's pool (connected by the
 pool: same server, credentials, TLS, Sentinel master resolution) and the runner does
 what the client would: reload a script the server forgot (``NOSCRIPT``) and
 retry a dropped connection a few times with a short back-off. It also
-writes the command's wire form itself (:func:`pack`) and reads the reply
-itself (:func:`parse`, straight from the connection's socket): redis-py's
-general packer and parser took most of the remaining CPU of a call. Retrying is
+writes the command's wire form itself (:func:`pack`): redis-py's general
+packer took most of the remaining CPU of a call. Retrying is
 safe because every script call carries a nonce (see ``_redis_scripts``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import socket
 import threading
 import time
 from typing import Any
@@ -53,57 +51,6 @@ def pack(head: bytes, parts: list[Any], encoding: str = 'utf-8',
                 % type(part).__name__)
         out.append(b'$%d\r\n%s\r\n' % (len(part), part))
     return b''.join(out)
-
-
-class Incomplete(Exception):
-    """More bytes are needed to parse the reply."""
-
-
-def parse(buf: bytes, pos: int = 0) -> tuple[Any, int]:
-    """The RESP (2 or 3) value starting at ``buf[pos]`` and where it ends.
-
-    Errors come back as ``str`` wrapped in :class:`ErrorReply` (the caller
-    raises them); :class:`Incomplete` when ``buf`` ends first.
-    """
-    end = buf.find(b'\r\n', pos)
-    if end < 0:
-        raise Incomplete()
-    kind, line, pos = buf[pos], buf[pos + 1:end], end + 2
-    if kind == 58:  # ':'
-        return int(line), pos
-    if kind in (36, 61):  # '$', '=' (verbatim, RESP3)
-        size = int(line)
-        if size < 0:
-            return None, pos
-        if len(buf) < pos + size + 2:
-            raise Incomplete()
-        data = buf[pos:pos + size]
-        return (data[4:] if kind == 61 else data), pos + size + 2
-    if kind in (42, 126):  # '*', '~' (set, RESP3)
-        size = int(line)
-        if size < 0:
-            return None, pos
-        items = []
-        for _ in range(size):
-            item, pos = parse(buf, pos)
-            items.append(item)
-        return items, pos
-    if kind == 43:  # '+'
-        return line, pos
-    if kind == 45:  # '-'
-        return ErrorReply(line.decode('utf-8', 'replace')), pos
-    if kind == 95:  # '_' (null, RESP3)
-        return None, pos
-    if kind == 35:  # '#' (boolean, RESP3)
-        return line == b't', pos
-    if kind == 44:  # ',' (double, RESP3)
-        return float(line), pos
-    raise redis_exceptions.InvalidResponse(
-        'Unexpected reply type %r from the server' % chr(kind))
-
-
-class ErrorReply(str):
-    """An error the server answered (``-ERR ...``)."""
 
 
 class ScriptRunner:
@@ -165,18 +112,8 @@ class ScriptRunner:
             attempt += 1
             conn = self._connection()
             try:
-                try:
-                    conn.send_packed_command([packed])
-                    reply = self._read(conn)
-                except RETRYABLE:
-                    raise
-                except BaseException:
-                    # Half a reply may be left unread: the stream is lost.
-                    self._drop(conn)
-                    raise
-                if isinstance(reply, ErrorReply):
-                    raise conn._parser.parse_error(str(reply))
-                return reply
+                conn.send_packed_command([packed])
+                return conn.read_response()
             except redis_exceptions.NoScriptError:
                 # The server restarted or flushed its scripts.
                 if attempt >= ATTEMPTS:
@@ -188,40 +125,6 @@ class ScriptRunner:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_DELAY)
-
-    @staticmethod
-    def _read(conn: Any) -> Any:
-        """One reply, read from ``conn``'s socket (nothing else reads it:
-        the connection is this thread's alone, one reply per call)."""
-        sock = conn._sock
-        if sock is None:
-            raise redis_exceptions.ConnectionError('Connection closed')
-        buf = b''
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except socket.timeout:
-                raise redis_exceptions.TimeoutError(
-                    'Timeout reading from the server') from None
-            except OSError as e:
-                raise redis_exceptions.ConnectionError(
-                    'Error reading from the server: %s' % e) from e
-            if not chunk:
-                raise redis_exceptions.ConnectionError(
-                    'Connection closed by server.')
-            buf += chunk
-            try:
-                reply, end = parse(buf)
-            except Incomplete:
-                continue
-            except ValueError as e:
-                raise redis_exceptions.InvalidResponse(
-                    'Unreadable reply: %s' % e) from e
-            if end != len(buf):
-                # More than one reply: the stream is out of step.
-                raise redis_exceptions.ConnectionError(
-                    'Unexpected data after a reply')
-            return reply
 
     def close(self) -> None:
         """Disconnect every connection made (threads get new ones)."""

@@ -488,3 +488,23 @@ def test_the_notifier_announces_posted_and_removed_jobs(make):
     assert not any(t.name.startswith('redis-jobboard-events-%s'
                                      % watcher.name)
                    for t in __import__('threading').enumerate())
+
+
+def test_scripts_the_server_does_not_know_are_loaded_and_errors_raised(raw):
+    # The runner reads replies itself: a NOSCRIPT answer loads the script
+    # and runs it again; a script's error is raised and the connection
+    # stays usable.
+    from redis import exceptions as redis_exceptions
+    from taskflow.jobs.backends import _redis_runner
+    tag = uuid.uuid4().hex
+    runner = _redis_runner.ScriptRunner(raw, {
+        'echo': "return {'%s', tonumber(ARGV[1]) + 1, ARGV[2]}" % tag,
+        'fail': "return redis.error_reply('BOOM %s')" % tag})
+    try:
+        assert runner('echo', [], [41, 'x' * 100000]) == [
+            tag.encode(), 42, b'x' * 100000]
+        with pytest.raises(redis_exceptions.ResponseError, match='BOOM'):
+            runner('fail', [], [])
+        assert runner('echo', [], [1, b'']) == [tag.encode(), 2, b'']
+    finally:
+        runner.close()

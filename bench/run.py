@@ -29,11 +29,20 @@ DEFAULTS = {False: {'repeat': 5, 'repeat_original': 3, 'timeout': 900.0},
             True: {'repeat': 3, 'repeat_original': 1, 'timeout': 120.0}}
 
 
+def _wanted(case, cases: str) -> bool:
+    """Whether ``--cases`` selects ``case`` (every case when it is empty)."""
+    wanted = [part.strip() for part in cases.split(',') if part.strip()]
+    return not wanted or any(part in case.label for part in wanted)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--scenarios', default='',
                         help='comma-separated scenario names (default: all): %s'
                         % ', '.join(_registry.BY_NAME))
+    parser.add_argument('--cases', default='',
+                        help='comma-separated substrings: run only the cases whose label '
+                        'contains one of them (e.g. "redis 1,etcd")')
     parser.add_argument('--repeat', type=int, help='runs per case for taskflow-ng and the '
                         'floor (default 5; 3 with --quick)')
     parser.add_argument('--repeat-original', type=int,
@@ -165,7 +174,7 @@ def main(argv=None):
             cases = []
             for case in scenario.cases:
                 size = case.size if not args.quick or case.quick_size is None else case.quick_size
-                if size:
+                if size and _wanted(case, args.cases):
                     cases.append(runner.run_case(scenario, case, size))
             scenario_results.append(_results.ScenarioResults(scenario, cases))
     checked = [(sr.scenario.name, target) for sr in scenario_results if sr.scenario.targets

@@ -9,7 +9,12 @@ Modes:
   task, kept stopped until another conductor reports ``running_start`` of
   that job, then SIGCONTed;
 * ``poison``: a few jobs plus one whose last task exits its process; the
-  dead conductors are replaced until the poison job is in the dead-letter.
+  dead conductors are replaced until the poison job is in the dead-letter;
+* ``outage``: 2-3 times, at random moments, the board's service is cut
+  (``outages.py``: Redis client kills and a restart, ZooKeeper session
+  expiry, an etcd restart, PostgreSQL backends terminated, the SQLite file
+  locked); the driver notes when each task is first seen ``SUCCESS`` in
+  storage, and no task may start again after that.
 
 Every trial has its own folder (ledger, events, conductor stderr, SQLite
 file), its own board namespace and its own persistence database.
@@ -37,6 +42,7 @@ from taskflow.persistence import models
 from tests.reliability.fleet import boards
 from tests.reliability.fleet import flows
 from tests.reliability.fleet import invariants as inv
+from tests.reliability.fleet import outages
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -46,10 +52,11 @@ TICK = 0.02   # seconds between the driver's looks
 @dataclass
 class TrialConfig:
     board: str
-    mode: str = 'kill'             # 'kill' | 'stop' | 'poison'
+    mode: str = 'kill'             # 'kill' | 'stop' | 'poison' | 'outage'
     jobs: int = 50
     conductors: int = 3
     kills: int = 3
+    cuts: tuple[int, int] = (2, 3)   # outages per outage trial (inclusive range)
     lease: float = 2.0             # the conductors' claim expiry
     task_seconds: tuple[float, float] = (0.02, 0.15)
     dead_letter_after: int = 3     # attempts before a crashing job is trashed
@@ -71,6 +78,7 @@ class TrialResult:
     kills: int
     seconds: float
     folder: str | None
+    cuts: list[str] = field(default_factory=list)   # what each outage was
 
 
 class Fleet:
@@ -170,12 +178,15 @@ class Trial:
         self.kills: list[inv.Kill] = []
         self.stops: list[inv.Stop] = []
         self.violations: list[inv.Violation] = []
+        self.cuts: list[outages.Cut] = []
+        # (job key, task) -> when the driver first saw it SUCCESS in storage
+        self.seen_success: dict[tuple[str, str], float] = {}
 
     # -- setting up ---------------------------------------------------------
 
     def post(self, board: Any, persistence: Any, ledger: str) -> None:
-        counts = {'kill': self.cfg.jobs, 'stop': max(self.cfg.jobs, 1),
-                  'poison': max(self.cfg.jobs, 1) + 1}
+        counts = {'kill': self.cfg.jobs, 'outage': self.cfg.jobs,
+                  'stop': max(self.cfg.jobs, 1), 'poison': max(self.cfg.jobs, 1) + 1}
         total = counts[self.cfg.mode]
         with contextlib.closing(persistence.get_connection()) as conn:
             for i in range(total):
@@ -198,11 +209,34 @@ class Trial:
     # -- observing ----------------------------------------------------------
 
     @staticmethod
-    def task_states(persistence: Any, flow_uuid: str) -> inv.Final:
-        with contextlib.closing(persistence.get_connection()) as conn:
-            detail = conn.get_flow_details(flow_uuid)
-            return inv.Final(detail.state,
-                             {ad.name: (ad.state, ad.results) for ad in detail})
+    def task_states(persistence: Any, flow_uuid: str, attempts: int = 3) -> inv.Final:
+        for attempt in range(attempts):
+            try:
+                with contextlib.closing(persistence.get_connection()) as conn:
+                    detail = conn.get_flow_details(flow_uuid)
+                    return inv.Final(detail.state,
+                                     {ad.name: (ad.state, ad.results) for ad in detail})
+            except Exception:
+                # An outage may have cut the driver's pooled connection too:
+                # the pool drops it and the next attempt reconnects.
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError('unreachable')
+
+    def look(self, persistence: Any) -> None:
+        """Note the tasks stored ``SUCCESS`` by now (outage trials)."""
+        for job in self.jobs:
+            if all((job.key, name) in self.seen_success for name in job.tasks):
+                continue
+            try:
+                final = self.task_states(persistence, job.flow_uuid, attempts=1)
+            except Exception:
+                return   # the outage: look again later
+            now = time.time()   # after the read: the write happened before
+            for name, (state, _) in final.tasks.items():
+                if state == 'SUCCESS':
+                    self.seen_success.setdefault((job.key, name), now)
 
     def claimed(self, board: Any, fleet: Fleet) -> list[tuple[Any, Any]]:
         """(job, holder process) of the claimed jobs held by live conductors."""
@@ -292,6 +326,34 @@ class Trial:
                 return   # gave the stale owner a second to try writing
             time.sleep(TICK)
 
+    def drive_outages(self, board: Any, persistence: Any, fleet: Fleet, url: str,
+                      outage: outages.Outage, deadline: float) -> None:
+        planned = self.rng.randint(*self.cfg.cuts)
+        restart = self.rng.randrange(planned) if outage.restarts else None
+        next_cut = None   # the first cut comes once the fleet is up and working
+        next_look = 0.0
+        while time.monotonic() < deadline:
+            fleet.replace_dead()
+            if next_cut is None:
+                ready = sum(e['event'] == 'ready' for e in fleet.read_events())
+                if ready >= self.cfg.conductors:
+                    next_cut = time.monotonic() + self.rng.uniform(0.3, 1.0)
+            if time.monotonic() >= next_look:
+                self.look(persistence)
+                next_look = time.monotonic() + 0.25
+            if len(self.cuts) < planned and next_cut is not None \
+                    and time.monotonic() >= next_cut:
+                self.look(persistence)
+                live = {p.pid for p in fleet.procs.values() if p.poll() is None}
+                self.cuts.append(outage.cut(outages.CutContext(
+                    url, fleet.read_events(), live, len(self.cuts) == restart)))
+                next_cut = time.monotonic() + self.rng.uniform(0.5, 2.5)
+                continue
+            if self.done(board):
+                return
+            time.sleep(TICK * 5)
+        self.look(persistence)
+
     def drive_until_done(self, board: Any, fleet: Fleet, deadline: float) -> None:
         while time.monotonic() < deadline:
             fleet.replace_dead()
@@ -309,6 +371,32 @@ class Trial:
         cfg = self.cfg
         clock = time.monotonic()
         folder = tempfile.mkdtemp(prefix='tf-fleet-%s-%s-' % (cfg.board, cfg.mode))
+        outage = (outages.OUTAGES[cfg.board] if cfg.mode == 'outage'
+                  else outages.Outage)(folder, self.rng)
+        outage.start()
+        try:
+            with outages.environment(outage.env()):
+                events = self._run(folder, outage)
+        finally:
+            outage.close()
+        with open(os.path.join(folder, 'cuts.json'), 'w') as f:   # for diagnosis
+            json.dump({'kills': [vars(k) for k in self.kills],
+                       'stops': [vars(s) for s in self.stops],
+                       'outages': [vars(c) for c in self.cuts],
+                       'seen_success': {'%s %s' % key: at
+                                        for key, at in self.seen_success.items()}},
+                      f, indent=1)
+        dispatched = inv.dispatch_takeovers(self.kills, self.jobs, events)
+        keep = cfg.keep or bool(self.violations)
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        return TrialResult(cfg.board, cfg.mode, self.seed, self.violations,
+                           [k.freed_after for k in self.kills if k.freed_after is not None],
+                           dispatched, len(self.kills), time.monotonic() - clock,
+                           folder if keep else None, [c.what for c in self.cuts])
+
+    def _run(self, folder: str, outage: outages.Outage) -> list[dict]:
+        cfg = self.cfg
         board_name = 'fleet-%s' % uuid.uuid4().hex[:10]
         ledger = os.path.join(folder, 'ledger.txt')
         with boards.persistence_url(cfg.board, folder) as url:
@@ -325,6 +413,8 @@ class Trial:
                     self.drive_kills(board, persistence, fleet, deadline)
                 elif cfg.mode == 'stop':
                     self.drive_stop(board, persistence, fleet, ledger, deadline)
+                elif cfg.mode == 'outage':
+                    self.drive_outages(board, persistence, fleet, url, outage, deadline)
                 self.drive_until_done(board, fleet, deadline)
                 if not self.done(board):
                     self.violations.append(('deadline', 'jobs left on the board after'
@@ -340,17 +430,7 @@ class Trial:
             with contextlib.suppress(Exception):
                 board.close()
             persistence.close()
-        with open(os.path.join(folder, 'cuts.json'), 'w') as f:   # for diagnosis
-            json.dump({'kills': [vars(k) for k in self.kills],
-                       'stops': [vars(s) for s in self.stops]}, f, indent=1)
-        dispatched = inv.dispatch_takeovers(self.kills, self.jobs, events)
-        keep = cfg.keep or bool(self.violations)
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
-        return TrialResult(cfg.board, cfg.mode, self.seed, self.violations,
-                           [k.freed_after for k in self.kills if k.freed_after is not None],
-                           dispatched, len(self.kills), time.monotonic() - clock,
-                           folder if keep else None)
+        return events
 
     def check(self, board: Any, persistence: Any, fleet: Fleet, events: list[dict],
               ledger_path: str) -> None:
@@ -365,6 +445,7 @@ class Trial:
         found += inv.check_flows(self.jobs, finals)
         found += inv.check_consumed(self.jobs, events, left, self.kills)
         found += inv.check_reruns(self.kills, self.stops, ledger)
+        found += inv.check_reruns_seen(self.seen_success, ledger)
         found += inv.check_takeovers(self.kills, self.cfg.lease)
         found += inv.check_stale(self.stops, self.jobs, ledger, events, finals)
         found += inv.check_dead_letter(self.jobs, trashed, self.cfg.dead_letter_after

@@ -9,6 +9,8 @@ Each check returns violations as ``(invariant, message)`` pairs:
   of its run and that event) and left the board;
 * ``rerun``: no task whose completion was persisted (``SUCCESS`` in storage
   right after its runner was killed or stopped) started again;
+  In outage trials: no task starts again after the driver saw it stored
+  ``SUCCESS``;
 * ``takeover``: the job of a killed holder was claimable again within
   lease + 2 s;
 * ``stale``: after another conductor took a stopped holder's job over, the
@@ -119,6 +121,19 @@ def check_reruns(kills: list[Kill], stops: list[Stop],
                 found.append(('rerun', '%s: task %s, stored SUCCESS before pid %d was cut,'
                               ' started again by pid %d' % (cut.job, line.task, cut.pid,
                                                            line.pid)))
+    return found
+
+
+def check_reruns_seen(seen_success: dict[tuple[str, str], float],
+                      ledger: list[flows.Line]) -> list[Violation]:
+    """No task starts after the moment it was seen ``SUCCESS`` in storage."""
+    found = []
+    for line in ledger:
+        seen = seen_success.get((line.job, line.task))
+        if line.phase == flows.START and seen is not None and line.at > seen:
+            found.append(('rerun', '%s: task %s, seen stored SUCCESS at %.3f, started'
+                          ' again by pid %d at %.3f' % (line.job, line.task, seen,
+                                                        line.pid, line.at)))
     return found
 
 

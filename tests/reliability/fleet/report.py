@@ -24,8 +24,9 @@ def spread(values: list[float]) -> str:
 
 
 def trial_line(result: TrialResult) -> str:
-    head = '%s %s seed=%d: %d kills, %.1f s, %s' % (
-        result.board, result.mode, result.seed, result.kills, result.seconds,
+    head = '%s %s seed=%d: %d kills, %d outages%s, %.1f s, %s' % (
+        result.board, result.mode, result.seed, result.kills, len(result.cuts),
+        ' (%s)' % ', '.join(result.cuts) if result.cuts else '', result.seconds,
         '%d violation(s)' % len(result.violations) if result.violations else 'ok')
     lines = [head] + ['  [%s] %s' % v for v in result.violations]
     if result.folder:
@@ -39,6 +40,7 @@ class Summary:
     trials: collections.Counter
     violations: collections.Counter
     kills: int
+    cuts: collections.Counter
     freed: list[float]
     dispatched: list[float]
 
@@ -47,19 +49,23 @@ class Summary:
         return cls(board, collections.Counter(r.mode for r in results),
                    collections.Counter(v[0] for r in results for v in r.violations),
                    sum(r.kills for r in results),
+                   collections.Counter(c for r in results for c in r.cuts),
                    [f for r in results for f in r.freed],
                    [d for r in results for d in r.dispatched])
 
     def line(self) -> str:
         trials = ', '.join('%d %s' % (n, mode) for mode, n in sorted(self.trials.items()))
         bad = ', '.join('%s %d' % kv for kv in sorted(self.violations.items())) or 'none'
-        return ('%s: trials %s; kills %d; violations: %s; claimable again after kill %s;'
-                ' running elsewhere %s' % (self.board, trials, self.kills, bad,
-                                           spread(self.freed), spread(self.dispatched)))
+        cuts = ', '.join('%d %s' % (n, what) for what, n in sorted(self.cuts.items()))
+        return ('%s: trials %s; kills %d; outages %d%s; violations: %s;'
+                ' claimable again after kill %s; running elsewhere %s'
+                % (self.board, trials, self.kills, sum(self.cuts.values()),
+                   ' (%s)' % cuts if cuts else '', bad, spread(self.freed),
+                   spread(self.dispatched)))
 
 
 def table(summaries: list[Summary]) -> str:
-    rows = [('board', 'trials', 'kills', 'violations', 'free p50/p95/max (s)',
+    rows = [('board', 'trials', 'kills', 'outages', 'violations', 'free p50/p95/max (s)',
              'dispatch p50/p95/max (s)')]
     for s in summaries:
         def dist(values: list[float]) -> str:
@@ -68,6 +74,7 @@ def table(summaries: list[Summary]) -> str:
             return '%.2f/%.2f/%.2f' % (percentile(values, 0.5), percentile(values, 0.95),
                                        max(values))
         rows.append((s.board, str(sum(s.trials.values())), str(s.kills),
+                     str(sum(s.cuts.values())),
                      str(sum(s.violations.values())), dist(s.freed), dist(s.dispatched)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)

@@ -79,6 +79,7 @@ class TrialResult:
     seconds: float
     folder: str | None
     cuts: list[str] = field(default_factory=list)   # what each outage was
+    rerun_jobs: int = 0            # jobs dispatched more than once (a takeover)
 
 
 class Fleet:
@@ -393,7 +394,8 @@ class Trial:
         return TrialResult(cfg.board, cfg.mode, self.seed, self.violations,
                            [k.freed_after for k in self.kills if k.freed_after is not None],
                            dispatched, len(self.kills), time.monotonic() - clock,
-                           folder if keep else None, [c.what for c in self.cuts])
+                           folder if keep else None, [c.what for c in self.cuts],
+                           inv.dispatched_again(events))
 
     def _run(self, folder: str, outage: outages.Outage) -> list[dict]:
         cfg = self.cfg

@@ -216,3 +216,11 @@ def dispatch_takeovers(kills: list[Kill], jobs: list[JobInfo],
         if later:
             found.append(min(later) - kill.at)
     return found
+
+
+def dispatched_again(events: list[dict]) -> int:
+    """How many jobs had more than one ``running_start`` (taken over after a
+    kill, a lost claim or an abandoned run): shows the cuts did bite."""
+    starts = collections.Counter(e.get('job') for e in events
+                                 if e['event'] == 'running_start')
+    return sum(1 for n in starts.values() if n > 1)

@@ -24,9 +24,10 @@ def spread(values: list[float]) -> str:
 
 
 def trial_line(result: TrialResult) -> str:
-    head = '%s %s seed=%d: %d kills, %d outages%s, %.1f s, %s' % (
+    head = '%s %s seed=%d: %d kills, %d outages%s, %d dispatched again, %.1f s, %s' % (
         result.board, result.mode, result.seed, result.kills, len(result.cuts),
-        ' (%s)' % ', '.join(result.cuts) if result.cuts else '', result.seconds,
+        ' (%s)' % ', '.join(result.cuts) if result.cuts else '', result.rerun_jobs,
+        result.seconds,
         '%d violation(s)' % len(result.violations) if result.violations else 'ok')
     lines = [head] + ['  [%s] %s' % v for v in result.violations]
     if result.folder:
@@ -41,6 +42,7 @@ class Summary:
     violations: collections.Counter
     kills: int
     cuts: collections.Counter
+    rerun_jobs: int
     freed: list[float]
     dispatched: list[float]
 
@@ -50,6 +52,7 @@ class Summary:
                    collections.Counter(v[0] for r in results for v in r.violations),
                    sum(r.kills for r in results),
                    collections.Counter(c for r in results for c in r.cuts),
+                   sum(r.rerun_jobs for r in results),
                    [f for r in results for f in r.freed],
                    [d for r in results for d in r.dispatched])
 
@@ -57,10 +60,10 @@ class Summary:
         trials = ', '.join('%d %s' % (n, mode) for mode, n in sorted(self.trials.items()))
         bad = ', '.join('%s %d' % kv for kv in sorted(self.violations.items())) or 'none'
         cuts = ', '.join('%d %s' % (n, what) for what, n in sorted(self.cuts.items()))
-        return ('%s: trials %s; kills %d; outages %d%s; violations: %s;'
-                ' claimable again after kill %s; running elsewhere %s'
+        return ('%s: trials %s; kills %d; outages %d%s; jobs dispatched again %d;'
+                ' violations: %s; claimable again after kill %s; running elsewhere %s'
                 % (self.board, trials, self.kills, sum(self.cuts.values()),
-                   ' (%s)' % cuts if cuts else '', bad, spread(self.freed),
+                   ' (%s)' % cuts if cuts else '', self.rerun_jobs, bad, spread(self.freed),
                    spread(self.dispatched)))
 
 

@@ -180,6 +180,7 @@ class Trial:
         self.stops: list[inv.Stop] = []
         self.violations: list[inv.Violation] = []
         self.cuts: list[outages.Cut] = []
+        self.persistence_url = ''
         # (job key, task) -> when the driver first saw it SUCCESS in storage
         self.seen_success: dict[tuple[str, str], float] = {}
 
@@ -321,6 +322,8 @@ class Trial:
                 overdue = time.time() - stop.stopped_at > self.cfg.lease + 20
                 if started or overdue:
                     stop.taken_over_at = min(started) if started else None
+                    if not started and self.cfg.board == 'sql-sqlite':
+                        stop.note = sqlite_writable(self.persistence_url)
                     os.kill(stopped_proc.pid, signal.SIGCONT)
                     stop.resumed_at = time.time()
             elif self.done(board) and time.time() - stop.resumed_at > 1.0:
@@ -402,6 +405,7 @@ class Trial:
         board_name = 'fleet-%s' % uuid.uuid4().hex[:10]
         ledger = os.path.join(folder, 'ledger.txt')
         with boards.persistence_url(cfg.board, folder) as url:
+            self.persistence_url = url
             persistence = boards.open_persistence(url, upgrade=True)
             board = boards.make_board(cfg.board, board_name, persistence, url)
             board.connect()
@@ -453,6 +457,23 @@ class Trial:
         found += inv.check_dead_letter(self.jobs, trashed, self.cfg.dead_letter_after
                                        if self.cfg.mode == 'poison' else 0)
         found += [('conductor', crash) for crash in fleet.crashes]
+
+
+def sqlite_writable(url: str) -> str:
+    """Whether a write transaction can start on the SQLite file at ``url`` now
+    (a process frozen inside one keeps every other writer out)."""
+    import sqlite3
+
+    conn = sqlite3.connect(url[len('sqlite:///'):], timeout=1.0, isolation_level=None)
+    try:
+        conn.execute('BEGIN IMMEDIATE')
+        conn.execute('ROLLBACK')
+        return 'the database file was writable'
+    except sqlite3.OperationalError as e:
+        return 'the database file was not writable for 1 s: %s; the stopped holder' \
+               ' probably froze inside a write transaction' % e
+    finally:
+        conn.close()
 
 
 def run_trial(cfg: TrialConfig) -> TrialResult:

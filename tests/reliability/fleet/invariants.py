@@ -60,6 +60,7 @@ class Stop:
     taken_over_at: float | None = None   # another conductor's running_start of the job
     resumed_at: float | None = None
     persisted: dict[str, str] = field(default_factory=dict)
+    note: str = ''            # what the driver found when nobody took over
 
 
 @dataclass
@@ -156,8 +157,8 @@ def check_stale(stops: list[Stop], jobs: list[JobInfo], ledger: list[flows.Line]
     found = []
     for stop in stops:
         if stop.taken_over_at is None:
-            found.append(('stale', '%s: nobody took it over while pid %d was stopped'
-                          % (stop.job, stop.pid)))
+            found.append(('stale', '%s: nobody took it over while pid %d was stopped%s'
+                          % (stop.job, stop.pid, ' (%s)' % stop.note if stop.note else '')))
             continue
         late_ends = {line.task for line in ledger
                      if line.job == stop.job and line.pid == stop.pid

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                         help='JSON dict of extra conductor options')
     args = parser.parse_args(argv)
 
+    # Warnings (outage back-off, failed consumes) to stderr: the trial keeps them.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format='%(asctime)s %(process)d %(name)s %(levelname)s %(message)s')
     log = EventLog(args.events)
     persistence = boards.open_persistence(args.persistence)
     board = connect_board(args, persistence)

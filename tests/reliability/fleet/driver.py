@@ -80,6 +80,7 @@ class TrialResult:
     folder: str | None
     cuts: list[str] = field(default_factory=list)   # what each outage was
     rerun_jobs: int = 0            # jobs dispatched more than once (a takeover)
+    unacknowledged: int = 0        # consumes whose answer an outage lost
 
 
 class Fleet:
@@ -181,6 +182,7 @@ class Trial:
         self.violations: list[inv.Violation] = []
         self.cuts: list[outages.Cut] = []
         self.persistence_url = ''
+        self.unacknowledged: set[str] = set()   # consumes an outage made ambiguous
         # (job key, task) -> when the driver first saw it SUCCESS in storage
         self.seen_success: dict[tuple[str, str], float] = {}
 
@@ -398,7 +400,7 @@ class Trial:
                            [k.freed_after for k in self.kills if k.freed_after is not None],
                            dispatched, len(self.kills), time.monotonic() - clock,
                            folder if keep else None, [c.what for c in self.cuts],
-                           inv.dispatched_again(events))
+                           inv.dispatched_again(events), len(self.unacknowledged))
 
     def _run(self, folder: str, outage: outages.Outage) -> list[dict]:
         cfg = self.cfg
@@ -449,7 +451,10 @@ class Trial:
                 trashed[job.uuid] = list(board.history(job))
         found = self.violations
         found += inv.check_flows(self.jobs, finals)
-        found += inv.check_consumed(self.jobs, events, left, self.kills)
+        self.unacknowledged = inv.unacknowledged_consumes(
+            self.jobs, events, left, [(c.at, c.at + c.seconds) for c in self.cuts])
+        found += inv.check_consumed(self.jobs, events, left, self.kills,
+                                    self.unacknowledged)
         found += inv.check_reruns(self.kills, self.stops, ledger)
         found += inv.check_reruns_seen(self.seen_success, ledger)
         found += inv.check_takeovers(self.kills, self.cfg.lease)

@@ -87,9 +87,12 @@ def check_flows(jobs: list[JobInfo], finals: dict[str, Final]) -> list[Violation
 
 
 def check_consumed(jobs: list[JobInfo], events: list[dict], left_on_board: set[str],
-                   kills: list[Kill] = ()) -> list[Violation]:
+                   kills: list[Kill] = (), unacknowledged: set[str] = frozenset(),
+                   ) -> list[Violation]:
     consumed = collections.Counter(e['job'] for e in events
                                    if e['event'] == 'job_consumed')
+    for uuid in unacknowledged:   # see unacknowledged_consumes()
+        consumed[uuid] = consumed[uuid] or 1
     # A holder killed after its run ended may have consumed the job without
     # living to report it: the job then left the board with no event.
     ended = {(e['pid'], e.get('job')) for e in events if e['event'] == 'running_end'}
@@ -122,6 +125,34 @@ def check_reruns(kills: list[Kill], stops: list[Stop],
                 found.append(('rerun', '%s: task %s, stored SUCCESS before pid %d was cut,'
                               ' started again by pid %d' % (cut.job, line.task, cut.pid,
                                                            line.pid)))
+    return found
+
+
+def unacknowledged_consumes(jobs: list[JobInfo], events: list[dict],
+                            left_on_board: set[str],
+                            cuts: list[tuple[float, float]]) -> set[str]:
+    """Jobs (uuids) whose consume an outage made ambiguous: no
+    ``job_consumed`` event, gone from the board, and the run ended (its last
+    ``running_end``) within 2 s before or during a cut ``(start, end)``.
+
+    The conductor's consume reached the server but its answer was lost; the
+    retry after the outage finds the job gone and reports nothing.  The job
+    was consumed once (its flow is checked separately); it is counted, not
+    flagged.
+    """
+    consumed = {e['job'] for e in events if e['event'] == 'job_consumed'}
+    ended: dict[str, float] = {}
+    for e in events:
+        if e['event'] == 'running_end':
+            ended[e['job']] = max(ended.get(e['job'], 0.0), e['t'])
+    found = set()
+    for job in jobs:
+        at = ended.get(job.uuid)
+        if (job.poison or at is None or job.uuid in consumed
+                or job.uuid in left_on_board):
+            continue
+        if any(start - 2.0 <= at <= end for start, end in cuts):
+            found.add(job.uuid)
     return found
 
 

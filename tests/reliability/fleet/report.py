@@ -24,10 +24,11 @@ def spread(values: list[float]) -> str:
 
 
 def trial_line(result: TrialResult) -> str:
-    head = '%s %s seed=%d: %d kills, %d outages%s, %d dispatched again, %.1f s, %s' % (
+    head = ('%s %s seed=%d: %d kills, %d outages%s, %d dispatched again,'
+            ' %d unacknowledged consumes, %.1f s, %s') % (
         result.board, result.mode, result.seed, result.kills, len(result.cuts),
         ' (%s)' % ', '.join(result.cuts) if result.cuts else '', result.rerun_jobs,
-        result.seconds,
+        result.unacknowledged, result.seconds,
         '%d violation(s)' % len(result.violations) if result.violations else 'ok')
     lines = [head] + ['  [%s] %s' % v for v in result.violations]
     if result.folder:
@@ -43,6 +44,7 @@ class Summary:
     kills: int
     cuts: collections.Counter
     rerun_jobs: int
+    unacknowledged: int
     freed: list[float]
     dispatched: list[float]
 
@@ -53,6 +55,7 @@ class Summary:
                    sum(r.kills for r in results),
                    collections.Counter(c for r in results for c in r.cuts),
                    sum(r.rerun_jobs for r in results),
+                   sum(r.unacknowledged for r in results),
                    [f for r in results for f in r.freed],
                    [d for r in results for d in r.dispatched])
 
@@ -61,9 +64,11 @@ class Summary:
         bad = ', '.join('%s %d' % kv for kv in sorted(self.violations.items())) or 'none'
         cuts = ', '.join('%d %s' % (n, what) for what, n in sorted(self.cuts.items()))
         return ('%s: trials %s; kills %d; outages %d%s; jobs dispatched again %d;'
-                ' violations: %s; claimable again after kill %s; running elsewhere %s'
+                ' unacknowledged consumes %d; violations: %s; claimable again after kill %s;'
+                ' running elsewhere %s'
                 % (self.board, trials, self.kills, sum(self.cuts.values()),
-                   ' (%s)' % cuts if cuts else '', self.rerun_jobs, bad, spread(self.freed),
+                   ' (%s)' % cuts if cuts else '', self.rerun_jobs, self.unacknowledged,
+                   bad, spread(self.freed),
                    spread(self.dispatched)))
 
 

@@ -100,7 +100,12 @@ class Fleet:
     def options(self) -> dict:
         options = dict(self.cfg.conductor_options)
         if self.cfg.dead_letter_option:
-            options[self.cfg.dead_letter_option] = self.cfg.dead_letter_after
+            attempts = self.cfg.dead_letter_after
+            if self.cfg.mode == 'outage':
+                # Each cut may cost every job in flight its claim (a lost
+                # claim is an attempt): the cuts alone must not dead-letter.
+                attempts = max(attempts, self.cfg.cuts[1] + 2)
+            options[self.cfg.dead_letter_option] = attempts
         return options
 
     def start(self, slot: int) -> subprocess.Popen:

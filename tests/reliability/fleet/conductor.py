@@ -18,6 +18,7 @@ time the board's client is on a new session (the outage trials expire it).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # Warnings (outage back-off, failed consumes) to stderr: the trial keeps them.
+    # SIGABRT (the driver's, for a conductor hanging past SIGTERM) dumps every
+    # thread's stack to stderr first.
+    faulthandler.enable(all_threads=True)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format='%(asctime)s %(process)d %(name)s %(levelname)s %(message)s')
     log = EventLog(args.events)

@@ -161,8 +161,15 @@ class Fleet:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()   # a conductor that hangs past stop() is reported
-                proc.wait()
+                # A conductor that hangs past stop() is reported; SIGABRT
+                # first so its stderr file shows where every thread was.
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGABRT)
+                try:
+                    proc.wait(3)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
                 self.crashes.append('pid %d did not stop within 5 s of SIGTERM' % proc.pid)
 
     def read_events(self) -> list[dict]:

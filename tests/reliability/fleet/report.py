@@ -30,6 +30,10 @@ def trial_line(result: TrialResult) -> str:
         ' (%s)' % ', '.join(result.cuts) if result.cuts else '', result.rerun_jobs,
         result.unacknowledged, result.seconds,
         '%d violation(s)' % len(result.violations) if result.violations else 'ok')
+    if result.freed:   # the raw takeover times, so partial runs can be summed up
+        head += '; freed %s; dispatched %s' % (
+            ' '.join('%.2f' % f for f in result.freed),
+            ' '.join('%.2f' % d for d in result.dispatched))
     lines = [head] + ['  [%s] %s' % v for v in result.violations]
     if result.folder:
         lines.append('  files: %s' % result.folder)

@@ -2,8 +2,9 @@
 
     python -m tests.reliability.fleet --board redis --trials 20 [--conductors 3]
         [--jobs 50] [--kills 3] [--lease 2] [--stop-trials 1] [--poison-trials 1]
+        [--outage-trials 0] [--outage-jobs 30]
 
-Runs ``--trials`` kill trials per board, then the SIGSTOP and poison trials,
+Runs ``--trials`` kill trials per board, then the SIGSTOP, poison and outage trials,
 and prints one summary line per board: trials, violations, and the takeover
 times (kill -> the job is claimable again; kill -> the job's next
 ``running_start`` on another conductor) as p50/p95/max.  Exit status 1 if
@@ -28,6 +29,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument('--trials', type=int, default=1, help='kill trials per board')
     parser.add_argument('--stop-trials', type=int, default=1)
     parser.add_argument('--poison-trials', type=int, default=1)
+    parser.add_argument('--outage-trials', type=int, default=0,
+                        help="trials cutting the board's service 2-3 times")
+    parser.add_argument('--outage-jobs', type=int, default=30, help='jobs per outage trial')
     parser.add_argument('--conductors', type=int, default=3)
     parser.add_argument('--jobs', type=int, default=50)
     parser.add_argument('--kills', type=int, default=3, help='SIGKILLs per kill trial')
@@ -54,16 +58,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results = []
         plan = ([('kill', args.trials), ('stop', args.stop_trials),
-                 ('poison', args.poison_trials)])
+                 ('poison', args.poison_trials), ('outage', args.outage_trials)])
         n = 0
         for mode, count in plan:
             for _ in range(count):
                 n += 1
                 cfg = TrialConfig(
                     board=kind, mode=mode,
-                    jobs=args.jobs if mode == 'kill' else 4,
+                    jobs={'kill': args.jobs, 'outage': args.outage_jobs}.get(mode, 4),
                     conductors=args.conductors if mode != 'poison' else 2,
                     kills=args.kills, lease=args.lease,
+                    task_seconds=(0.1, 0.3) if mode == 'outage' else (0.02, 0.15),
                     dead_letter_after=args.dead_letter_after,
                     dead_letter_option=args.dead_letter_option,
                     deadline=args.deadline,

@@ -10,16 +10,21 @@ JSON line per conductor event to ``--events`` (one ``os.write`` on an
     {"t": 1700000000.1, "pid": 4711, "event": "running_start",
      "job": "<job uuid>", "name": "<job name>", "token": 3}
 
-plus ``{"event": "ready"}`` once connected.
+plus ``{"event": "ready"}`` once connected and, on ZooKeeper, a
+``{"event": "zk_session", "session": <id>, "password": "<hex>"}`` line each
+time the board's client is on a new session (the outage trials expire it).
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import logging
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -48,6 +53,41 @@ class EventLog:
         self.write(event_type, details.get('job'))
 
 
+def report_zk_sessions(board: Any, log: EventLog) -> None:
+    """Log the board's ZooKeeper session whenever it changes (a daemon
+    thread polls it: kazoo renews sessions behind the board's back)."""
+    client = board._client   # the board's own KazooClient
+
+    def watch() -> None:
+        seen = None
+        while True:
+            current = client.client_id if client.connected else None
+            if current is not None and current != seen:
+                seen = current
+                log.write('zk_session', session=current[0], password=current[1].hex())
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, name='zk-session-report', daemon=True).start()
+
+
+def connect_board(args: argparse.Namespace, persistence: Any) -> Any:
+    """The trial's board, connected; retried for a while, as a service
+    supervisor would restart us, when started during an outage."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            board = boards.make_board(args.board, args.board_name, persistence,
+                                      args.persistence)
+            board.connect()
+            return board
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:   # also the tests' "server missing" skip
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--board', required=True, choices=boards.KINDS)
@@ -60,10 +100,17 @@ def main(argv: list[str] | None = None) -> int:
                         help='JSON dict of extra conductor options')
     args = parser.parse_args(argv)
 
+    # Warnings (outage back-off, failed consumes) to stderr: the trial keeps them.
+    # SIGABRT (the driver's, for a conductor hanging past SIGTERM) dumps every
+    # thread's stack to stderr first.
+    faulthandler.enable(all_threads=True)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format='%(asctime)s %(process)d %(name)s %(levelname)s %(message)s')
     log = EventLog(args.events)
     persistence = boards.open_persistence(args.persistence)
-    board = boards.make_board(args.board, args.board_name, persistence, args.persistence)
-    board.connect()
+    board = connect_board(args, persistence)
+    if args.board == 'zookeeper':
+        report_zk_sessions(board, log)
     conductor = conductor_backends.fetch(
         'blocking', boards.conductor_name(args.slot), board, persistence=persistence,
         engine='serial', claim_expiry=args.expiry, **json.loads(args.options))

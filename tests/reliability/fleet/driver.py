@@ -9,7 +9,12 @@ Modes:
   task, kept stopped until another conductor reports ``running_start`` of
   that job, then SIGCONTed;
 * ``poison``: a few jobs plus one whose last task exits its process; the
-  dead conductors are replaced until the poison job is in the dead-letter.
+  dead conductors are replaced until the poison job is in the dead-letter;
+* ``outage``: 2-3 times, at random moments, the board's service is cut
+  (``outages.py``: Redis client kills and a restart, ZooKeeper session
+  expiry, an etcd restart, PostgreSQL backends terminated, the SQLite file
+  locked); the driver notes when each task is first seen ``SUCCESS`` in
+  storage, and no task may start again after that.
 
 Every trial has its own folder (ledger, events, conductor stderr, SQLite
 file), its own board namespace and its own persistence database.
@@ -37,6 +42,7 @@ from taskflow.persistence import models
 from tests.reliability.fleet import boards
 from tests.reliability.fleet import flows
 from tests.reliability.fleet import invariants as inv
+from tests.reliability.fleet import outages
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -46,10 +52,11 @@ TICK = 0.02   # seconds between the driver's looks
 @dataclass
 class TrialConfig:
     board: str
-    mode: str = 'kill'             # 'kill' | 'stop' | 'poison'
+    mode: str = 'kill'             # 'kill' | 'stop' | 'poison' | 'outage'
     jobs: int = 50
     conductors: int = 3
     kills: int = 3
+    cuts: tuple[int, int] = (2, 3)   # outages per outage trial (inclusive range)
     lease: float = 2.0             # the conductors' claim expiry
     task_seconds: tuple[float, float] = (0.02, 0.15)
     dead_letter_after: int = 3     # attempts before a crashing job is trashed
@@ -71,6 +78,9 @@ class TrialResult:
     kills: int
     seconds: float
     folder: str | None
+    cuts: list[str] = field(default_factory=list)   # what each outage was
+    rerun_jobs: int = 0            # jobs dispatched more than once (a takeover)
+    unacknowledged: int = 0        # consumes whose answer an outage lost
 
 
 class Fleet:
@@ -90,7 +100,12 @@ class Fleet:
     def options(self) -> dict:
         options = dict(self.cfg.conductor_options)
         if self.cfg.dead_letter_option:
-            options[self.cfg.dead_letter_option] = self.cfg.dead_letter_after
+            attempts = self.cfg.dead_letter_after
+            if self.cfg.mode == 'outage':
+                # Each cut may cost every job in flight its claim (a lost
+                # claim is an attempt): the cuts alone must not dead-letter.
+                attempts = max(attempts, self.cfg.cuts[1] + 2)
+            options[self.cfg.dead_letter_option] = attempts
         return options
 
     def start(self, slot: int) -> subprocess.Popen:
@@ -146,8 +161,15 @@ class Fleet:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()   # a conductor that hangs past stop() is reported
-                proc.wait()
+                # A conductor that hangs past stop() is reported; SIGABRT
+                # first so its stderr file shows where every thread was.
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGABRT)
+                try:
+                    proc.wait(3)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
                 self.crashes.append('pid %d did not stop within 5 s of SIGTERM' % proc.pid)
 
     def read_events(self) -> list[dict]:
@@ -170,12 +192,17 @@ class Trial:
         self.kills: list[inv.Kill] = []
         self.stops: list[inv.Stop] = []
         self.violations: list[inv.Violation] = []
+        self.cuts: list[outages.Cut] = []
+        self.persistence_url = ''
+        self.unacknowledged: set[str] = set()   # consumes an outage made ambiguous
+        # (job key, task) -> when the driver first saw it SUCCESS in storage
+        self.seen_success: dict[tuple[str, str], float] = {}
 
     # -- setting up ---------------------------------------------------------
 
     def post(self, board: Any, persistence: Any, ledger: str) -> None:
-        counts = {'kill': self.cfg.jobs, 'stop': max(self.cfg.jobs, 1),
-                  'poison': max(self.cfg.jobs, 1) + 1}
+        counts = {'kill': self.cfg.jobs, 'outage': self.cfg.jobs,
+                  'stop': max(self.cfg.jobs, 1), 'poison': max(self.cfg.jobs, 1) + 1}
         total = counts[self.cfg.mode]
         with contextlib.closing(persistence.get_connection()) as conn:
             for i in range(total):
@@ -198,11 +225,34 @@ class Trial:
     # -- observing ----------------------------------------------------------
 
     @staticmethod
-    def task_states(persistence: Any, flow_uuid: str) -> inv.Final:
-        with contextlib.closing(persistence.get_connection()) as conn:
-            detail = conn.get_flow_details(flow_uuid)
-            return inv.Final(detail.state,
-                             {ad.name: (ad.state, ad.results) for ad in detail})
+    def task_states(persistence: Any, flow_uuid: str, attempts: int = 3) -> inv.Final:
+        for attempt in range(attempts):
+            try:
+                with contextlib.closing(persistence.get_connection()) as conn:
+                    detail = conn.get_flow_details(flow_uuid)
+                    return inv.Final(detail.state,
+                                     {ad.name: (ad.state, ad.results) for ad in detail})
+            except Exception:
+                # An outage may have cut the driver's pooled connection too:
+                # the pool drops it and the next attempt reconnects.
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError('unreachable')
+
+    def look(self, persistence: Any) -> None:
+        """Note the tasks stored ``SUCCESS`` by now (outage trials)."""
+        for job in self.jobs:
+            if all((job.key, name) in self.seen_success for name in job.tasks):
+                continue
+            try:
+                final = self.task_states(persistence, job.flow_uuid, attempts=1)
+            except Exception:
+                return   # the outage: look again later
+            now = time.time()   # after the read: the write happened before
+            for name, (state, _) in final.tasks.items():
+                if state == 'SUCCESS':
+                    self.seen_success.setdefault((job.key, name), now)
 
     def claimed(self, board: Any, fleet: Fleet) -> list[tuple[Any, Any]]:
         """(job, holder process) of the claimed jobs held by live conductors."""
@@ -286,11 +336,41 @@ class Trial:
                 overdue = time.time() - stop.stopped_at > self.cfg.lease + 20
                 if started or overdue:
                     stop.taken_over_at = min(started) if started else None
+                    if not started and self.cfg.board == 'sql-sqlite':
+                        stop.note = sqlite_writable(self.persistence_url)
                     os.kill(stopped_proc.pid, signal.SIGCONT)
                     stop.resumed_at = time.time()
             elif self.done(board) and time.time() - stop.resumed_at > 1.0:
                 return   # gave the stale owner a second to try writing
             time.sleep(TICK)
+
+    def drive_outages(self, board: Any, persistence: Any, fleet: Fleet, url: str,
+                      outage: outages.Outage, deadline: float) -> None:
+        planned = self.rng.randint(*self.cfg.cuts)
+        restart = self.rng.randrange(planned) if outage.restarts else None
+        next_cut = None   # the first cut comes once the fleet is up and working
+        next_look = 0.0
+        while time.monotonic() < deadline:
+            fleet.replace_dead()
+            if next_cut is None:
+                ready = sum(e['event'] == 'ready' for e in fleet.read_events())
+                if ready >= self.cfg.conductors:
+                    next_cut = time.monotonic() + self.rng.uniform(0.3, 1.0)
+            if time.monotonic() >= next_look:
+                self.look(persistence)
+                next_look = time.monotonic() + 0.25
+            if len(self.cuts) < planned and next_cut is not None \
+                    and time.monotonic() >= next_cut:
+                self.look(persistence)
+                live = {p.pid for p in fleet.procs.values() if p.poll() is None}
+                self.cuts.append(outage.cut(outages.CutContext(
+                    url, fleet.read_events(), live, len(self.cuts) == restart)))
+                next_cut = time.monotonic() + self.rng.uniform(0.5, 2.5)
+                continue
+            if self.done(board):
+                return
+            time.sleep(TICK * 5)
+        self.look(persistence)
 
     def drive_until_done(self, board: Any, fleet: Fleet, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -309,9 +389,37 @@ class Trial:
         cfg = self.cfg
         clock = time.monotonic()
         folder = tempfile.mkdtemp(prefix='tf-fleet-%s-%s-' % (cfg.board, cfg.mode))
+        outage = (outages.OUTAGES[cfg.board] if cfg.mode == 'outage'
+                  else outages.Outage)(folder, self.rng)
+        outage.start()
+        try:
+            with outages.environment(outage.env()):
+                events = self._run(folder, outage)
+        finally:
+            outage.close()
+        with open(os.path.join(folder, 'cuts.json'), 'w') as f:   # for diagnosis
+            json.dump({'kills': [vars(k) for k in self.kills],
+                       'stops': [vars(s) for s in self.stops],
+                       'outages': [vars(c) for c in self.cuts],
+                       'seen_success': {'%s %s' % key: at
+                                        for key, at in self.seen_success.items()}},
+                      f, indent=1)
+        dispatched = inv.dispatch_takeovers(self.kills, self.jobs, events)
+        keep = cfg.keep or bool(self.violations)
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        return TrialResult(cfg.board, cfg.mode, self.seed, self.violations,
+                           [k.freed_after for k in self.kills if k.freed_after is not None],
+                           dispatched, len(self.kills), time.monotonic() - clock,
+                           folder if keep else None, [c.what for c in self.cuts],
+                           inv.dispatched_again(events), len(self.unacknowledged))
+
+    def _run(self, folder: str, outage: outages.Outage) -> list[dict]:
+        cfg = self.cfg
         board_name = 'fleet-%s' % uuid.uuid4().hex[:10]
         ledger = os.path.join(folder, 'ledger.txt')
         with boards.persistence_url(cfg.board, folder) as url:
+            self.persistence_url = url
             persistence = boards.open_persistence(url, upgrade=True)
             board = boards.make_board(cfg.board, board_name, persistence, url)
             board.connect()
@@ -325,6 +433,8 @@ class Trial:
                     self.drive_kills(board, persistence, fleet, deadline)
                 elif cfg.mode == 'stop':
                     self.drive_stop(board, persistence, fleet, ledger, deadline)
+                elif cfg.mode == 'outage':
+                    self.drive_outages(board, persistence, fleet, url, outage, deadline)
                 self.drive_until_done(board, fleet, deadline)
                 if not self.done(board):
                     self.violations.append(('deadline', 'jobs left on the board after'
@@ -340,17 +450,7 @@ class Trial:
             with contextlib.suppress(Exception):
                 board.close()
             persistence.close()
-        with open(os.path.join(folder, 'cuts.json'), 'w') as f:   # for diagnosis
-            json.dump({'kills': [vars(k) for k in self.kills],
-                       'stops': [vars(s) for s in self.stops]}, f, indent=1)
-        dispatched = inv.dispatch_takeovers(self.kills, self.jobs, events)
-        keep = cfg.keep or bool(self.violations)
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
-        return TrialResult(cfg.board, cfg.mode, self.seed, self.violations,
-                           [k.freed_after for k in self.kills if k.freed_after is not None],
-                           dispatched, len(self.kills), time.monotonic() - clock,
-                           folder if keep else None)
+        return events
 
     def check(self, board: Any, persistence: Any, fleet: Fleet, events: list[dict],
               ledger_path: str) -> None:
@@ -363,13 +463,34 @@ class Trial:
                 trashed[job.uuid] = list(board.history(job))
         found = self.violations
         found += inv.check_flows(self.jobs, finals)
-        found += inv.check_consumed(self.jobs, events, left, self.kills)
+        self.unacknowledged = inv.unacknowledged_consumes(
+            self.jobs, events, left, [(c.at, c.at + c.seconds) for c in self.cuts])
+        found += inv.check_consumed(self.jobs, events, left, self.kills,
+                                    self.unacknowledged)
         found += inv.check_reruns(self.kills, self.stops, ledger)
+        found += inv.check_reruns_seen(self.seen_success, ledger)
         found += inv.check_takeovers(self.kills, self.cfg.lease)
         found += inv.check_stale(self.stops, self.jobs, ledger, events, finals)
         found += inv.check_dead_letter(self.jobs, trashed, self.cfg.dead_letter_after
                                        if self.cfg.mode == 'poison' else 0)
         found += [('conductor', crash) for crash in fleet.crashes]
+
+
+def sqlite_writable(url: str) -> str:
+    """Whether a write transaction can start on the SQLite file at ``url`` now
+    (a process frozen inside one keeps every other writer out)."""
+    import sqlite3
+
+    conn = sqlite3.connect(url[len('sqlite:///'):], timeout=1.0, isolation_level=None)
+    try:
+        conn.execute('BEGIN IMMEDIATE')
+        conn.execute('ROLLBACK')
+        return 'the database file was writable'
+    except sqlite3.OperationalError as e:
+        return 'the database file was not writable for 1 s: %s; the stopped holder' \
+               ' probably froze inside a write transaction' % e
+    finally:
+        conn.close()
 
 
 def run_trial(cfg: TrialConfig) -> TrialResult:

@@ -1,4 +1,5 @@
-"""Fleet trials under pytest: conductor processes killed, stopped, poisoned.
+"""Fleet trials under pytest: conductor processes killed, stopped, poisoned,
+and the board's service cut under them.
 
 A modest number per available board (``FLEET_TRIALS`` kill trials of
 ``FLEET_JOBS`` jobs, default 2 and 20); ``python -m tests.reliability.fleet``
@@ -52,3 +53,15 @@ def test_a_stopped_holder_writes_nothing_after_the_takeover(kind):
 def test_a_job_that_crashes_its_conductor_ends_in_the_dead_letter(kind):
     _run(TrialConfig(board=kind, mode='poison', jobs=2, conductors=2,
                      dead_letter_after=int(os.environ.get('FLEET_DEAD_LETTER_AFTER', '3'))))
+
+
+#: Programs the outage trials run their private servers with.
+_PRIVATE_SERVERS = {'redis': 'redis-server', 'etcd': 'etcd'}
+
+
+def test_outages_of_the_boards_service_lose_no_job_and_run_none_twice(kind):
+    if kind in _PRIVATE_SERVERS:
+        _services.require_program(_PRIVATE_SERVERS[kind])
+    result = _run(TrialConfig(board=kind, mode='outage', jobs=JOBS, cuts=(2, 2),
+                              task_seconds=(0.1, 0.3)))
+    assert result.cuts, 'the service was never cut'

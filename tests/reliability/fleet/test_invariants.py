@@ -68,3 +68,23 @@ def test_a_holder_killed_after_its_run_ended_may_have_consumed_without_saying_so
     assert inv.check_consumed([JOB], ended, set(), [kill]) == []
     assert inv.check_consumed([JOB], ended, set(), [])[0][0] == 'consumed'
     assert inv.check_consumed([JOB], ended, {'u0'}, [kill])[0][0] == 'consumed'
+
+
+def test_a_consume_whose_answer_an_outage_lost_counts_once_and_only_near_a_cut():
+    events = [{'event': 'running_start', 'job': 'u0', 'pid': 1, 't': 9.0},
+              {'event': 'running_end', 'job': 'u0', 'pid': 1, 't': 10.0}]
+    near = inv.unacknowledged_consumes([JOB], events, set(), [(11.0, 14.0)])
+    assert near == {'u0'}
+    assert inv.check_consumed([JOB], events, set(), unacknowledged=near) == []
+    # Far from any cut, or still on the board: a lost job, flagged.
+    assert inv.unacknowledged_consumes([JOB], events, set(), [(20.0, 21.0)]) == set()
+    assert inv.unacknowledged_consumes([JOB], events, {'u0'}, [(11.0, 14.0)]) == set()
+    assert [v[0] for v in inv.check_consumed([JOB], events, set())] == ['consumed']
+
+
+def test_a_task_started_after_it_was_seen_stored_success_is_a_rerun():
+    ledger = [line('t0', 'start', 1, 9.0), line('t0', 'end', 1, 9.5),
+              line('t0', 'start', 2, 9.8)]   # before it was seen stored: allowed
+    assert inv.check_reruns_seen({('job000', 't0'): 10.0}, ledger) == []
+    ledger.append(line('t0', 'start', 3, 10.5))
+    assert [v[0] for v in inv.check_reruns_seen({('job000', 't0'): 10.0}, ledger)] == ['rerun']

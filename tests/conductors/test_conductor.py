@@ -400,3 +400,28 @@ def test_a_job_object_handed_out_again_runs_its_flow_as_stored_now(env):
         again = conn.get_flow_details(flow_uuid)
     assert sorted(ad.name for ad in again if ad.name.startswith('step')) == [
         'step-0', 'step-1', 'step-2']   # one atom detail each
+
+
+def test_a_consume_whose_answer_was_lost_counts_as_consumed_once(env, monkeypatch):
+    """The board did the consume but the answer was lost in an outage: the
+    job is complete, and the conductor reports it consumed (once) instead of
+    'could not be consumed' (found by a fleet outage trial)."""
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+    real_consume = board.consume
+    calls = []
+
+    def consume_then_lose_the_answer(job, who, *args, **kwargs):
+        calls.append(job.uuid)
+        real_consume(job, who, *args, **kwargs)
+        if len(calls) == 1:
+            raise ConnectionError('connection reset while reading the answer')
+
+    monkeypatch.setattr(board, 'consume', consume_then_lose_the_answer)
+    conductor = _conductor(board, persistence)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    assert len(calls) == 1   # not retried: the board says it is complete
+    assert [e for e, _ in seen].count('job_consumed') == 1
+    assert list(board.iterjobs(ensure_fresh=True)) == []
+    assert job.state == 'COMPLETE'

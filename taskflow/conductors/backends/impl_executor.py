@@ -522,15 +522,33 @@ class ExecutorConductor(base.Conductor):
                 action(job, self._name)
                 return True
             except exc.NotFound as error:
+                if attempt > 1 and self._done_by_lost_try(job, keeper, what):
+                    return True
                 self._log.warning('Job %s could not be %s: %s', job.uuid, what, error)
                 return False
             except Exception as error:
+                if self._done_by_lost_try(job, keeper, what):
+                    return True
                 if (keeper is not None and keeper.lost) or self._not_ours(job) \
                         or attempt >= 8 or not backoff.pause(error):
                     self._log.warning('Job %s could not be %s: %s', job.uuid, what,
                                       _describe(error))
                     return False
         return False  # pragma: no cover
+
+    def _done_by_lost_try(self, job: Any, keeper: Any, what: str) -> bool:
+        """Whether a consume/trash that failed (or whose retry found the job
+        gone) was in fact done: the board took it but the answer was lost
+        in an outage, and the job is now complete while our claim stood."""
+        if what not in ('consumed', 'trashed') or (keeper is not None and keeper.lost):
+            return False
+        try:
+            done = job.state == 'COMPLETE'
+        except Exception:
+            return False  # unknown: the board is away, retry
+        if done:
+            self._log.info('Job %s was %s by a try whose answer was lost', job.uuid, what)
+        return done
 
     def _not_ours(self, job: Any) -> bool:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 
 import pytest
 
@@ -156,16 +157,84 @@ def test_class_hierarchy_and_options():
     assert executor.ParallelThreadTaskExecutor(max_workers='4')._max_workers == '4'
 
 
-@pytest.mark.parametrize('make', [executor.ParallelThreadTaskExecutor,
-                                  executor.SerialTaskExecutor,
-                                  executor.SerialRetryExecutor])
-def test_not_an_engine_executor_option(make):
-    # As in the original 6.5.0: the parallel engine takes concurrent.futures
-    # executors (or their names), not these classes.
+class _Overlap(task.Task):
+    """Notes how many of its kind run at once, and in which thread."""
+
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+    threads: set = set()
+
+    def execute(self):
+        cls = type(self)
+        with cls.lock:
+            cls.running += 1
+            cls.peak = max(cls.peak, cls.running)
+            cls.threads.add(threading.current_thread().name)
+        time.sleep(0.05)
+        with cls.lock:
+            cls.running -= 1
+        return self.name
+
+
+def _overlap_class():
+    return type('Overlap', (_Overlap,), {'lock': threading.Lock(), 'running': 0,
+                                         'peak': 0, 'threads': set()})
+
+
+def _run_wide(executor_option, width=6, **options):
+    cls = _overlap_class()
+    flow = uf.Flow('wide').add(*[cls('t%d' % i) for i in range(width)])
+    engine = taskflow.engines.load(flow, engine='parallel', executor=executor_option,
+                                   **options)
+    engine.run()
+    assert [engine.storage.get_atom_state('t%d' % i) for i in range(width)] == ['SUCCESS'] * width
+    return cls
+
+
+def test_a_thread_task_executor_runs_the_parallel_engine_within_its_max_workers():
+    # Beyond the original (which raises TypeError): the executor stands for its pool.
+    ran = _run_wide(executor.ParallelThreadTaskExecutor(max_workers=2))
+    assert ran.peak == 2
+    assert threading.current_thread().name not in ran.threads
+
+
+def test_a_thread_task_executor_without_max_workers_takes_the_engines():
+    ran = _run_wide(executor.ParallelThreadTaskExecutor(), max_workers=3)
+    assert ran.peak == 3
+
+
+def test_a_serial_task_executor_runs_atoms_one_at_a_time_in_the_engines_thread():
+    ran = _run_wide(executor.SerialTaskExecutor())
+    assert ran.peak == 1
+    assert ran.threads == {threading.current_thread().name}
+
+
+def test_a_task_executor_given_a_pool_runs_on_it_and_never_shuts_it_down():
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix='given-pool')
+    ran = _run_wide(executor.ParallelThreadTaskExecutor(executor=pool))
+    assert ran.peak <= 2 and all(name.startswith('given-pool') for name in ran.threads)
+    assert pool.submit(len, 'abc').result() == 3  # still usable
+    pool.shutdown()
+
+
+def test_a_subclass_with_its_own_pool_is_used():
+    made = []
+
+    class Counted(executor.ParallelThreadTaskExecutor):
+        def _create_executor(self, max_workers=None):
+            made.append(max_workers)
+            return concurrent.futures.ThreadPoolExecutor(max_workers=max_workers)
+
+    ran = _run_wide(Counted(max_workers=2))
+    assert made == [2] and ran.peak <= 2
+
+
+@pytest.mark.parametrize('make', [executor.SerialRetryExecutor, object])
+def test_what_stands_for_no_pool_is_refused_as_an_engine_executor_option(make):
     class Noop(task.Task):
         def execute(self):
             pass
-    with pytest.raises(TypeError, match="^Unknown executor '<taskflow.engines.action_engine"
-                                        ".executor.%s object at " % make.__name__):
+    with pytest.raises(TypeError, match="^Unknown executor '<.*%s object at " % make.__name__):
         taskflow.engines.load(uf.Flow('u').add(Noop('a')), engine='parallel',
                               executor=make())

@@ -1,6 +1,6 @@
 """Rolling upgrades: the original's workers serve our engine and ours serve the
 original's engine, over one RabbitMQ exchange (the original runs as a black
-box through ``../shared/tools/oracle``)."""
+box through ``scripts/oracle``)."""
 
 from __future__ import annotations
 

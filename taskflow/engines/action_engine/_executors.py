@@ -389,7 +389,7 @@ class DaemonPool(futures.Executor):
 
 def validate_executor_option(value: Any) -> None:
     """Check the parallel engine's ``executor`` option when the engine is loaded."""
-    if value is None or isinstance(value, futures.Executor):
+    if value is None or isinstance(value, futures.Executor) or _stands_for_a_pool(value):
         return
     if isinstance(value, str):
         if value.lower() in THREAD_EXECUTOR_NAMES + GREEN_EXECUTOR_NAMES:
@@ -406,9 +406,30 @@ def make_executor(executor: Any, max_workers: int | None) -> tuple[futures.Execu
     options, and whether the engine owns it (shuts it down after the run)."""
     if isinstance(executor, futures.Executor):
         return executor, False
+    pool = _task_executor(executor, max_workers)
+    if pool is not None:
+        return pool
     if isinstance(executor, str) and executor.lower() in GREEN_EXECUTOR_NAMES:
         return _GreenExecutor(max_workers or _GREEN_DEFAULT_WORKERS), True
     return DaemonPool(max_workers), True
+
+
+def _stands_for_a_pool(value: Any) -> bool:
+    """Whether ``value`` is one of ``executor``'s task executor classes that
+    the engine can run atoms with (taskflow-ng accepts them as the
+    ``executor`` option; the original refuses them)."""
+    from taskflow.engines.action_engine import executor as task_executors
+
+    return (isinstance(value, task_executors.TaskExecutor)
+            and type(value)._pool_for_engine
+            is not task_executors.TaskExecutor._pool_for_engine)
+
+
+def _task_executor(value: Any, max_workers: int | None
+                   ) -> tuple[futures.Executor, bool] | None:
+    """The pool (and whether the engine owns it) behind a task executor given
+    as the ``executor`` option; ``None`` when ``value`` is not one."""
+    return value._pool_for_engine(max_workers) if _stands_for_a_pool(value) else None
 
 
 def make_pool_runner(executor: Any, max_workers: int | None) -> PoolRunner:

@@ -15,9 +15,10 @@ executor API for services and test suites written against it:
   ``progress_callback`` is registered on its notifier for
   ``update_progress`` events.
 
-As with the original 6.5.0, instances of these classes are not accepted as
-the parallel engine's ``executor=`` option: it takes a
-``concurrent.futures.Executor`` (or ``'threads'``/``'greenthreads'``).
+The parallel engine also takes an instance of :class:`SerialTaskExecutor`
+or of a :class:`ParallelTaskExecutor` class as its ``executor=`` option
+(the original 6.5.0 refuses them with a ``TypeError``): the engine then runs
+atoms on the pool that executor stands for (see :meth:`TaskExecutor._pool_for_engine`).
 """
 
 from __future__ import annotations
@@ -147,6 +148,14 @@ class TaskExecutor(metaclass=abc.ABCMeta):
                     ) -> futures.Future[Any]:
         """Run ``task.revert(...)``; a future of ``(REVERTED, result)``."""
 
+    def _pool_for_engine(self, max_workers: int | None
+                         ) -> tuple[futures.Executor, bool] | None:
+        """The pool the parallel engine runs atoms on when this executor is
+        its ``executor=`` option, and whether the engine owns (shuts down)
+        that pool; ``None`` when this class stands for no pool.
+        ``max_workers`` is the engine's option (``None`` if not given)."""
+        return None
+
     def start(self) -> None:
         """Prepare to run tasks."""
 
@@ -167,6 +176,11 @@ class SerialTaskExecutor(TaskExecutor):
     def stop(self) -> None:
         """Refuse tasks until :meth:`start`."""
         self._executor.shutdown()
+
+    def _pool_for_engine(self, max_workers: int | None
+                         ) -> tuple[futures.Executor, bool]:
+        # Atoms run one at a time, in the engine's thread.
+        return _SynchronousExecutor(), True
 
     def execute_task(self, task: Any, task_uuid: str, arguments: dict[str, Any],
                      progress_callback: Callable[..., Any] | None = None) -> futures.Future[Any]:
@@ -220,6 +234,12 @@ class ParallelTaskExecutor(TaskExecutor):
         return self._submit_task(_revert_task, task, arguments, result, failures,
                                  progress_callback=progress_callback)
 
+    def _pool_for_engine(self, max_workers: int | None
+                         ) -> tuple[futures.Executor, bool]:
+        if not self._own_executor:
+            return self._executor, False  # given: never shut down
+        return self._create_executor(max_workers=self._max_workers or max_workers), True
+
     def start(self) -> None:
         if self._own_executor and self._executor is None:
             self._executor = self._create_executor(max_workers=self._max_workers)
@@ -235,6 +255,17 @@ class ParallelThreadTaskExecutor(ParallelTaskExecutor):
 
     def _create_executor(self, max_workers: int | None = None) -> futures.Executor:
         return futures.ThreadPoolExecutor(max_workers=max_workers)
+
+    def _pool_for_engine(self, max_workers: int | None
+                         ) -> tuple[futures.Executor, bool]:
+        if self._own_executor and \
+                type(self)._create_executor is ParallelThreadTaskExecutor._create_executor:
+            # The engine's own daemon pool: a call abandoned by its timeout
+            # cannot keep the process alive after run() returns.
+            from taskflow.engines.action_engine import _executors
+
+            return _executors.DaemonPool(self._max_workers or max_workers), True
+        return super()._pool_for_engine(max_workers)
 
 
 class ParallelGreenThreadTaskExecutor(ParallelThreadTaskExecutor):

@@ -237,7 +237,9 @@ class ParallelTaskExecutor(TaskExecutor):
     def _pool_for_engine(self, max_workers: int | None
                          ) -> tuple[futures.Executor, bool]:
         if not self._own_executor:
-            return self._executor, False  # given: never shut down
+            given = self._executor
+            assert given is not None   # given to __init__ (only an owned one is dropped)
+            return given, False  # given: never shut down
         return self._create_executor(max_workers=self._max_workers or max_workers), True
 
     def start(self) -> None:

@@ -14,7 +14,7 @@ and with the default first-generation threshold (700 allocations) the
 collector then runs every few dozen atoms; the young objects it finds still
 alive (atoms in flight) are promoted and eventually trigger full
 collections of the whole heap -- the flow's own objects included.  For
-10,000 ``async def`` atoms that was about a sixth of the run's CPU time.
+10,000 ``async def`` atoms that was about a fifth of the run's CPU time.
 :func:`run_threshold` raises only the first threshold, to
 :data:`RUN_THRESHOLD`, while a run lasts: cycles are still collected, just
 in batches of up to that many young objects (a few megabytes at most).

@@ -24,6 +24,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+from taskflow import _gc
 from taskflow import exceptions as exc
 from taskflow.engines.action_engine import _loop
 
@@ -133,8 +134,9 @@ async def run(engine: ActionEngine, timeout: float | None) -> None:
     thread = _EngineThread(loop, _thread_name(engine))
 
     def drive() -> None:
-        for state in engine.run_iter(timeout=timeout):
-            cancellation.apply(state)
+        with _gc.run_threshold():   # on the engine thread; see taskflow/_gc.py
+            for state in engine.run_iter(timeout=timeout):
+                cancellation.apply(state)
 
     engine._caller_loop = loop
     try:

@@ -332,8 +332,9 @@ class ActionEngine(base.Engine):
         if not self._engine_lock.acquire(blocking=False):
             raise exc.ExecutionFailure('Engine currently locked, please try again later')
         try:
-            for _state in self.run_iter(timeout=timeout):
-                pass
+            with _gc.run_threshold():
+                for _state in self.run_iter(timeout=timeout):
+                    pass
         finally:
             self._engine_lock.release()
 

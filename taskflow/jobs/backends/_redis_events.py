@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 from taskflow import logging
-from taskflow.types import notifier
 
 LOG = logging.getLogger(__name__)
 
@@ -25,19 +24,6 @@ READ_TIMEOUT = 0.5
 #: Back-off after a failed subscription, doubling up to MAX_BACKOFF.
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
-
-
-class WatchedNotifier(notifier.Notifier):
-    """A notifier that calls ``on_first_listener`` when registered on."""
-
-    def __init__(self, on_first_listener: Callable[[], None]) -> None:
-        super().__init__()
-        self._on_first_listener = on_first_listener
-
-    def register(self, event_type: Any, callback: Callable, *args: Any,
-                 **kwargs: Any) -> None:
-        super().register(event_type, callback, *args, **kwargs)
-        self._on_first_listener()
 
 
 class Listener:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from taskflow import logging
+from taskflow.jobs.backends import _background
 
 __all__ = ['Watcher']
 
@@ -26,9 +26,6 @@ LOG = logging.getLogger(__name__)
 #: Seconds one watch request lives while nothing happens (how fast
 #: :meth:`Watcher.stop` takes effect); the next resumes where it ended.
 READ_TIMEOUT = 1.0
-#: Back-off after a failed watch, doubling up to MAX_BACKOFF.
-FIRST_BACKOFF = 0.1
-MAX_BACKOFF = 5.0
 
 
 class Watcher:
@@ -49,44 +46,21 @@ class Watcher:
         self._range_end = range_end
         self._open_watch = open_watch
         self._deliver = deliver
-        self._stopped = threading.Event()
         #: Set once the first watch is in place (later changes are seen).
         self.watching = threading.Event()
         self._next_revision = 0  # 0: from now on
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name='etcd-jobboard-events-%s' % name)
+        self._loop = _background.ReconnectingLoop(
+            'etcd-jobboard-events-%s' % name,
+            'Jobboard %r: the etcd watch' % name, self._watch_once)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
-    def stop(self, timeout: float = 2 * READ_TIMEOUT) -> None:
-        self._stopped.set()
-        if self._thread.is_alive() and \
-                self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+    def stop(self, timeout: float = 2 * READ_TIMEOUT) -> bool:
+        """Stop; whether the thread ended within ``timeout`` seconds."""
+        return self._loop.stop(timeout)
 
-    def _run(self) -> None:
-        backoff = FIRST_BACKOFF
-        failing = False
-        while not self._stopped.is_set():
-            try:
-                began = time.monotonic()
-                self._watch_once()
-                if failing:
-                    LOG.info('Jobboard %r: the etcd watch is back',
-                             self._name)
-                failing, backoff = False, FIRST_BACKOFF
-                if time.monotonic() - began < READ_TIMEOUT / 10:
-                    self._stopped.wait(FIRST_BACKOFF)  # ended at once
-            except Exception:
-                if not failing:
-                    LOG.warning('Jobboard %r: the etcd watch failed'
-                                ' (retrying)', self._name, exc_info=True)
-                failing = True
-                self._stopped.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-
-    def _watch_once(self) -> None:
+    def _watch_once(self, connected: _background.Connected) -> None:
         """One watch request, read until it times out or the watcher stops
         (a read timeout is its normal end, not a failure)."""
         import requests
@@ -100,26 +74,31 @@ class Watcher:
             with self._open_watch({'create_request': request},
                                   READ_TIMEOUT) as resp:
                 for line in resp.iter_lines():
-                    if self._stopped.is_set():
+                    if self._loop.stopping:
                         return
-                    if line:
-                        self._handle(json.loads(line))
+                    if line and not self._handle(json.loads(line), connected):
+                        return
         except (requests.ConnectionError, requests.Timeout) as e:
             if not _timed_out(e):
                 raise
 
-    def _handle(self, message: dict) -> None:
+    def _handle(self, message: dict[str, Any],
+                connected: _background.Connected) -> bool:
+        """Deliver one response's events; ``False`` when etcd compacted the
+        revisions we were to resume from (the next watch starts from now)."""
         result = message.get('result') or {}
         if result.get('compact_revision'):
-            # Compacted past where we were: carry on from the present.
+            LOG.warning('Jobboard %r: etcd compacted its history up to'
+                        ' revision %s: changes before it were not seen',
+                        self._name, result['compact_revision'])
             self._next_revision = 0
-            raise RuntimeError('watch compacted at revision %s'
-                               % result['compact_revision'])
+            return False
         revision = int(result.get('header', {}).get('revision', 0))
         if result.get('created'):
             if not self._next_revision and revision:
                 self._next_revision = revision + 1
             self.watching.set()
+            connected()
         for event in result.get('events') or ():
             kv = event.get('kv') or {}
             mod = int(kv.get('mod_revision', 0))
@@ -130,6 +109,7 @@ class Watcher:
                           self._name, exc_info=True)
             if mod:
                 self._next_revision = max(self._next_revision, mod + 1)
+        return True
 
 
 def _timed_out(error: Exception) -> bool:

@@ -11,33 +11,15 @@ woken by POSTED, say) must still look at the listings now and then.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from taskflow import logging
-from taskflow.types import notifier
-
-LOG = logging.getLogger(__name__)
+from taskflow.jobs.backends import _background
 
 #: Seconds a listener thread blocks per read (how fast close() stops it).
 READ_TIMEOUT = 0.5
-#: Back-off after a failed subscription, doubling up to MAX_BACKOFF.
-FIRST_BACKOFF = 0.1
-MAX_BACKOFF = 5.0
-
-
-class WatchedNotifier(notifier.Notifier):
-    """A notifier that calls ``on_first_listener`` when registered on."""
-
-    def __init__(self, on_first_listener: Callable[[], None]) -> None:
-        super().__init__()
-        self._on_first_listener = on_first_listener
-
-    def register(self, event_type: Any, callback: Callable, *args: Any,
-                 **kwargs: Any) -> None:
-        super().register(event_type, callback, *args, **kwargs)
-        self._on_first_listener()
 
 
 class Listener:
@@ -50,51 +32,31 @@ class Listener:
         self._client = client
         self._channels = channels
         self._deliver = deliver
-        self._stopped = threading.Event()
         #: Set once subscribed (messages published before are not seen).
         self.subscribed = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name='redis-jobboard-events-%s' % name)
-        self._name = name
+        self._loop = _background.ReconnectingLoop(
+            'redis-jobboard-events-%s' % name,
+            'Jobboard %r: the event subscription' % name, self._session)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
-    def stop(self, timeout: float = 2 * READ_TIMEOUT) -> None:
-        self._stopped.set()
-        if self._thread.is_alive() and \
-                self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+    def stop(self, timeout: float = 2 * READ_TIMEOUT) -> bool:
+        """Stop; whether the thread ended within ``timeout`` seconds."""
+        return self._loop.stop(timeout)
 
-    def _run(self) -> None:
-        backoff = FIRST_BACKOFF
-        failing = False
-        while not self._stopped.is_set():
-            pubsub = None
-            try:
-                pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(*self._channels)
-                # The subscription is confirmed by the first read.
-                pubsub.get_message(timeout=READ_TIMEOUT)
-                self.subscribed.set()
-                if failing:
-                    LOG.info('Jobboard %r: event subscription is back',
-                             self._name)
-                failing, backoff = False, FIRST_BACKOFF
-                while not self._stopped.is_set():
-                    message = pubsub.get_message(timeout=READ_TIMEOUT)
-                    if message and message.get('type') == 'message':
-                        self._deliver(message['channel'], message['data'])
-            except Exception:
-                if not failing:
-                    LOG.warning('Jobboard %r: event subscription failed'
-                                ' (retrying)', self._name, exc_info=True)
-                failing = True
-                self._stopped.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-            finally:
-                if pubsub is not None:
-                    try:
-                        pubsub.close()
-                    except Exception:  # closing a broken subscription
-                        pass
+    def _session(self, connected: _background.Connected) -> None:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(*self._channels)
+            # The subscription is confirmed by the first read.
+            pubsub.get_message(timeout=READ_TIMEOUT)
+            self.subscribed.set()
+            connected()
+            while not self._loop.stopping:
+                message = pubsub.get_message(timeout=READ_TIMEOUT)
+                if message and message.get('type') == 'message':
+                    self._deliver(message['channel'], message['data'])
+        finally:
+            with contextlib.suppress(Exception):  # a broken subscription
+                pubsub.close()

@@ -8,17 +8,17 @@ daemon thread holding one connection of its own (psycopg 3, autocommit,
 never in the pool) that listens on the board's channel and hands the
 payloads it receives to the board.
 
-The listener reconnects after the connection is lost (a terminated backend,
-a restarted server): it backs off (doubling from ``FIRST_BACKOFF`` up to
-``MAX_BACKOFF``, interrupted by :meth:`Listener.close`), logs one warning
-per outage, and once it listens again tells the board (``on_resync``) so
-posts it could have missed meanwhile are looked for. It never raises into
-the board or its users. Other databases (and PostgreSQL through another
-driver) have no such thing: boards on them poll.
+It reconnects after the connection is lost (a terminated backend, a
+restarted server) as any :class:`~._background.ReconnectingLoop` does, and
+once it listens again tells the board (``on_resync``) so posts it could have
+missed meanwhile are looked for. It never raises into the board or its
+users. Other databases (and PostgreSQL through another driver) have no such
+thing: boards on them poll.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import select
@@ -29,14 +29,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from taskflow import logging
+from taskflow.jobs.backends import _background
 
 __all__ = ['Listener', 'channel_for', 'supported']
 
 LOG = logging.getLogger(__name__)
 
-#: Back-off after a failed (re)connection, doubling up to MAX_BACKOFF.
-FIRST_BACKOFF = 0.1
-MAX_BACKOFF = 5.0
 #: Seconds :meth:`Listener.start` waits for the first LISTEN to be in place.
 START_TIMEOUT = 5.0
 
@@ -75,11 +73,12 @@ class Listener:
         self._listening = False
         self._generation = 0     # bumped by every wake-up (see wait_for_...)
         self._tried = threading.Event()   # the first connection attempt ended
-        self._stopped = threading.Event()
         # Written to by close(): interrupts the thread's select() at once.
         self._wake_r, self._wake_w = os.pipe()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._loop = _background.ReconnectingLoop(
+            'sql-jobboard-listener-%s' % name,
+            'Jobboard %r: listening for posted jobs' % name, self._session,
+            wake=self._wake)
 
     # -- for the board --------------------------------------------------------
 
@@ -98,15 +97,8 @@ class Listener:
     def start(self, timeout: float = START_TIMEOUT) -> bool:
         """Start the thread (once) and wait up to ``timeout`` seconds for its
         first connection attempt; ``True`` if it listens."""
-        with self._start_lock:
-            if self._stopped.is_set():
-                return False
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, daemon=True,
-                    name='sql-jobboard-listener-%s' % self._name)
-                self._thread.start()
-        self._tried.wait(timeout)
+        self._loop.start()
+        self._tried.wait(timeout)  # close() sets it too
         return self._listening
 
     def wait_for_notification(self, generation: int, timeout: float) -> bool:
@@ -114,28 +106,19 @@ class Listener:
         from ``generation``; ``True`` if it did."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: self._generation != generation or self._stopped.is_set(),
-                timeout=max(timeout, 0.0)) and not self._stopped.is_set()
+                lambda: self._generation != generation or self._loop.stopping,
+                timeout=max(timeout, 0.0)) and not self._loop.stopping
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread and drop its connection (waits for it to end)."""
-        with self._start_lock:
-            self._stopped.set()
-            thread = self._thread
-        try:
-            os.write(self._wake_w, b'x')
-        except OSError:  # already closed
-            pass
-        with self._cond:
-            self._cond.notify_all()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        if thread is None or not thread.is_alive():
+        ended = self._loop.stop(timeout)
+        self._tried.set()  # release a start() that waits still
+        if ended:
             for fd in (self._wake_r, self._wake_w):
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
+            # A second close() must not write into a reused descriptor.
+            self._wake_r = self._wake_w = -1
 
     # -- the thread ----------------------------------------------------------
 
@@ -152,46 +135,32 @@ class Listener:
             raise
         return conn
 
-    def _run(self) -> None:
-        backoff = FIRST_BACKOFF
-        failing = False
-        while not self._stopped.is_set():
-            conn = None
-            try:
-                conn = self._open()
-                self._set_listening(True)
-                self._tried.set()
-                if failing:
-                    LOG.info('Jobboard %r: listening for posted jobs again',
-                             self._name)
-                    self._call(self._on_resync)
-                failing, backoff = False, FIRST_BACKOFF
-                self._listen(conn)
-            except Exception as error:
-                if self._stopped.is_set():
-                    break
-                if not failing:
-                    LOG.warning('Jobboard %r: listening for posted jobs failed'
-                                ' (%s); reconnecting with back-off', self._name,
-                                _short(error))
-                failing = True
-            finally:
-                self._set_listening(False)
-                self._tried.set()
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # a broken connection
-                        pass
-            # Never spin: wait out the back-off (close() interrupts it).
-            if self._stopped.wait(backoff):
-                break
-            backoff = min(backoff * 2, MAX_BACKOFF)
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # closed already
+            os.write(self._wake_w, b'x')
+        with self._cond:
+            self._cond.notify_all()
+
+    def _session(self, connected: _background.Connected) -> None:
+        conn = None
+        try:
+            conn = self._open()
+            self._set_listening(True)
+            self._tried.set()
+            if connected():
+                self._call(self._on_resync)
+            self._listen(conn)
+        finally:
+            self._set_listening(False)
+            self._tried.set()
+            if conn is not None:
+                with contextlib.suppress(Exception):  # a broken connection
+                    conn.close()
 
     def _listen(self, conn: Any) -> None:
         """Deliver notifications until the connection breaks or close()."""
         fd = conn.fileno()
-        while not self._stopped.is_set():
+        while not self._loop.stopping:
             ready, _, _ = select.select([fd, self._wake_r], [], [])
             if self._wake_r in ready:
                 return
@@ -223,8 +192,3 @@ class Listener:
         except Exception:
             LOG.warning('Jobboard %r: handling posted jobs failed', self._name,
                         exc_info=True)
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return '%s: %s' % (type(error).__name__, text[0] if text else '')

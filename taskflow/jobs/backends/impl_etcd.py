@@ -50,7 +50,7 @@ from taskflow import logging
 from taskflow.jobs import base
 from taskflow.jobs.backends import _etcd_events
 from taskflow.jobs.backends import _etcd_http
-from taskflow.jobs.backends import _redis_events
+from taskflow.jobs.backends import _notifier
 
 __all__ = ['EtcdJob', 'EtcdJobBoard']
 
@@ -262,7 +262,7 @@ class EtcdJobBoard(base.JobBoard):
         # (who, ttl) -> (lease id, granted at) of the owner's latest lease:
         # its next claims join it while it is young (see _take_lease).
         self._leases: dict[tuple[str, int], tuple[int, float]] = {}
-        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        self.notifier = _notifier.WatchedNotifier(self._want_events)
         self._events_wanted = False
         self._watcher: _etcd_events.Watcher | None = None
 

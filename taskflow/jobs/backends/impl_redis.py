@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
+from taskflow.jobs.backends import _notifier
 from taskflow.jobs.backends import _redis_codec as codec
 from taskflow.jobs.backends import _redis_events
 from taskflow.jobs.backends import _redis_runner
@@ -224,7 +225,7 @@ class RedisJobBoard(base.NotifyingJobBoard):
         self._trash_key = self.join(b'trash')
         self._posted_channel = self.join(b'posted')
         self._removed_channel = self.join(b'removed')
-        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        self.notifier = _notifier.WatchedNotifier(self._want_events)
         self._events_wanted = False
         self._listener: _redis_events.Listener | None = None
         self._runner: _redis_runner.ScriptRunner | None = None

@@ -71,7 +71,7 @@ from sqlalchemy import exc as sa_exc
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
-from taskflow.jobs.backends import _redis_events
+from taskflow.jobs.backends import _notifier
 from taskflow.jobs.backends import _sql_notify
 from taskflow.jobs.backends import _sql_pg
 from taskflow.jobs.backends import _sql_statements as _st
@@ -157,7 +157,7 @@ class SQLJobBoard(base.NotifyingJobBoard):
         # POSTED reaches registered callbacks from the LISTEN thread on
         # PostgreSQL (posts of every board on the namespace), started when
         # the first callback registers.
-        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        self.notifier = _notifier.WatchedNotifier(self._want_events)
         self._events_wanted = False
         self._connected = False
         self._entities: dict[str, Any] = {}

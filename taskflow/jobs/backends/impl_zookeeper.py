@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 from taskflow import exceptions as exc
 from taskflow import logging
 from taskflow.jobs import base
-from taskflow.jobs.backends import _redis_events
+from taskflow.jobs.backends import _notifier
 from taskflow.jobs.backends import _zookeeper_watch
 from taskflow.utils import kazoo_utils
 
@@ -239,7 +239,7 @@ class ZookeeperJobBoard(base.NotifyingJobBoard):
         # The watch starts when first needed (see _ensure_watch): a board
         # that only posts never pays for it.
         self._events_wanted = False
-        self.notifier = _redis_events.WatchedNotifier(self._want_events)
+        self.notifier = _notifier.WatchedNotifier(self._want_events)
         # The last children listed and the job nodes among them: a listing
         # is filtered by its difference to the last one (see _job_nodes).
         self._seen: tuple[set[str], set[str]] = (set(), set())

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,18 @@ def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
+def run_until_held(script: Script, **options: Any) -> list[float]:
+    """Run the loop until the script reaches 'hold', then stop it; return
+    the gaps between the sessions' starts."""
+    loop = make(script, **options)
+    loop.start()
+    try:
+        assert script.holding.wait(10)
+    finally:
+        assert loop.stop(5)
+    return [b - a for a, b in zip(script.began, script.began[1:])]
+
+
 def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [r.getMessage() for r in caplog.records
             if r.name == LOGGER and r.levelno == level]
@@ -73,12 +86,7 @@ def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
 def test_each_outage_is_logged_once_and_its_end_once(caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     script = Script(['fail'] * 4 + ['ok', 'ok'] + ['fail'] * 3)
-    loop = make(script)
-    loop.start()
-    try:
-        assert script.holding.wait(10)
-    finally:
-        assert loop.stop(5)
+    run_until_held(script)
     assert len(script.began) == 10
     warnings = messages(caplog, logging.WARNING)
     assert warnings == [WHAT + ' failed (ConnectionError: connection refused);'
@@ -92,13 +100,7 @@ def test_each_outage_is_logged_once_and_its_end_once(caplog):
 
 def test_the_backoff_doubles_up_to_its_bound():
     script = Script(['fail'] * 6)
-    loop = make(script, first_backoff=0.02, max_backoff=0.16)
-    loop.start()
-    try:
-        assert script.holding.wait(10)
-    finally:
-        assert loop.stop(5)
-    gaps = [b - a for a, b in zip(script.began, script.began[1:])]
+    gaps = run_until_held(script, first_backoff=0.02, max_backoff=0.16)
     asked = [0.02, 0.04, 0.08, 0.16, 0.16, 0.16]
     assert len(gaps) == len(asked)
     for gap, wanted in zip(gaps, asked):
@@ -108,13 +110,7 @@ def test_the_backoff_doubles_up_to_its_bound():
 def test_the_backoff_starts_again_once_connected():
     # Five failures take the back-off to 0.64 s; connecting resets it.
     script = Script(['fail'] * 5 + ['ok', 'fail'])
-    loop = make(script, first_backoff=0.02, max_backoff=2.0)
-    loop.start()
-    try:
-        assert script.holding.wait(10)
-    finally:
-        assert loop.stop(5)
-    gaps = [b - a for a, b in zip(script.began, script.began[1:])]
+    gaps = run_until_held(script, first_backoff=0.02, max_backoff=2.0)
     assert gaps[4] >= 0.32 * 0.95, gaps
     # 'ok' -> 'fail': the minimum interval; 'fail' -> 'hold': the first
     # back-off again, not 0.64 s.

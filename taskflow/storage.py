@@ -792,6 +792,18 @@ class Storage:
                     raise
             return lease
 
+    def recorded_lease(self) -> ownership.Lease | None:
+        """The lease the backend records on the flow now, whoever took it
+        (released ones too: they keep their tokens); ``None`` without one or
+        without a backend that keeps leases."""
+        if self._backend is None or self._private_backend:
+            return None
+        conn = self._conn()
+        if not ownership.supports_leases(conn):
+            return None
+        lease: ownership.Lease | None = conn.get_flow_lease(self.flow_uuid)
+        return lease
+
     def renew_ownership(self, ttl: float) -> ownership.Lease:
         """Extend the lease (``OwnershipLost`` if the flow has a new owner).
 

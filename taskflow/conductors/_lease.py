@@ -26,6 +26,8 @@ class ClaimKeeper:
         self._board = board
         self._job = job
         self._who = who
+        # Read now: a board may hand the same job object to a later claim.
+        self.claim_token: int | None = getattr(job, 'claim_token', None)
         self._expiry = expiry
         self._log = log
         self._on_lost = on_lost

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -32,19 +33,41 @@ BOARDS = ['sql'] + [kind for kind in ('sql_postgresql', 'redis', 'zookeeper', 'e
                     if importlib.util.find_spec('tests.jobs.kinds.%s' % kind)]
 
 
+class _Env(tuple):
+    """``(board, persistence, ledger)``; ``another_board()`` opens a second
+    board on the same namespace, as another conductor's process would."""
+
+    another_board: Any
+
+
 @pytest.fixture(params=BOARDS)
 def env(request, tmp_path):
     url = _support.sqlite_url(tmp_path)
     persistence = _support.make_persistence(url)
+    name = 'cond-%s' % uuid.uuid4().hex[:8]
     if request.param == 'sql':
-        board = _support.make_board(url, 'ns-%s' % uuid.uuid4().hex[:8], persistence)
+        def open_board():
+            return _support.make_board(url, name, persistence)
         cleanup = None
     else:
         kind = importlib.import_module('tests.jobs.kinds.%s' % request.param)
-        board = kind.make_board('cond-%s' % uuid.uuid4().hex[:8], persistence=persistence)
-        board.connect()
+
+        def open_board():
+            board = kind.make_board(name, persistence=persistence)
+            board.connect()
+            return board
         cleanup = kind.cleanup
-    yield board, persistence, str(tmp_path / 'ledger')
+    board = open_board()
+    others = []
+
+    def another_board():
+        others.append(open_board())
+        return others[-1]
+    env = _Env((board, persistence, str(tmp_path / 'ledger')))
+    env.another_board = another_board
+    yield env
+    for other in others:
+        other.close()
     if cleanup is not None:
         cleanup(board)
     board.close()
@@ -425,3 +448,35 @@ def test_a_consume_whose_answer_was_lost_counts_as_consumed_once(env, monkeypatc
     assert [e for e, _ in seen].count('job_consumed') == 1
     assert list(board.iterjobs(ensure_fresh=True)) == []
     assert job.state == 'COMPLETE'
+
+
+def test_a_job_its_next_owner_consumed_is_not_reported_consumed_again(env, monkeypatch):
+    """Our claim was lost while our consume failed (say a ZooKeeper session
+    expired in an outage); the next owner claimed the job, found its flow
+    done and consumed it. Our retry finds the job gone: only the next owner
+    reports it consumed (found by a fleet outage trial on ZooKeeper)."""
+    board, persistence, ledger = env
+    _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+    next_owner = conductor_backends.fetch('blocking', 'cond-2', env.another_board(),
+                                          persistence=persistence, engine='serial',
+                                          wait_timeout=0.05)
+    next_owner_seen = _events(next_owner)
+    real_consume = board.consume
+    calls = []
+
+    def lose_the_claim_then_fail(job, who, *args, **kwargs):
+        calls.append(who)
+        if len(calls) == 1:
+            board.abandon(job, who)   # the claim ends, as with an expired session
+            next_owner.run(max_dispatches=1)
+            raise ConnectionError('connection lost before the consume was sent')
+        return real_consume(job, who, *args, **kwargs)
+
+    monkeypatch.setattr(board, 'consume', lose_the_claim_then_fail)
+    conductor = _conductor(board, persistence)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    assert [e for e, _ in next_owner_seen].count('job_consumed') == 1
+    assert [e for e, _ in seen].count('job_consumed') == 0
+    assert list(board.iterjobs(ensure_fresh=True)) == []
+    assert _support.read_ledger(ledger).count('start step-0') == 1

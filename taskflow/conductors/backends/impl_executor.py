@@ -512,7 +512,8 @@ class ExecutorConductor(base.Conductor):
 
     def _finish(self, job: Any, action: Callable[..., Any], what: str) -> bool:
         """``action(job, name)``, retried through a board outage while the
-        claim is ours; ``False`` (logged) when it could not be done."""
+        claim is ours; ``False`` (logged) when it could not be done, or was
+        done by the job's next owner."""
         keeper = self._keepers.get(job.uuid)
         backoff = _backoff.Backoff(self._stopping, self._log,
                                    'Conductor %s: recording job %s %s'
@@ -522,13 +523,15 @@ class ExecutorConductor(base.Conductor):
                 action(job, self._name)
                 return True
             except exc.NotFound as error:
-                if attempt > 1 and self._done_by_lost_try(job, keeper, what):
-                    return True
+                ended = self._ended_meanwhile(job, keeper, what) if attempt > 1 else None
+                if ended is not None:
+                    return ended
                 self._log.warning('Job %s could not be %s: %s', job.uuid, what, error)
                 return False
             except Exception as error:
-                if self._done_by_lost_try(job, keeper, what):
-                    return True
+                ended = self._ended_meanwhile(job, keeper, what)
+                if ended is not None:
+                    return ended
                 if (keeper is not None and keeper.lost) or self._not_ours(job) \
                         or attempt >= 8 or not backoff.pause(error):
                     self._log.warning('Job %s could not be %s: %s', job.uuid, what,
@@ -536,19 +539,50 @@ class ExecutorConductor(base.Conductor):
                     return False
         return False  # pragma: no cover
 
-    def _done_by_lost_try(self, job: Any, keeper: Any, what: str) -> bool:
-        """Whether a consume/trash that failed (or whose retry found the job
-        gone) was in fact done: the board took it but the answer was lost
-        in an outage, and the job is now complete while our claim stood."""
+    def _ended_meanwhile(self, job: Any, keeper: Any, what: str) -> bool | None:
+        """After a consume/trash failed (or its retry found the job gone),
+        whether the job left the board: ``True`` when our own try did it
+        (the board took it, the answer was lost in an outage), ``False``
+        when the job's next owner did (our claim was lost meanwhile, say
+        with a ZooKeeper session), ``None`` while it is still there or the
+        board can not tell."""
         if what not in ('consumed', 'trashed') or (keeper is not None and keeper.lost):
-            return False
+            return None
         try:
-            done = job.state == 'COMPLETE'
+            if job.state != 'COMPLETE':
+                return None
         except Exception:
-            return False  # unknown: the board is away, retry
-        if done:
-            self._log.info('Job %s was %s by a try whose answer was lost', job.uuid, what)
-        return done
+            return None  # unknown: the board is away, retry
+        try:
+            newer = self._newer_claim_ran(job, keeper)
+        except Exception as error:
+            # Two reports are worse than none: a listener acts on each.
+            self._log.warning('Job %s left the board; could not tell whether our try'
+                              ' or its next owner did it (%s); not reporting it %s',
+                              job.uuid, _describe(error), what)
+            return False
+        if newer is not None:
+            self._log.info('Job %s was %s by its next owner (claim token %s, ours %s)'
+                           ' after our claim was lost', job.uuid, what, newer,
+                           keeper.claim_token)
+            return False
+        self._log.info('Job %s was %s by a try whose answer was lost', job.uuid, what)
+        return True
+
+    def _newer_claim_ran(self, job: Any, keeper: Any) -> int | None:
+        """The claim token of a later claim of ``job`` under which its flow
+        ran, as the flow's lease records it; ``None`` when no later claim
+        ran it (or there are no tokens to compare)."""
+        ours = getattr(keeper, 'claim_token', None)
+        with self._lock:
+            engine = self._engines.get(job.uuid)
+        recorded = getattr(getattr(engine, 'storage', None), 'recorded_lease', None)
+        if ours is None or recorded is None:
+            return None
+        lease = recorded()
+        if lease is None or lease.claim_token is None or lease.claim_token <= ours:
+            return None
+        return int(lease.claim_token)
 
     def _not_ours(self, job: Any) -> bool:
         try:

@@ -7,6 +7,7 @@ than asked) and generous where they cannot (the machine is shared).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -47,12 +48,20 @@ class Script:
                 time.sleep(0.005)
 
 
+class LongestDraw(random.Random):
+    """Draws the longest pause each time: the back-off without jitter."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 def make(script: Script, first_backoff: float = 0.01,
          max_backoff: float = 0.05,
-         wake: Callable[[], None] | None = None) -> ReconnectingLoop:
+         wake: Callable[[], None] | None = None,
+         rng: random.Random | None = None) -> ReconnectingLoop:
     loop = ReconnectingLoop('test-loop', WHAT, script, wake=wake,
                             first_backoff=first_backoff,
-                            max_backoff=max_backoff)
+                            max_backoff=max_backoff, rng=rng)
     script.loop = loop
     return loop
 
@@ -100,7 +109,8 @@ def test_each_outage_is_logged_once_and_its_end_once(caplog):
 
 def test_the_backoff_doubles_up_to_its_bound():
     script = Script(['fail'] * 6)
-    gaps = run_until_held(script, first_backoff=0.02, max_backoff=0.16)
+    gaps = run_until_held(script, first_backoff=0.02, max_backoff=0.16,
+                          rng=LongestDraw())
     asked = [0.02, 0.04, 0.08, 0.16, 0.16, 0.16]
     assert len(gaps) == len(asked)
     for gap, wanted in zip(gaps, asked):
@@ -110,11 +120,26 @@ def test_the_backoff_doubles_up_to_its_bound():
 def test_the_backoff_starts_again_once_connected():
     # Five failures take the back-off to 0.64 s; connecting resets it.
     script = Script(['fail'] * 5 + ['ok', 'fail'])
-    gaps = run_until_held(script, first_backoff=0.02, max_backoff=2.0)
+    gaps = run_until_held(script, first_backoff=0.02, max_backoff=2.0,
+                          rng=LongestDraw())
     assert gaps[4] >= 0.32 * 0.95, gaps
     # 'ok' -> 'fail': the minimum interval; 'fail' -> 'hold': the first
     # back-off again, not 0.64 s.
     assert gaps[5] < 0.3 and gaps[6] < 0.3, gaps
+
+
+def test_pauses_are_jittered_between_half_the_backoff_and_all_of_it():
+    # Conductors that lost the same server must not all reconnect at once.
+    script = Script(['fail'] * 8)
+    gaps = run_until_held(script, first_backoff=0.05, max_backoff=0.2,
+                          rng=random.Random(7))
+    at_cap = gaps[3:]   # 0.05, 0.1, 0.2, then 0.2 every time
+    assert all(0.1 * 0.95 <= gap < 0.2 + 0.3 for gap in at_cap), gaps
+    # Gaps are never shorter than the pause taken: one shorter than 0.18 s
+    # (this seed draws five between 0.10 and 0.17 s) was drawn below the cap.
+    assert min(at_cap) < 0.18, gaps
+    # Never closer together than the first back-off.
+    assert min(gaps) >= 0.05 * 0.95, gaps
 
 
 def test_a_failing_session_does_not_spin():

@@ -4,15 +4,17 @@ the etcd watch, PostgreSQL LISTEN): :class:`ReconnectingLoop`.
 It calls ``session(connected)`` until stopped. A session opens its
 connection, calls ``connected()`` once that is in place, and serves until it
 returns (the next session starts) or raises (an outage: the next starts
-after a back-off, ``first_backoff`` doubling up to ``max_backoff``). Sessions
-never start more often than every ``first_backoff`` seconds, so nothing
-spins. An outage is logged once, however many attempts it takes, and its
+after a back-off, ``first_backoff`` doubling up to ``max_backoff``, each
+pause drawn between half of it and all of it so the processes that lost the
+same server do not all come back at the same instant). Sessions never start
+more often than every ``first_backoff`` seconds, so nothing spins. An outage is logged once, however many attempts it takes, and its
 end once. An error raised after :meth:`~ReconnectingLoop.stop` is the
 session being torn down, not an outage: the loop just ends.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -42,13 +44,15 @@ class ReconnectingLoop:
                  session: Callable[[Connected], None], *,
                  wake: Callable[[], None] | None = None,
                  first_backoff: float = FIRST_BACKOFF,
-                 max_backoff: float = MAX_BACKOFF) -> None:
+                 max_backoff: float = MAX_BACKOFF,
+                 rng: random.Random | None = None) -> None:
         self._what = what
         self._session = session
         self._wake = wake
         self._first_backoff = first_backoff
         self._max_backoff = max_backoff
         self._backoff = first_backoff
+        self._rng = rng or random.Random()
         self._outage_since: float | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()  # start() vs stop()
@@ -89,7 +93,8 @@ class ReconnectingLoop:
                 if self._stopped.is_set():
                     return
                 self._failed(error)
-                pause = self._backoff
+                pause = max(self._first_backoff,
+                            self._rng.uniform(self._backoff / 2, self._backoff))
                 self._backoff = min(self._backoff * 2, self._max_backoff)
             if pause > 0 and self._stopped.wait(pause):
                 return

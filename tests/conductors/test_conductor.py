@@ -480,3 +480,37 @@ def test_a_job_its_next_owner_consumed_is_not_reported_consumed_again(env, monke
     assert [e for e, _ in seen].count('job_consumed') == 0
     assert list(board.iterjobs(ensure_fresh=True)) == []
     assert _support.read_ledger(ledger).count('start step-0') == 1
+
+
+def test_a_job_its_next_owner_trashed_is_not_reported_trashed_again(env, monkeypatch):
+    """As above, for the dead-letter: our trash failed after our claim was
+    lost, the next owner claimed the job and trashed it; the job's history
+    says whose trash it was, so only the next owner reports it."""
+    board, persistence, ledger = env
+    job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
+    board.claim(job, 'earlier')
+    board.abandon(job, 'earlier', reason='crashed')   # one failed attempt
+    next_owner = conductor_backends.fetch('blocking', 'cond-2', env.another_board(),
+                                          persistence=persistence, engine='serial',
+                                          wait_timeout=0.05, max_attempts=1)
+    next_owner_seen = _events(next_owner)
+    real_trash = board.trash
+    calls = []
+
+    def lose_the_claim_then_fail(job, who, *args, **kwargs):
+        calls.append(who)
+        if len(calls) == 1:
+            board.abandon(job, who)
+            next_owner.run(max_dispatches=1)
+            raise ConnectionError('connection lost before the trash was sent')
+        return real_trash(job, who, *args, **kwargs)
+
+    monkeypatch.setattr(board, 'trash', lose_the_claim_then_fail)
+    conductor = _conductor(board, persistence, max_attempts=1)
+    seen = _events(conductor)
+    conductor.run(max_dispatches=1)
+    assert [e for e, _ in next_owner_seen].count('job_trashed') == 1
+    assert [e for e, _ in seen].count('job_trashed') == 0
+    trashed = [j for j in board.iter_trashed() if j.uuid == job.uuid]
+    assert [a.who for a in board.history(trashed[0])][-1] == 'cond-2'
+    assert _support.read_ledger(ledger) == []   # a dead letter never runs

@@ -554,7 +554,7 @@ class ExecutorConductor(base.Conductor):
         except Exception:
             return None  # unknown: the board is away, retry
         try:
-            newer = self._newer_claim_ran(job, keeper)
+            newer = self._next_owner_token(job, keeper, what)
         except Exception as error:
             # Two reports are worse than none: a listener acts on each.
             self._log.warning('Job %s left the board; could not tell whether our try'
@@ -569,17 +569,25 @@ class ExecutorConductor(base.Conductor):
         self._log.info('Job %s was %s by a try whose answer was lost', job.uuid, what)
         return True
 
-    def _newer_claim_ran(self, job: Any, keeper: Any) -> int | None:
-        """The claim token of a later claim of ``job`` under which its flow
-        ran, as the flow's lease records it; ``None`` when no later claim
-        ran it (or there are no tokens to compare)."""
+    def _next_owner_token(self, job: Any, keeper: Any, what: str) -> int | None:
+        """The claim token of a later claim of ``job`` that consumed it (its
+        flow's lease names the last claim that ran it) or trashed it (the
+        job's history names who did); ``None`` when none did, or there are
+        no tokens to compare."""
         ours = getattr(keeper, 'claim_token', None)
+        if ours is None:
+            return None
+        if what == 'trashed':
+            if not self._has_history:
+                return None
+            for attempt in reversed(list(self._jobboard.history(job))):
+                if attempt.outcome == 'trashed':
+                    return None if attempt.token == ours else int(attempt.token)
+            return None
         with self._lock:
             engine = self._engines.get(job.uuid)
         recorded = getattr(getattr(engine, 'storage', None), 'recorded_lease', None)
-        if ours is None or recorded is None:
-            return None
-        lease = recorded()
+        lease = recorded() if recorded is not None else None
         if lease is None or lease.claim_token is None or lease.claim_token <= ours:
             return None
         return int(lease.claim_token)

@@ -7,9 +7,10 @@ returns (the next session starts) or raises (an outage: the next starts
 after a back-off, ``first_backoff`` doubling up to ``max_backoff``, each
 pause drawn between half of it and all of it so the processes that lost the
 same server do not all come back at the same instant). Sessions never start
-more often than every ``first_backoff`` seconds, so nothing spins. An outage is logged once, however many attempts it takes, and its
-end once. An error raised after :meth:`~ReconnectingLoop.stop` is the
-session being torn down, not an outage: the loop just ends.
+more often than every ``first_backoff`` seconds, so nothing spins. An outage
+is logged once, however many attempts it takes, and its end once. An error
+raised after :meth:`~ReconnectingLoop.stop` is the session being torn down,
+not an outage: the loop just ends.
 """
 
 from __future__ import annotations

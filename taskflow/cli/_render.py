@@ -44,8 +44,14 @@ def print_json(console: Console, data: Any) -> None:
 
 def books_table(books: list[dict[str, Any]]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title='logbooks', title_justify='left')
-    for column in ('NAME', 'UUID', 'FLOWS', 'STATES', 'CREATED (UTC)', 'UPDATED (UTC)'):
-        table.add_column(column, no_wrap=column != 'STATES')
+    # On a narrow terminal the uuid (copied into other commands) and each
+    # state count stay whole; names fold and timestamps break at the space.
+    table.add_column('NAME', overflow='fold', min_width=8)
+    table.add_column('UUID', no_wrap=True, min_width=36)
+    table.add_column('FLOWS', no_wrap=True, min_width=5)
+    table.add_column('STATES', min_width=11)
+    table.add_column('CREATED (UTC)', min_width=10)
+    table.add_column('UPDATED (UTC)', min_width=10)
     for book in books:
         states = Text(', ').join(Text.assemble(state_text(state), ' %d' % count)
                                  for state, count in sorted(book['states'].items()))

@@ -450,6 +450,32 @@ def test_a_consume_whose_answer_was_lost_counts_as_consumed_once(env, monkeypatc
     assert job.state == 'COMPLETE'
 
 
+def _next_owner(env, **options):
+    """A second conductor, on a board of its own, on ``env``'s namespace."""
+    return conductor_backends.fetch('blocking', 'cond-2', env.another_board(),
+                                    persistence=env[1], engine='serial',
+                                    wait_timeout=0.05, **options)
+
+
+def _hand_over_on_first_try(board, monkeypatch, method, next_owner):
+    """Make ``board.<method>`` (consume or trash) end our claim on its first
+    call, as an expired session would, let ``next_owner`` claim and finish
+    the job, and then fail as a connection lost before the request was
+    sent; later calls go through."""
+    real = getattr(board, method)
+    calls = []
+
+    def hand_over_then_fail(job, who, *args, **kwargs):
+        calls.append(who)
+        if len(calls) == 1:
+            board.abandon(job, who)
+            next_owner.run(max_dispatches=1)
+            raise ConnectionError('connection lost before the %s was sent' % method)
+        return real(job, who, *args, **kwargs)
+
+    monkeypatch.setattr(board, method, hand_over_then_fail)
+
+
 def test_a_job_its_next_owner_consumed_is_not_reported_consumed_again(env, monkeypatch):
     """Our claim was lost while our consume failed (say a ZooKeeper session
     expired in an outage); the next owner claimed the job, found its flow
@@ -457,22 +483,9 @@ def test_a_job_its_next_owner_consumed_is_not_reported_consumed_again(env, monke
     reports it consumed (found by a fleet outage trial on ZooKeeper)."""
     board, persistence, ledger = env
     _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
-    next_owner = conductor_backends.fetch('blocking', 'cond-2', env.another_board(),
-                                          persistence=persistence, engine='serial',
-                                          wait_timeout=0.05)
+    next_owner = _next_owner(env)
     next_owner_seen = _events(next_owner)
-    real_consume = board.consume
-    calls = []
-
-    def lose_the_claim_then_fail(job, who, *args, **kwargs):
-        calls.append(who)
-        if len(calls) == 1:
-            board.abandon(job, who)   # the claim ends, as with an expired session
-            next_owner.run(max_dispatches=1)
-            raise ConnectionError('connection lost before the consume was sent')
-        return real_consume(job, who, *args, **kwargs)
-
-    monkeypatch.setattr(board, 'consume', lose_the_claim_then_fail)
+    _hand_over_on_first_try(board, monkeypatch, 'consume', next_owner)
     conductor = _conductor(board, persistence)
     seen = _events(conductor)
     conductor.run(max_dispatches=1)
@@ -490,22 +503,9 @@ def test_a_job_its_next_owner_trashed_is_not_reported_trashed_again(env, monkeyp
     job = _support.post_job(board, persistence, flows.steps, {'ledger': ledger})
     board.claim(job, 'earlier')
     board.abandon(job, 'earlier', reason='crashed')   # one failed attempt
-    next_owner = conductor_backends.fetch('blocking', 'cond-2', env.another_board(),
-                                          persistence=persistence, engine='serial',
-                                          wait_timeout=0.05, max_attempts=1)
+    next_owner = _next_owner(env, max_attempts=1)
     next_owner_seen = _events(next_owner)
-    real_trash = board.trash
-    calls = []
-
-    def lose_the_claim_then_fail(job, who, *args, **kwargs):
-        calls.append(who)
-        if len(calls) == 1:
-            board.abandon(job, who)
-            next_owner.run(max_dispatches=1)
-            raise ConnectionError('connection lost before the trash was sent')
-        return real_trash(job, who, *args, **kwargs)
-
-    monkeypatch.setattr(board, 'trash', lose_the_claim_then_fail)
+    _hand_over_on_first_try(board, monkeypatch, 'trash', next_owner)
     conductor = _conductor(board, persistence, max_attempts=1)
     seen = _events(conductor)
     conductor.run(max_dispatches=1)

@@ -22,6 +22,7 @@ from taskflow import operate
 from taskflow.cli import _jobs
 from taskflow.cli import _progress
 from taskflow.cli import _render
+from taskflow.cli import _signals
 from taskflow.operate import _graph
 from taskflow.operate import _store
 from taskflow.engines.action_engine import _compile
@@ -436,7 +437,7 @@ def web(ctx: click.Context, host: str, port: int, allow_actions: bool,
 @click.option('-v', '--verbose', is_flag=True, help='Log at DEBUG (INFO otherwise).')
 def worker(url: str, exchange: str, topic: str, tasks: tuple[str, ...],
            verbose: bool) -> None:
-    """Serve tasks to worker-based engines until interrupted (Ctrl-C)."""
+    """Serve tasks to worker-based engines until interrupted (Ctrl-C or SIGTERM)."""
     import logging as std_logging
     try:
         from taskflow.engines.worker_based.worker import Worker
@@ -449,12 +450,13 @@ def worker(url: str, exchange: str, topic: str, tasks: tuple[str, ...],
         served = Worker(exchange=exchange, topic=topic, tasks=list(tasks), url=url)
     except (ImportError, AttributeError) as error:
         raise operate.OperatorError('cannot load the tasks to serve: %s' % error) from error
-    try:
-        served.run()
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a worker is meant to stop
-    finally:
-        served.stop()
+    with _signals.sigterm_interrupts():
+        try:
+            served.run()
+        except KeyboardInterrupt:
+            pass  # how a worker is meant to stop
+        finally:
+            served.stop()
 
 
 _jobs.register(cli, backend_option, json_option, _console)

@@ -18,6 +18,7 @@ from rich.table import Table
 from taskflow import exceptions as exc
 from taskflow import operate
 from taskflow.cli import _render
+from taskflow.cli import _signals
 from taskflow.operate import _store
 
 BOARD_ENV = 'TASKFLOW_BOARD'
@@ -138,7 +139,7 @@ def register(cli: click.Group, backend_option: Any, json_option: Any,
     def conductor(name: str | None, kind: str, engine: str, allowed: tuple[str, ...],
                   claim_expiry: float | None, verbose: bool, board_url: str | None,
                   namespace: str | None, backend_url: str | None) -> None:
-        """Claim and run the board's jobs until interrupted (Ctrl-C)."""
+        """Claim and run the board's jobs until interrupted (Ctrl-C or SIGTERM)."""
         from taskflow.conductors import backends as conductor_backends
         std_logging.basicConfig(level=std_logging.DEBUG if verbose else std_logging.INFO,
                                 format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -149,13 +150,18 @@ def register(cli: click.Group, backend_option: Any, json_option: Any,
             options['allowed_factory_modules'] = list(allowed)
         if claim_expiry is not None:
             options['claim_expiry'] = claim_expiry
-        running = conductor_backends.fetch(kind, name or 'cli-%d' % os.getpid(), board,
-                                           persistence=persistence, **options)
-        try:
-            running.run()
-        except KeyboardInterrupt:
-            pass  # Ctrl-C is how a conductor is meant to stop
-        finally:
-            running.stop()
-            running.wait(60)
-            board.close()
+        name = name or 'cli-%d' % os.getpid()
+        running = conductor_backends.fetch(kind, name, board, persistence=persistence,
+                                           **options)
+        std_logging.getLogger('taskflow.cli').info(
+            'Conductor %s runs the jobs of %s (Ctrl-C or SIGTERM stops it)', name,
+            _store.mask_url(_board_url(board_url, backend_url)))
+        with _signals.sigterm_interrupts():
+            try:
+                running.run()
+            except KeyboardInterrupt:
+                pass  # how a conductor is meant to stop
+            finally:
+                running.stop()
+                running.wait(60)
+                board.close()

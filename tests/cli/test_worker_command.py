@@ -36,7 +36,7 @@ def test_a_worker_started_from_the_command_line_serves_an_engine(tmp_path):
         engine.run()
         assert engine.storage.fetch('product') == 10
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)   # as a supervisor stops it
         assert process.wait(20) == 0
         log.close()
     output = (tmp_path / 'worker.log').read_text()

@@ -450,13 +450,7 @@ def worker(url: str, exchange: str, topic: str, tasks: tuple[str, ...],
         served = Worker(exchange=exchange, topic=topic, tasks=list(tasks), url=url)
     except (ImportError, AttributeError) as error:
         raise operate.OperatorError('cannot load the tasks to serve: %s' % error) from error
-    with _signals.sigterm_interrupts():
-        try:
-            served.run()
-        except KeyboardInterrupt:
-            pass  # how a worker is meant to stop
-        finally:
-            served.stop()
+    _signals.run_until_stopped(served.run, served.stop)
 
 
 _jobs.register(cli, backend_option, json_option, _console)

@@ -156,12 +156,9 @@ def register(cli: click.Group, backend_option: Any, json_option: Any,
         std_logging.getLogger('taskflow.cli').info(
             'Conductor %s runs the jobs of %s (Ctrl-C or SIGTERM stops it)', name,
             _store.mask_url(_board_url(board_url, backend_url)))
-        with _signals.sigterm_interrupts():
-            try:
-                running.run()
-            except KeyboardInterrupt:
-                pass  # how a conductor is meant to stop
-            finally:
-                running.stop()
-                running.wait(60)
-                board.close()
+
+        def shut_down() -> None:
+            running.stop()
+            running.wait(60)
+            board.close()
+        _signals.run_until_stopped(running.run, shut_down)

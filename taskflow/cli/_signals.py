@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -30,3 +31,15 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def run_until_stopped(run: Callable[[], Any], stop: Callable[[], Any]) -> None:
+    """``run()`` until Ctrl-C or SIGTERM interrupts it, then ``stop()``
+    (also when ``run()`` fails)."""
+    with sigterm_interrupts():
+        try:
+            run()
+        except KeyboardInterrupt:
+            pass  # how a conductor or a worker is meant to stop
+        finally:
+            stop()
